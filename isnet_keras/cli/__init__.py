@@ -1,0 +1,37 @@
+"""The `isnet` command line: one module per sub-command.
+
+Each module in `COMMAND_MODULES` exposes `register(subparsers)`, which adds
+its parser and sets `func` to the function that runs it. Modules are imported
+only when the CLI starts, and TensorFlow only when a command runs, so
+`isnet --help` stays fast.
+"""
+
+import argparse
+import importlib
+import sys
+
+COMMAND_MODULES = ("demo",)
+
+
+def build_parser():
+    """Returns the `isnet` argument parser with every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="isnet",
+        description="ISNet for Keras: classifiers whose LRP heatmaps "
+        "ignore the image background.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"isnet_keras.cli.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the `isnet` console script."""
+    args = build_parser().parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from isnet_keras.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data: MNIST and digits loaders, background-bias generators, user folders."""

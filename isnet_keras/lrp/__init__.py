@@ -1,0 +1,1 @@
+"""LRP: rules, mirror layers, graph builder, explain()."""

@@ -1,0 +1,1 @@
+"""Evaluation statistics: Bayesian intervals, ROC/AUC, background attention."""
