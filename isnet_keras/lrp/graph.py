@@ -1,0 +1,265 @@
+"""The graph walker: wires mirror layers onto a re-traced classifier.
+
+`LRPGraph` re-traces the classifier (shared layers), finds its logits layer,
+decides which batch norms fold into the layer before them, finds the layers
+fed by the model input (they get the Z^B rule, with the input bounds mapped
+through value-preserving layers such as `Rescaling`) and creates one mirror
+per classifier layer call. `propagate` then runs the mirrors in reverse
+topological order on symbolic tensors, summing the relevance of tensors that
+fan out. The walker knows no LRP maths: that is in the mirrors and rules.
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from isnet_keras.errors import UnsupportedLayerError
+from isnet_keras.lrp import keras_graph
+from isnet_keras.lrp import mirrors as mirrors_lib
+
+_LOGIT_ACTIVATIONS = ("softmax", "sigmoid")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Step:
+    mirror: mirrors_lib.Mirror
+    inputs: tuple
+    outputs: tuple
+
+    @property
+    def output(self):
+        return self.outputs[-1]
+
+
+def _is_output_activation(layer):
+    if isinstance(layer, keras.layers.Softmax):
+        return True
+    if isinstance(layer, keras.layers.Activation):
+        return mirrors_lib._activation_name(layer) in _LOGIT_ACTIVATIONS
+    return False
+
+
+def _broadcast_bounds(input_bounds, shape):
+    """`(lower, upper)` as arrays of the input's shape (without batch)."""
+    if input_bounds is None:
+        return None
+    try:
+        lower, upper = input_bounds
+    except (TypeError, ValueError):
+        raise ValueError(
+            "input_bounds must be a pair (lower, upper) of scalars or "
+            f"per-channel sequences, received {input_bounds!r}."
+        ) from None
+    lower = np.asarray(lower, dtype=np.float64)
+    upper = np.asarray(upper, dtype=np.float64)
+    if np.any(lower > upper):
+        raise ValueError(f"input_bounds lower {lower} exceeds upper {upper}.")
+    if any(d is None for d in shape):
+        target = (1,) * (len(shape) - 1) + (shape[-1],)
+    else:
+        target = tuple(shape)
+    try:
+        return np.broadcast_to(lower, target), np.broadcast_to(upper, target)
+    except ValueError:
+        raise ValueError(
+            f"input_bounds {lower.shape}/{upper.shape} do not broadcast to "
+            f"the model input shape {tuple(shape)}."
+        ) from None
+
+
+class LRPGraph:
+    """The classifier re-traced, with its mirror layers.
+
+    Args:
+        classifier: A built Functional or Sequential `keras.Model` with one
+            image input and one logits (or softmax) output.
+        epsilon: The LRP-epsilon stabiliser of every linear step.
+        first_layer_rule: `"zb"` (Z^B with `input_bounds`) or `"epsilon"`.
+        input_bounds: `(lower, upper)` range of the model input, scalars or
+            per channel, mapped through `Rescaling`/`Normalization`.
+        mirrors: Optional mapping of extra layer classes to mirror classes.
+
+    Raises:
+        UnsupportedLayerError: at construction, naming the first layer
+            without a mirror (or used in an unsupported way).
+
+    Example:
+
+    >>> graph = LRPGraph(classifier)
+    >>> start, relevance = ...  # a seed from `isnet_keras.lrp.outputs`
+    >>> heatmaps = graph.propagate(start, relevance)[graph.input]
+    """
+
+    def __init__(self, classifier, epsilon=1e-2, first_layer_rule="zb",
+                 input_bounds=(0.0, 1.0), mirrors=None):
+        if first_layer_rule not in mirrors_lib.FIRST_LAYER_RULES:
+            raise ValueError(
+                "first_layer_rule must be one of "
+                f"{mirrors_lib.FIRST_LAYER_RULES}, received "
+                f"{first_layer_rule!r}."
+            )
+        if epsilon < 0:
+            raise ValueError(f"epsilon must be >= 0, received {epsilon}.")
+        self.classifier = classifier
+        self.epsilon = float(epsilon)
+        self.first_layer_rule = first_layer_rule
+        self.mirrors = dict(mirrors or {})
+        self.traced = keras_graph.trace(classifier)
+        self.input = self.traced.input
+        self.logits_call = self._find_logits_call()
+        variable_dtypes = {v.dtype for v in classifier.weights}
+        self.lrp_dtype = "float64" if "float64" in variable_dtypes else "float32"
+        self.input_bounds = _broadcast_bounds(
+            input_bounds, tuple(self.input.shape[1:])
+        )
+        self._plans = {}
+        self._plan("epsilon", ())  # fail early on unsupported layers
+
+    # Introspection -------------------------------------------------------
+
+    @property
+    def logits_layer(self):
+        """The classifier layer whose (pre-activation) output is the logits."""
+        return self.logits_call.layer
+
+    @property
+    def num_classes(self):
+        return int(self.logits_call.output.shape[-1])
+
+    def tensor_of(self, layer_name):
+        """The re-traced output tensor of the named classifier layer."""
+        matches = [c.output for c in self.traced.calls
+                   if c.layer.name == layer_name]
+        if not matches:
+            raise ValueError(
+                f"No layer named '{layer_name}' in '{self.classifier.name}'."
+            )
+        if len(matches) > 1:
+            raise ValueError(f"Layer '{layer_name}' is called more than once; "
+                             "its output is ambiguous.")
+        return matches[0]
+
+    def _find_logits_call(self):
+        call = self.traced.producer(self.traced.output)
+        if call is None:
+            raise UnsupportedLayerError(
+                f"{self.classifier.name} ({type(self.classifier).__name__}): "
+                "the model output is its input; there is no layer to explain."
+            )
+        if _is_output_activation(call.layer):
+            producer = self.traced.producer(call.inputs[0])
+            if producer is not None:
+                return producer
+        return call
+
+    # Planning ------------------------------------------------------------
+
+    def _plan(self, rule, targets):
+        key = (rule, tuple(id(t) for t in targets))
+        if key not in self._plans:
+            self._plans[key] = self._make_plan(rule, {id(t) for t in targets})
+        return self._plans[key]
+
+    def _fused_batch_norm(self, call, mirror_cls, protected):
+        """The batch-norm call to fold into `call`, or None."""
+        if call is self.logits_call or id(call.output) in protected:
+            return None
+        if not mirror_cls.can_absorb(call.layer):
+            return None
+        consumers = self.traced.consumers(call.output)
+        if len(consumers) != 1:
+            return None
+        (consumer,) = consumers
+        if type(consumer.layer) is not keras.layers.BatchNormalization:
+            return None
+        return consumer
+
+    def _make_plan(self, rule, protected):
+        logits_index = self.traced.calls.index(self.logits_call)
+        calls = self.traced.calls[: logits_index + 1]
+        bounds = {}
+        if self.first_layer_rule == "zb":
+            bounds[id(self.input)] = self.input_bounds
+        absorbed = set()
+        steps = []
+        for call in calls:
+            if id(call) in absorbed:
+                continue
+            mirror_cls = mirrors_lib.mirror_class(call.layer, self.mirrors)
+            batch_norm_call = self._fused_batch_norm(call, mirror_cls,
+                                                     protected)
+            layers = (call.layer,)
+            outputs = (call.output,)
+            training = call.kwargs.get("training")
+            if batch_norm_call is not None:
+                absorbed.add(id(batch_norm_call))
+                layers += (batch_norm_call.layer,)
+                outputs += (batch_norm_call.output,)
+                training = batch_norm_call.kwargs.get("training")
+            input_bounds = None
+            if len(call.inputs) == 1:
+                input_bounds = bounds.get(id(call.inputs[0]))
+            mirror = mirror_cls(
+                layers,
+                rule=rule,
+                epsilon=self.epsilon,
+                first_layer_rule=self.first_layer_rule,
+                input_bounds=input_bounds,
+                training=training,
+                is_logits=call is self.logits_call,
+                lrp_dtype=self.lrp_dtype,
+            )
+            out_bounds = mirror.output_bounds()
+            if out_bounds is not None:
+                bounds[id(outputs[-1])] = out_bounds
+            steps.append(_Step(mirror, call.inputs, outputs))
+        return tuple(steps)
+
+    # Propagation ---------------------------------------------------------
+
+    def propagate(self, start, relevance, rule="epsilon", targets=()):
+        """Propagates `relevance` at tensor `start` back to the input.
+
+        Args:
+            start: A re-traced classifier tensor (e.g. the logits, or the
+                logits layer's input for the Selective seed).
+            relevance: Symbolic `(B, K, *start.shape[1:])` relevance.
+            rule: `"epsilon"` or `"zplus"` for the linear steps.
+            targets: Re-traced hidden tensors whose relevance is also
+                returned (LRP deep supervision); never folded away.
+
+        Returns:
+            A dict mapping `self.input` and each target tensor (by identity,
+            via `id`) to its `(B, K, ...)` relevance.
+        """
+        plan = self._plan(rule, tuple(targets))
+        wanted = {id(t) for t in targets} | {id(self.input)}
+        pending = {id(start): [relevance]}
+        found = {}
+        for step in reversed(plan):
+            parts = pending.pop(id(step.output), None)
+            if parts is None:
+                continue  # downstream of `start`, or carries no relevance
+            total = _sum(parts)
+            if id(step.output) in wanted:
+                found[id(step.output)] = total
+            results = step.mirror(total, list(step.inputs), list(step.outputs))
+            for tensor, part in zip(step.inputs, results):
+                pending.setdefault(id(tensor), []).append(part)
+        if id(self.input) in pending:
+            found[id(self.input)] = _sum(pending.pop(id(self.input)))
+        missing = [t for t in targets if id(t) not in found]
+        if missing:
+            raise ValueError(
+                "No relevance reaches the requested hidden tensors "
+                f"{[t.name for t in missing]}."
+            )
+        return found
+
+
+def _sum(parts):
+    total = parts[0]
+    for part in parts[1:]:
+        total = keras.ops.add(total, part)
+    return total

@@ -1,0 +1,175 @@
+"""A flat, re-traced view of a Keras classifier's graph.
+
+This is the only module that touches private Keras graph internals
+(`Functional._nodes_by_depth`, `Node.arguments`). Everything else in the
+LRP package sees `LayerCall` records.
+
+The classifier is *re-traced*: every layer is called again, in topological
+order, on fresh symbolic tensors that start from a new `keras.Input`. The
+layer objects are the classifier's own, so the weights are shared, while
+every intermediate tensor (including those inside nested backbones such as a
+`keras.applications` model inside a Sequential head) becomes reachable from a
+single input. A nested Functional or Sequential model is inlined.
+"""
+
+import dataclasses
+
+import keras
+
+from isnet_keras.errors import UnsupportedLayerError
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerCall:
+    """One call of a layer in the re-traced graph.
+
+    Attributes:
+        layer: The classifier's layer object (shared, never copied).
+        inputs: Tuple of the symbolic input tensors, in call order.
+        output: The symbolic output tensor.
+        kwargs: Non-tensor keyword arguments of the call (e.g. `training`).
+    """
+
+    layer: keras.layers.Layer
+    inputs: tuple
+    output: object
+    kwargs: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class TracedGraph:
+    """The classifier re-traced from a fresh input.
+
+    Attributes:
+        input: The new `keras.Input`.
+        output: The re-traced classifier output.
+        calls: `LayerCall`s in topological order (inputs before consumers).
+    """
+
+    input: object
+    output: object
+    calls: tuple
+
+    def consumers(self, tensor):
+        """Returns the calls that take `tensor` as an input."""
+        return [c for c in self.calls if any(t is tensor for t in c.inputs)]
+
+    def producer(self, tensor):
+        """Returns the call whose output is `tensor`, or None for the input."""
+        for call in self.calls:
+            if call.output is tensor:
+                return call
+        return None
+
+
+def _is_functional(model):
+    return hasattr(model, "_nodes_by_depth") and not isinstance(
+        model, keras.Sequential
+    )
+
+
+def _check_model(model):
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"Expected a keras.Model classifier, received {type(model).__name__}."
+        )
+    if not model.built:
+        raise ValueError(
+            f"The model '{model.name}' is not built: call it on data or give "
+            "its first layer an input shape."
+        )
+    if isinstance(model, keras.Sequential):
+        return
+    if not _is_functional(model):
+        raise UnsupportedLayerError(
+            f"{model.name} ({type(model).__name__}): subclassed models have no "
+            "inspectable graph; build the classifier with the functional or "
+            "Sequential API."
+        )
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise UnsupportedLayerError(
+            f"{model.name} ({type(model).__name__}): the classifier must have "
+            f"one input and one output, it has {len(model.inputs)} and "
+            f"{len(model.outputs)}."
+        )
+
+
+def _trace_sequential(model, tensor, calls):
+    for layer in model.layers:
+        tensor = _trace_layer(layer, (tensor,), {}, calls)
+    return tensor
+
+
+def _trace_functional(model, tensor, calls):
+    _check_model(model)
+    tensor_map = {id(model.inputs[0]): tensor}
+    for depth in sorted(model._nodes_by_depth, reverse=True):
+        for node in model._nodes_by_depth[depth]:
+            if node.is_input or node.operation is None:
+                continue
+            if any(id(t) not in tensor_map for t in node.input_tensors):
+                continue  # not connected to the input
+            args, kwargs = node.arguments.fill_in(tensor_map)
+            inputs = tuple(tensor_map[id(t)] for t in node.input_tensors)
+            static_kwargs = {
+                k: v for k, v in kwargs.items()
+                if v is None or isinstance(v, (bool, int, float, str))
+            }
+            outputs = keras.tree.flatten(node.outputs)
+            if len(outputs) != 1:
+                raise UnsupportedLayerError(
+                    f"{node.operation.name} ({type(node.operation).__name__}): "
+                    "layers with several outputs are not supported."
+                )
+            out = _trace_layer(node.operation, inputs, static_kwargs, calls,
+                               args=args, kwargs=kwargs)
+            tensor_map[id(outputs[0])] = out
+    return tensor_map[id(model.outputs[0])]
+
+
+def _trace_layer(layer, inputs, static_kwargs, calls, args=None, kwargs=None):
+    if isinstance(layer, keras.layers.InputLayer):
+        return inputs[0]
+    if isinstance(layer, keras.Sequential):
+        return _trace_sequential(layer, inputs[0], calls)
+    if isinstance(layer, keras.Model):
+        _check_model(layer)
+        return _trace_functional(layer, inputs[0], calls)
+    if args is None:
+        args, kwargs = inputs, {}
+    output = layer(*args, **kwargs)
+    if isinstance(output, (list, tuple, dict)):
+        raise UnsupportedLayerError(
+            f"{layer.name} ({type(layer).__name__}): layers with several "
+            "outputs are not supported."
+        )
+    calls.append(LayerCall(layer, tuple(inputs), output, dict(static_kwargs)))
+    return output
+
+
+def trace(model):
+    """Re-traces `model` from a fresh input with shared layer objects.
+
+    Args:
+        model: A built single-input, single-output Functional or Sequential
+            `keras.Model`, possibly with nested models.
+
+    Returns:
+        A `TracedGraph`.
+
+    Example:
+
+    >>> graph = trace(classifier)
+    >>> [c.layer.name for c in graph.calls][:2]
+    ['conv2d', 'batch_normalization']
+    """
+    _check_model(model)
+    input_shape = tuple(model.inputs[0].shape[1:])
+    new_input = keras.Input(shape=input_shape, dtype=model.inputs[0].dtype,
+                            name="images")
+    calls = []
+    if isinstance(model, keras.Sequential):
+        output = _trace_sequential(model, new_input, calls)
+    else:
+        output = _trace_functional(model, new_input, calls)
+    return TracedGraph(new_input, output, tuple(calls))

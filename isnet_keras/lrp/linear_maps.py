@@ -1,0 +1,153 @@
+"""Linear maps: a layer's bias-free operator and its tied transpose.
+
+Each map has `forward(x, kernel)` and `transpose(s, kernel, input_shape)`.
+The transpose is the vector-Jacobian product of `forward` with respect to
+`x`, run as a forward op with the same kernel tensor, and it returns exactly
+`input_shape` (never a guessed output padding). Rules in `rules.py` use these
+maps without knowing which layer they come from.
+"""
+
+import dataclasses
+
+import tensorflow as tf
+
+
+@dataclasses.dataclass(frozen=True)
+class DenseMap:
+    """`x @ W` on the last axis."""
+
+    def forward(self, x, kernel):
+        return tf.matmul(x, kernel)
+
+    def transpose(self, s, kernel, input_shape):
+        del input_shape
+        return tf.matmul(s, kernel, transpose_b=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Conv2DMap:
+    """A 2-D convolution; its transpose is `conv2d_transpose`."""
+
+    strides: tuple
+    padding: str
+    dilations: tuple = (1, 1)
+
+    def forward(self, x, kernel):
+        return tf.nn.conv2d(x, kernel, self.strides, self.padding.upper(),
+                            dilations=self.dilations)
+
+    def transpose(self, s, kernel, input_shape):
+        return tf.nn.conv2d_transpose(
+            s, kernel, input_shape, self.strides, self.padding.upper(),
+            dilations=self.dilations,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class DepthwiseConv2DMap:
+    """A depthwise convolution (kernel `(kh, kw, C, multiplier)`)."""
+
+    strides: tuple
+    padding: str
+    dilations: tuple = (1, 1)
+
+    def forward(self, x, kernel):
+        return tf.nn.depthwise_conv2d(
+            x, kernel, (1, *self.strides, 1), self.padding.upper(),
+            dilations=self.dilations,
+        )
+
+    def transpose(self, s, kernel, input_shape):
+        return tf.nn.depthwise_conv2d_backprop_input(
+            input_shape, kernel, s, (1, *self.strides, 1),
+            self.padding.upper(), dilations=(1, *self.dilations, 1),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class AveragePooling2DMap:
+    """Average pooling times a per-channel gain (the kernel), no bias.
+
+    The transpose is TensorFlow's average-pooling gradient, which also
+    handles `same` padding, where padded cells are excluded from the mean.
+    """
+
+    pool_size: tuple
+    strides: tuple
+    padding: str
+
+    def forward(self, x, kernel):
+        pooled = tf.nn.avg_pool2d(x, self.pool_size, self.strides,
+                                  self.padding.upper())
+        return pooled * kernel
+
+    def transpose(self, s, kernel, input_shape):
+        return tf.raw_ops.AvgPoolGrad(
+            orig_input_shape=input_shape,
+            grad=s * kernel,
+            ksize=(1, *self.pool_size, 1),
+            strides=(1, *self.strides, 1),
+            padding=self.padding.upper(),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class GlobalAveragePooling2DMap:
+    """The spatial mean times a per-channel gain (the kernel)."""
+
+    keepdims: bool = False
+
+    def forward(self, x, kernel):
+        return tf.reduce_mean(x, axis=(1, 2), keepdims=self.keepdims) * kernel
+
+    def transpose(self, s, kernel, input_shape):
+        s = s * kernel
+        if not self.keepdims:
+            s = s[:, None, None, :]
+        area = tf.cast(input_shape[1] * input_shape[2], s.dtype)
+        return tf.broadcast_to(s / area, input_shape)
+
+
+def max_unpool(s, argmax, input_shape):
+    """Scatter-adds `s` into the window maxima of a max pooling.
+
+    Args:
+        s: `(B, K, h, w, c)` values at the pooling output.
+        argmax: `(B, h, w, c)` flat index of each window's maximum within
+            its image, from `tf.nn.max_pool_with_argmax(...,
+            include_batch_in_index=False)`.
+        input_shape: The pooling input's shape `(B, H, W, C)` (a tensor).
+
+    Returns:
+        `(B, K, H, W, C)`; where windows overlap, their shares are summed.
+    """
+    num_classes = s.shape[1]
+    per_image = tf.cast(tf.reduce_prod(input_shape[1:]), tf.int64)
+    rows = tf.cast(tf.shape(s)[0] * num_classes, tf.int64)
+    offsets = tf.reshape(tf.range(rows) * per_image, (-1, num_classes, 1, 1, 1))
+    indices = tf.cast(argmax, tf.int64)[:, None] + offsets
+    flat = tf.math.unsorted_segment_sum(
+        tf.reshape(s, (-1,)), tf.reshape(indices, (-1,)), rows * per_image
+    )
+    return tf.reshape(
+        flat, tf.concat([[-1, num_classes], input_shape[1:]], 0)
+    )
+
+
+def global_max_unpool(s, x, keepdims=False):
+    """Sends `s` to each channel's spatial maximum, ties split evenly.
+
+    Args:
+        s: `(B, K, C)` (or `(B, K, 1, 1, C)` with `keepdims`).
+        x: `(B, H, W, C)` the pooling input.
+        keepdims: Whether the pooling kept its spatial axes.
+
+    Returns:
+        `(B, K, H, W, C)`.
+    """
+    peak = tf.reduce_max(x, axis=(1, 2), keepdims=True)
+    winners = tf.cast(tf.equal(x, peak), s.dtype)
+    winners = winners / tf.reduce_sum(winners, axis=(1, 2), keepdims=True)
+    if not keepdims:
+        s = s[:, :, None, None, :]
+    return winners[:, None] * s

@@ -1,0 +1,564 @@
+"""Mirror layers: one per classifier layer type.
+
+A mirror propagates relevance backwards through one classifier layer (or a
+linear layer and the batch norm folded into it). It holds a *reference* to
+the classifier's layer objects and reads their variables at call time, so
+the weights are tied and the mirror owns no variables. It consumes the
+classifier's own tensors of the same forward pass (`inputs`, `outputs`).
+
+`DEFAULT_MIRRORS` maps classifier layer classes to mirror classes; it is the
+one place to add support for a layer type (or pass `mirrors=` to the
+builder). The maths lives in `rules.py`; mirrors only gather the operands.
+
+Call convention: `mirror(relevance, inputs, outputs)` where `relevance` is
+`(B, K, *output_shape)`, `inputs` the list of the (first) layer's input
+tensors and `outputs` the list of each mirrored layer's output tensor.
+It returns a list of relevances, one per input.
+"""
+
+import types
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from isnet_keras.errors import UnsupportedLayerError
+from isnet_keras.lrp import folding
+from isnet_keras.lrp import linear_maps
+from isnet_keras.lrp import rules
+
+RULES = ("epsilon", "zplus")
+FIRST_LAYER_RULES = ("zb", "epsilon")
+
+
+def _activation_name(layer):
+    activation = getattr(layer, "activation", None)
+    if activation is None:
+        return "linear"
+    return getattr(activation, "__name__", str(activation))
+
+
+def _unsupported(layer, reason):
+    return UnsupportedLayerError(f"{layer.name} ({type(layer).__name__}): {reason}")
+
+
+def _check_channels_last(layer):
+    data_format = getattr(layer, "data_format", "channels_last")
+    if data_format != "channels_last":
+        raise _unsupported(layer, f"data_format='{data_format}' is not "
+                           "supported; use channels_last.")
+
+
+@keras.saving.register_keras_serializable(package="isnet_keras")
+class Mirror(keras.layers.Layer):
+    """Base class of the mirror layers.
+
+    Args:
+        layers: Tuple of the classifier layers mirrored (one layer, or a
+            linear layer followed by the batch norm folded into it).
+        rule: `"epsilon"` or `"zplus"`: the rule for linear steps.
+        epsilon: float. The LRP-epsilon stabiliser.
+        first_layer_rule: `"zb"` or `"epsilon"`: the rule of a linear layer
+            fed by the model input (it applies when `input_bounds` is set).
+        input_bounds: `(lower, upper)` arrays broadcastable to the layer
+            input (without batch axis) when the layer is fed by the model
+            input through value-preserving layers only, else None.
+        training: The `training` value the classifier layer was explicitly
+            called with, or None to follow the enclosing model's call.
+        is_logits: Whether the (last) mirrored layer produces the logits;
+            only then may it carry a softmax or sigmoid activation.
+        lrp_dtype: dtype of the LRP arithmetic (float32, or float64 for
+            float64 classifiers).
+    """
+
+    absorbs_batch_norm = False
+    is_linear = False
+
+    def __init__(self, layers, rule="epsilon", epsilon=1e-2,
+                 first_layer_rule="zb", input_bounds=None, training=None,
+                 is_logits=False, lrp_dtype="float32", **kwargs):
+        layers = tuple(layers)
+        kwargs.setdefault("name", "lrp_" + layers[-1].name)
+        super().__init__(dtype=lrp_dtype, **kwargs)
+        if rule not in RULES:
+            raise ValueError(f"rule must be one of {RULES}, received {rule!r}.")
+        if first_layer_rule not in FIRST_LAYER_RULES:
+            raise ValueError(
+                f"first_layer_rule must be one of {FIRST_LAYER_RULES}, "
+                f"received {first_layer_rule!r}."
+            )
+        # Plain attributes, deliberately bypassing Keras tracking: the
+        # classifier owns these layers and their variables.
+        object.__setattr__(self, "_sources", layers)
+        self.rule = rule
+        self.epsilon = float(epsilon)
+        self.first_layer_rule = first_layer_rule
+        self.input_bounds = input_bounds
+        self.fixed_training = training
+        self.is_logits = is_logits
+        self.lrp_dtype = lrp_dtype
+        self.check_layers()
+
+    @property
+    def source(self):
+        """The (first) mirrored classifier layer."""
+        return self._sources[0]
+
+    @property
+    def batch_norm(self):
+        """The batch norm folded into this mirror, or None."""
+        return self._sources[1] if len(self._sources) > 1 else None
+
+    @classmethod
+    def can_absorb(cls, layer):
+        """Whether a batch norm right after `layer` can be folded into it."""
+        return cls.absorbs_batch_norm
+
+    def check_layers(self):
+        """Raises `UnsupportedLayerError` for unsupported configurations."""
+        _check_channels_last(self.source)
+        if self.batch_norm is not None:
+            folding.check_batch_norm(self.batch_norm, 4)
+
+    def output_bounds(self):
+        """Input-range bounds of the output, for value-preserving layers.
+
+        Returns:
+            `(lower, upper)` or None when the output is not a bounded copy
+            of the model input (the default: relevance rules downstream use
+            no bounds).
+        """
+        return None
+
+    def _cast(self, tensor):
+        return tf.cast(tensor, self.lrp_dtype)
+
+    def _training(self, training):
+        return training if self.fixed_training is None else self.fixed_training
+
+    def _folded_affine(self, bn_input, training):
+        """`(gain, shift)` of the folded batch norm, or `(None, None)`."""
+        if self.batch_norm is None:
+            return None, None
+        return folding.batch_norm_affine(
+            self.batch_norm, bn_input, self._training(training), self.lrp_dtype
+        )
+
+    def _linear_rule(self, relevance, x, linear, kernel, bias):
+        """Dispatches a linear step to the configured rule."""
+        if self.input_bounds is not None and self.first_layer_rule == "zb" \
+                and self.is_linear:
+            lower, upper = (
+                self._cast(np.asarray(b)[None]) for b in self.input_bounds
+            )
+            return rules.zb_rule(relevance, x, linear, kernel, bias, lower,
+                                 upper, self.epsilon)
+        if self.rule == "zplus":
+            return rules.zplus_rule(relevance, x, linear, kernel, bias,
+                                    self.epsilon)
+        return rules.epsilon_rule(relevance, x, linear, kernel, bias,
+                                  self.epsilon)
+
+    def get_config(self):
+        # Mirrors are rebuilt from the classifier (see `build_isnet`); the
+        # config records what they mirror and how, for inspection.
+        config = super().get_config()
+        config.update({
+            "sources": [layer.name for layer in self._sources],
+            "rule": self.rule,
+            "epsilon": self.epsilon,
+            "first_layer_rule": self.first_layer_rule,
+            "training": self.fixed_training,
+            "is_logits": self.is_logits,
+            "lrp_dtype": self.lrp_dtype,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        raise NotImplementedError(
+            "LRP mirror layers hold references to a classifier's layers and "
+            "are rebuilt from the classifier: save and load the ISNet model "
+            "(or the classifier) instead of a bare LRP graph."
+        )
+
+
+class _WeightedMirror(Mirror):
+    """Dense, Conv2D and DepthwiseConv2D: a kernel, an optional bias."""
+
+    absorbs_batch_norm = True
+    is_linear = True
+    depthwise = False
+
+    @classmethod
+    def can_absorb(cls, layer):
+        return _activation_name(layer) == "linear"
+
+    def check_layers(self):
+        super().check_layers()
+        activation = _activation_name(self.source)
+        allowed = {"linear", "relu"}
+        if self.is_logits:
+            allowed |= {"softmax", "sigmoid"}
+        if activation not in allowed:
+            raise _unsupported(
+                self.source,
+                f"activation '{activation}' has no LRP rule; use "
+                "'relu' or 'linear' (softmax/sigmoid only on the logits "
+                "layer).",
+            )
+
+    def linear_map(self):
+        raise NotImplementedError
+
+    def call(self, relevance, inputs, outputs, training=None):
+        layer = self.source
+        x = self._cast(inputs[0])
+        kernel = self._cast(layer.kernel)
+        bias = self._cast(layer.bias) if layer.use_bias else None
+        gain, shift = self._folded_affine(outputs[0], training)
+        if gain is not None:
+            kernel = folding.fold_kernel(kernel, gain, self.depthwise)
+            bias = folding.fold_bias(bias, gain, shift)
+        relevance = self._cast(relevance)
+        return [self._linear_rule(relevance, x, self.linear_map(), kernel,
+                                  bias)]
+
+
+@keras.saving.register_keras_serializable(package="isnet_keras")
+class DenseMirror(_WeightedMirror):
+    """Mirror of `keras.layers.Dense` (tied kernel, transposed matmul)."""
+
+    def linear_map(self):
+        return linear_maps.DenseMap()
+
+
+@keras.saving.register_keras_serializable(package="isnet_keras")
+class Conv2DMirror(_WeightedMirror):
+    """Mirror of `keras.layers.Conv2D` (tied kernel, `conv2d_transpose`)."""
+
+    def check_layers(self):
+        super().check_layers()
+        if self.source.groups != 1:
+            raise _unsupported(self.source, "grouped convolutions "
+                               "(groups > 1) are not supported.")
+
+    def linear_map(self):
+        layer = self.source
+        return linear_maps.Conv2DMap(tuple(layer.strides), layer.padding,
+                                     tuple(layer.dilation_rate))
+
+
+@keras.saving.register_keras_serializable(package="isnet_keras")
+class DepthwiseConv2DMirror(_WeightedMirror):
+    """Mirror of `keras.layers.DepthwiseConv2D`."""
+
+    depthwise = True
+
+    def check_layers(self):
+        super().check_layers()
+        strides = tuple(self.source.strides)
+        if strides[0] != strides[1]:
+            raise _unsupported(self.source, "unequal strides are not "
+                               "supported by TensorFlow's depthwise ops.")
+
+    def linear_map(self):
+        layer = self.source
+        return linear_maps.DepthwiseConv2DMap(
+            tuple(layer.strides), layer.padding, tuple(layer.dilation_rate)
+        )
+
+
+@keras.saving.register_keras_serializable(package="isnet_keras")
+class AveragePooling2DMirror(Mirror):
+    """Mirror of `AveragePooling2D`: a fixed-kernel linear layer, no bias."""
+
+    absorbs_batch_norm = True
+
+    def _map(self):
+        layer = self.source
+        return linear_maps.AveragePooling2DMap(
+            tuple(layer.pool_size), tuple(layer.strides), layer.padding
+        )
+
+    def call(self, relevance, inputs, outputs, training=None):
+        x = self._cast(inputs[0])
+        gain, shift = self._folded_affine(outputs[0], training)
+        kernel = tf.ones((x.shape[-1],), self.lrp_dtype) if gain is None \
+            else gain
+        return [self._linear_rule(self._cast(relevance), x, self._map(),
+                                  kernel, shift)]
+
+
+@keras.saving.register_keras_serializable(package="isnet_keras")
+class GlobalAveragePooling2DMirror(AveragePooling2DMirror):
+    """Mirror of `GlobalAveragePooling2D`."""
+
+    def _map(self):
+        return linear_maps.GlobalAveragePooling2DMap(self.source.keepdims)
+
+
+@keras.saving.register_keras_serializable(package="isnet_keras")
+class MaxPooling2DMirror(Mirror):
+    """Mirror of `MaxPooling2D`: winner-take-all by argmax, scatter-added."""
+
+    absorbs_batch_norm = True
+
+    def call(self, relevance, inputs, outputs, training=None):
+        layer = self.source
+        x = self._cast(inputs[0])
+        # Only the indices are used: the classifier's own pooled tensor
+        # carries the (second-order) gradients.
+        _, argmax = tf.nn.max_pool_with_argmax(
+            x, tuple(layer.pool_size), tuple(layer.strides),
+            layer.padding.upper(), include_batch_in_index=False,
+        )
+        gain, shift = self._folded_affine(outputs[0], training)
+        input_shape = tf.shape(x)
+
+        def unpool(s):
+            return linear_maps.max_unpool(s, argmax, input_shape)
+
+        return [rules.winner_take_all_rule(
+            self._cast(relevance), x, self._cast(outputs[0]), unpool,
+            self.epsilon, gain, shift,
+        )]
+
+
+@keras.saving.register_keras_serializable(package="isnet_keras")
+class GlobalMaxPooling2DMirror(Mirror):
+    """Mirror of `GlobalMaxPooling2D`: winner-take-all per channel."""
+
+    absorbs_batch_norm = True
+
+    def call(self, relevance, inputs, outputs, training=None):
+        keepdims = self.source.keepdims
+        x = self._cast(inputs[0])
+        pooled = tf.reduce_max(x, axis=(1, 2), keepdims=keepdims)
+        gain, shift = self._folded_affine(outputs[0], training)
+
+        def unpool(s):
+            return linear_maps.global_max_unpool(s, x, keepdims)
+
+        return [rules.winner_take_all_rule(
+            self._cast(relevance), x, pooled, unpool, self.epsilon, gain,
+            shift,
+        )]
+
+
+@keras.saving.register_keras_serializable(package="isnet_keras")
+class BatchNormalizationMirror(Mirror):
+    """A batch norm that could not be folded: a diagonal affine layer."""
+
+    def check_layers(self):
+        pass  # checked in call, where the input rank is known
+
+    def call(self, relevance, inputs, outputs, training=None):
+        layer = self.source
+        folding.check_batch_norm(layer, len(inputs[0].shape))
+        x = self._cast(inputs[0])
+        gain, shift = folding.batch_norm_affine(
+            layer, inputs[0], self._training(training), self.lrp_dtype
+        )
+        return [rules.affine_rule(self._cast(relevance), x, gain, shift,
+                                  self.epsilon)]
+
+
+@keras.saving.register_keras_serializable(package="isnet_keras")
+class PassThroughMirror(Mirror):
+    """ReLU, ReLU6, Activation('relu'|'linear'), Dropout: relevance unchanged.
+
+    ReLUs pass relevance unchanged because the next rule down recomputes
+    their pre-activation; dropout passes it unchanged because that rule uses
+    the dropped tensor of the same pass, so dropped units get zero.
+    """
+
+    def check_layers(self):
+        layer = self.source
+        if isinstance(layer, keras.layers.ReLU):
+            if float(layer.negative_slope) != 0.0 or float(layer.threshold) != 0:
+                raise _unsupported(layer, "ReLU with negative_slope or "
+                                   "threshold has no LRP pass-through rule.")
+            if layer.max_value not in (None, 6, 6.0):
+                raise _unsupported(layer, "only ReLU and ReLU6 are supported "
+                                   f"(max_value={layer.max_value}).")
+        if isinstance(layer, keras.layers.Activation):
+            name = _activation_name(layer)
+            allowed = {"relu", "linear", "relu6"}
+            if self.is_logits:
+                allowed |= {"softmax", "sigmoid"}
+            if name not in allowed:
+                raise _unsupported(layer, f"activation '{name}' has no LRP "
+                                   "rule; only relu, relu6 and linear pass "
+                                   "relevance unchanged.")
+
+    def output_bounds(self):
+        return self.input_bounds
+
+    def call(self, relevance, inputs, outputs, training=None):
+        return [self._cast(relevance)]
+
+
+@keras.saving.register_keras_serializable(package="isnet_keras")
+class ReshapeMirror(Mirror):
+    """Flatten and Reshape: relevance takes the input's shape back."""
+
+    def check_layers(self):
+        pass
+
+    def call(self, relevance, inputs, outputs, training=None):
+        relevance = self._cast(relevance)
+        shape = tf.concat([tf.shape(relevance)[:2], tf.shape(inputs[0])[1:]],
+                          0)
+        return [tf.reshape(relevance, shape)]
+
+
+@keras.saving.register_keras_serializable(package="isnet_keras")
+class ZeroPadding2DMirror(Mirror):
+    """ZeroPadding2D: relevance of the padded border is dropped (it is 0)."""
+
+    def _padding(self):
+        (top, bottom), (left, right) = self.source.padding
+        return top, bottom, left, right
+
+    def output_bounds(self):
+        if self.input_bounds is None:
+            return None
+        top, bottom, left, right = self._padding()
+        return tuple(
+            np.pad(np.asarray(b), ((top, bottom), (left, right), (0, 0)))
+            for b in self.input_bounds
+        )
+
+    def call(self, relevance, inputs, outputs, training=None):
+        top, bottom, left, right = self._padding()
+        relevance = self._cast(relevance)
+        height = tf.shape(relevance)[2]
+        width = tf.shape(relevance)[3]
+        return [relevance[:, :, top:height - bottom, left:width - right]]
+
+
+@keras.saving.register_keras_serializable(package="isnet_keras")
+class AddMirror(Mirror):
+    """Add and Average: `R_i = a_i * R / stab(sum)`."""
+
+    def check_layers(self):
+        pass
+
+    def call(self, relevance, inputs, outputs, training=None):
+        weights = None
+        if isinstance(self.source, keras.layers.Average):
+            weights = [1.0 / len(inputs)] * len(inputs)
+        return rules.sum_rule(self._cast(relevance),
+                              [self._cast(a) for a in inputs], self.epsilon,
+                              weights)
+
+
+@keras.saving.register_keras_serializable(package="isnet_keras")
+class ConcatenateMirror(Mirror):
+    """Concatenate: relevance is split back along the concatenation axis."""
+
+    def check_layers(self):
+        pass
+
+    def call(self, relevance, inputs, outputs, training=None):
+        rank = len(inputs[0].shape)
+        axis = self.source.axis % rank
+        sizes = [int(a.shape[axis]) for a in inputs]
+        return tf.split(self._cast(relevance), sizes, axis=axis + 1)
+
+
+@keras.saving.register_keras_serializable(package="isnet_keras")
+class RescalingMirror(Mirror):
+    """Rescaling and Normalization, `x' = scale * x + offset`.
+
+    Between the model input and the first linear layer relevance passes
+    unchanged (the map is one-to-one per pixel) and the Z^B bounds are mapped
+    through it. Deeper in the network it is a diagonal affine layer.
+    """
+
+    def check_layers(self):
+        if isinstance(self.source, keras.layers.Normalization) and \
+                self.source.invert:
+            raise _unsupported(self.source, "invert=True is not supported.")
+
+    def _scale_offset(self):
+        layer = self.source
+        if isinstance(layer, keras.layers.Normalization):
+            std = np.sqrt(np.asarray(layer.variance, dtype=np.float64))
+            scale = 1.0 / np.maximum(std, keras.backend.epsilon())
+            offset = -np.asarray(layer.mean, dtype=np.float64) * scale
+        else:
+            scale = np.asarray(layer.scale, dtype=np.float64)
+            offset = np.asarray(layer.offset, dtype=np.float64)
+        return scale, offset
+
+    def output_bounds(self):
+        if self.input_bounds is None:
+            return None
+        scale, offset = self._scale_offset()
+        lower, upper = (np.asarray(b) * scale + offset for b in self.input_bounds)
+        return np.minimum(lower, upper), np.maximum(lower, upper)
+
+    def call(self, relevance, inputs, outputs, training=None):
+        relevance = self._cast(relevance)
+        if self.input_bounds is not None:
+            return [relevance]
+        scale, offset = self._scale_offset()
+        # Normalization keeps a leading batch axis in its statistics.
+        scale = self._cast(np.squeeze(scale, axis=0) if np.ndim(scale) == len(
+            inputs[0].shape) else scale)
+        offset = self._cast(np.squeeze(offset, axis=0) if np.ndim(offset) ==
+                            len(inputs[0].shape) else offset)
+        return [rules.affine_rule(relevance, self._cast(inputs[0]), scale,
+                                  offset, self.epsilon)]
+
+
+DEFAULT_MIRRORS = types.MappingProxyType({
+    keras.layers.Dense: DenseMirror,
+    keras.layers.Conv2D: Conv2DMirror,
+    keras.layers.DepthwiseConv2D: DepthwiseConv2DMirror,
+    keras.layers.BatchNormalization: BatchNormalizationMirror,
+    keras.layers.MaxPooling2D: MaxPooling2DMirror,
+    keras.layers.AveragePooling2D: AveragePooling2DMirror,
+    keras.layers.GlobalAveragePooling2D: GlobalAveragePooling2DMirror,
+    keras.layers.GlobalMaxPooling2D: GlobalMaxPooling2DMirror,
+    keras.layers.ReLU: PassThroughMirror,
+    keras.layers.Activation: PassThroughMirror,
+    keras.layers.Dropout: PassThroughMirror,
+    keras.layers.SpatialDropout2D: PassThroughMirror,
+    keras.layers.Flatten: ReshapeMirror,
+    keras.layers.Reshape: ReshapeMirror,
+    keras.layers.ZeroPadding2D: ZeroPadding2DMirror,
+    keras.layers.Add: AddMirror,
+    keras.layers.Average: AddMirror,
+    keras.layers.Concatenate: ConcatenateMirror,
+    keras.layers.Rescaling: RescalingMirror,
+    keras.layers.Normalization: RescalingMirror,
+})
+"""Classifier layer class -> mirror class. Exact classes only: a subclass
+may change the computation, so it must be registered explicitly."""
+
+
+def mirror_class(layer, mirrors=None):
+    """Looks up the mirror class of `layer`.
+
+    Args:
+        layer: A classifier layer.
+        mirrors: Optional mapping that extends or overrides
+            `DEFAULT_MIRRORS`.
+
+    Returns:
+        A `Mirror` subclass.
+
+    Raises:
+        UnsupportedLayerError: naming the layer and its class.
+    """
+    registry = dict(DEFAULT_MIRRORS)
+    registry.update(mirrors or {})
+    cls = registry.get(type(layer))
+    if cls is None:
+        raise _unsupported(layer, "no LRP mirror is registered for this "
+                           "layer type; add one with `mirrors={LayerClass: "
+                           "MirrorClass}`.")
+    return cls

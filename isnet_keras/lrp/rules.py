@@ -1,0 +1,243 @@
+"""LRP rules: the maths only, on tensors.
+
+A rule maps the relevance at a layer's output to the relevance at its input.
+Relevance tensors carry a class axis right after the batch axis,
+`(B, K, ...)`: K heatmaps per image are propagated in parallel, and K is
+folded into the batch axis wherever a transposed operator runs.
+
+Rules know nothing about Keras layers or graphs. Linear rules take a *linear
+map* (see `linear_maps.py`): an object with `forward(x, kernel)`, the
+bias-free operator, and `transpose(s, kernel, input_shape)`, its transpose
+(vector-Jacobian product) run as a forward op with the tied kernel.
+
+Biases only ever enter through `tf.stop_gradient`, so the heatmap loss cannot
+grow biases to absorb relevance; they still reach the loss through the live
+activations `x`.
+
+TensorFlow ops are used directly (not `keras.ops`): the transposed
+convolutions and pooling gradients are TensorFlow kernels, and the training
+step differentiates these maps a second time.
+"""
+
+import tensorflow as tf
+
+
+def stabilize(z, epsilon):
+    """Returns `z + epsilon * sgn(z)` with `sgn(0) = +1`, so `|out| >= epsilon`.
+
+    Args:
+        z: Tensor of pre-activations.
+        epsilon: Non-negative float.
+
+    Returns:
+        A tensor like `z`.
+
+    Example:
+
+    >>> stabilize(tf.constant([0.0, -0.5, 2.0]), 0.01).numpy()
+    array([ 0.01, -0.51,  2.01], dtype=float32)
+    """
+    if not epsilon:
+        return z
+    sign = tf.where(z >= 0, tf.ones_like(z), -tf.ones_like(z))
+    return z + epsilon * sign
+
+
+def merge_classes(tensor):
+    """Folds the class axis into the batch axis: `(B, K, ...) -> (B*K, ...)`."""
+    shape = tf.shape(tensor)
+    return tf.reshape(tensor, tf.concat([[shape[0] * shape[1]], shape[2:]], 0))
+
+
+def split_classes(tensor, num_classes):
+    """Inverse of `merge_classes`: `(B*K, ...) -> (B, K, ...)`."""
+    shape = tf.shape(tensor)
+    return tf.reshape(
+        tensor, tf.concat([[-1, num_classes], shape[1:]], 0)
+    )
+
+
+def _repeated_shape(x, num_classes):
+    """The shape of `x` with its batch repeated K times, for transposes."""
+    shape = tf.shape(x)
+    return tf.concat([[shape[0] * num_classes], shape[1:]], 0)
+
+
+def _stopped(bias):
+    return None if bias is None else tf.stop_gradient(bias)
+
+
+def _ratio(relevance, z, epsilon):
+    """`s = R / stab(z)`, with `z` (B, ...) broadcast over the class axis."""
+    return relevance / stabilize(z, epsilon)[:, None]
+
+
+def _transpose(linear, s, kernel, x, num_classes):
+    merged = linear.transpose(
+        merge_classes(s), kernel, _repeated_shape(x, num_classes)
+    )
+    return split_classes(merged, num_classes)
+
+
+def epsilon_rule(relevance, x, linear, kernel, bias=None, epsilon=1e-2,
+                 z=None):
+    """LRP-epsilon through a linear layer.
+
+    `R_j = x_j * sum_k w_jk R_k / stab(z_k)` with `z = L(x; W) + sg(b)`.
+
+    Args:
+        relevance: `(B, K, *out)` relevance at the layer output.
+        x: `(B, *in)` the layer input of the same forward pass.
+        linear: A linear map (`forward`, `transpose`).
+        kernel: The kernel tensor passed to `linear`.
+        bias: Optional bias broadcastable to the output; gradient-stopped.
+        epsilon: The stabiliser. 0 gives LRP-0.
+        z: Optional pre-computed `L(x; W) + sg(b)` (z reuse).
+
+    Returns:
+        `(B, K, *in)` relevance at the layer input.
+    """
+    if z is None:
+        z = linear.forward(x, kernel)
+        if bias is not None:
+            z = z + _stopped(bias)
+    num_classes = relevance.shape[1]
+    s = _ratio(relevance, z, epsilon)
+    return x[:, None] * _transpose(linear, s, kernel, x, num_classes)
+
+
+def zb_rule(relevance, x, linear, kernel, bias, lower, upper, epsilon=1e-2):
+    """The Z^B (bounded input) rule for a first linear layer.
+
+    `R_j = sum_k (x_j w_jk - l_j w+_jk - h_j w-_jk) R_k / stab(z_k)` with
+    `z_k = sum_j (x_j w_jk - l_j w+_jk - h_j w-_jk) + sg(max(b_k, 0))`.
+
+    Args:
+        relevance: `(B, K, *out)` relevance at the layer output.
+        x: `(B, *in)` layer input, with `lower <= x <= upper`.
+        linear: A linear map.
+        kernel: The kernel tensor.
+        bias: Optional bias; enters as `sg(max(b, 0))`.
+        lower: Lower bounds, broadcastable to `x` (`(1, *in)`).
+        upper: Upper bounds, like `lower`.
+        epsilon: The stabiliser.
+
+    Returns:
+        `(B, K, *in)` relevance at the layer input.
+    """
+    positive = tf.maximum(kernel, 0.0)
+    negative = tf.minimum(kernel, 0.0)
+    z = (
+        linear.forward(x, kernel)
+        - linear.forward(lower, positive)
+        - linear.forward(upper, negative)
+    )
+    if bias is not None:
+        z = z + _stopped(tf.maximum(bias, 0.0))
+    num_classes = relevance.shape[1]
+    s = _ratio(relevance, z, epsilon)
+    return (
+        x[:, None] * _transpose(linear, s, kernel, x, num_classes)
+        - lower[:, None] * _transpose(linear, s, positive, x, num_classes)
+        - upper[:, None] * _transpose(linear, s, negative, x, num_classes)
+    )
+
+
+def zplus_rule(relevance, x, linear, kernel, bias=None, epsilon=1e-2):
+    """The z+ rule (alpha=1, beta=0), valid for signed inputs.
+
+    `z+ = L(x+; W+) + L(x-; W-) + sg(max(b, 0))` and
+    `R = x+ * L^T(s; W+) + x- * L^T(s; W-)`, `s = R_out / stab(z+)`.
+
+    Args:
+        relevance: `(B, K, *out)` relevance at the layer output.
+        x: `(B, *in)` layer input.
+        linear: A linear map.
+        kernel: The kernel tensor.
+        bias: Optional bias; enters as `sg(max(b, 0))`.
+        epsilon: The stabiliser.
+
+    Returns:
+        `(B, K, *in)` non-negative relevance where `relevance >= 0`.
+    """
+    x_pos = tf.maximum(x, 0.0)
+    x_neg = tf.minimum(x, 0.0)
+    k_pos = tf.maximum(kernel, 0.0)
+    k_neg = tf.minimum(kernel, 0.0)
+    z = linear.forward(x_pos, k_pos) + linear.forward(x_neg, k_neg)
+    if bias is not None:
+        z = z + _stopped(tf.maximum(bias, 0.0))
+    num_classes = relevance.shape[1]
+    s = _ratio(relevance, z, epsilon)
+    return (
+        x_pos[:, None] * _transpose(linear, s, k_pos, x, num_classes)
+        + x_neg[:, None] * _transpose(linear, s, k_neg, x, num_classes)
+    )
+
+
+def winner_take_all_rule(relevance, x, pooled, unpool, epsilon=1e-2,
+                         scale=None, shift=None):
+    """Max pooling: each window's relevance goes to its maximum.
+
+    `z = scale * p + sg(shift)` (a following batch norm folded in, else
+    `z = p`), `s = R / stab(z)`, `R_in = x * unpool(scale * s)`, where
+    `unpool` scatter-*adds* into the window maxima, so overlapping windows
+    sum their shares.
+
+    Args:
+        relevance: `(B, K, *out)` relevance at the pooling output.
+        x: `(B, *in)` pooling input.
+        pooled: `(B, *out)` pooling output of the same pass.
+        unpool: `unpool(s)` maps `(B, K, *out)` to `(B, K, *in)`.
+        epsilon: The stabiliser.
+        scale: Optional per-channel gain of a folded batch norm.
+        shift: Optional per-channel shift of a folded batch norm.
+
+    Returns:
+        `(B, K, *in)` relevance at the pooling input.
+    """
+    z = pooled if scale is None else pooled * scale
+    if shift is not None:
+        z = z + _stopped(shift)
+    s = _ratio(relevance, z, epsilon)
+    if scale is not None:
+        s = s * scale
+    return x[:, None] * unpool(s)
+
+
+def affine_rule(relevance, x, scale, shift=None, epsilon=1e-2):
+    """A per-element affine layer `z = scale * x + sg(shift)` (standalone BN).
+
+    Args:
+        relevance: `(B, K, *shape)` relevance at the layer output.
+        x: `(B, *shape)` layer input.
+        scale: Gain broadcastable to `x`.
+        shift: Optional shift broadcastable to `x`.
+        epsilon: The stabiliser.
+
+    Returns:
+        `(B, K, *shape)` relevance at the layer input.
+    """
+    z = x * scale
+    if shift is not None:
+        z = z + _stopped(shift)
+    return x[:, None] * scale * _ratio(relevance, z, epsilon)
+
+
+def sum_rule(relevance, inputs, epsilon=1e-2, weights=None):
+    """Element-wise sums (`Add`, `Average`): `R_i = a_i * R / stab(sum a)`.
+
+    Args:
+        relevance: `(B, K, *shape)` relevance at the sum.
+        inputs: List of `(B, *shape)` summands.
+        epsilon: The stabiliser.
+        weights: Optional per-input factors (`1/n` for `Average`).
+
+    Returns:
+        A list of `(B, K, *shape)` relevances, one per input.
+    """
+    if weights is None:
+        weights = [1.0] * len(inputs)
+    terms = [a * w for a, w in zip(inputs, weights)]
+    s = _ratio(relevance, tf.add_n(terms), epsilon)
+    return [t[:, None] * s for t in terms]
