@@ -178,9 +178,9 @@ class LRPGraph:
     def _make_plan(self, rule, protected):
         logits_index = self.traced.calls.index(self.logits_call)
         calls = self.traced.calls[: logits_index + 1]
-        bounds = {}
-        if self.first_layer_rule == "zb":
-            bounds[id(self.input)] = self.input_bounds
+        # Bounds also mark the layers fed by the input through
+        # value-preserving layers, whatever the first-layer rule.
+        bounds = {id(self.input): self.input_bounds}
         absorbed = set()
         steps = []
         for call in calls:

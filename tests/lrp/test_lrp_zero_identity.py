@@ -1,0 +1,49 @@
+"""LRP-0 equals input x gradient on ReLU networks (an independent check)."""
+
+import numpy as np
+import pytest
+
+from isnet_keras.lrp.explain import explain
+from tests import support
+
+
+def _lrp0(model, images, class_index):
+    return explain(model, images, classes=class_index, epsilon=1e-12,
+                   first_layer_rule="epsilon")[:, 0]
+
+
+@pytest.mark.parametrize("builder", [support.small_cnn, support.branchy_cnn])
+def test_lrp0_equals_gradient_times_input_on_small_nets(builder):
+    with support.floatx("float64"):
+        model = builder()
+    support.randomize_batch_norms(model)
+    images = np.random.default_rng(1).uniform(
+        0, 1, (3, *model.input_shape[1:]))
+    for class_index in (0, 3):
+        heatmaps = _lrp0(model, images, class_index)
+        reference = support.gradient_times_input(model, images, class_index)
+        assert support.relative_l1(heatmaps, reference) < 1e-6
+
+
+@pytest.mark.parametrize(
+    "name", ["VGG16", "ResNet50", "DenseNet121", "MobileNetV2"])
+def test_lrp0_equals_gradient_times_input_on_applications(name):
+    with support.floatx("float64"):
+        model = support.application_classifier(name)
+    support.randomize_batch_norms(model)
+    images = np.random.default_rng(2).uniform(0, 1, (2, 32, 32, 3))
+    heatmaps = _lrp0(model, images, 2)
+    reference = support.gradient_times_input(model, images, 2)
+    assert support.relative_l1(heatmaps, reference) < 1e-3
+
+
+def test_lrp0_holds_in_float32_within_issue_tolerance():
+    model = support.small_cnn()
+    support.randomize_batch_norms(model)
+    images = np.random.default_rng(3).uniform(0, 1, (4, 16, 16, 1)).astype(
+        "float32")
+    heatmaps = explain(model, images, classes=1, epsilon=1e-9,
+                       first_layer_rule="epsilon")[:, 0]
+    assert heatmaps.dtype == np.float32
+    reference = support.gradient_times_input(model, images, 1)
+    assert support.relative_l1(heatmaps, reference) < 1e-3

@@ -1,0 +1,101 @@
+"""Shared test helpers: model builders and independent reference values."""
+
+import contextlib
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+@contextlib.contextmanager
+def floatx(dtype):
+    """Builds layers in `dtype` inside the block."""
+    previous = keras.config.floatx()
+    keras.config.set_floatx(dtype)
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(previous)
+
+
+def randomize_batch_norms(model, seed=0):
+    """Gives every batch norm non-trivial statistics and affine parameters."""
+    rng = np.random.default_rng(seed)
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            shape = layer.moving_mean.shape
+            layer.moving_mean.assign(rng.normal(0.0, 0.2, shape))
+            layer.moving_variance.assign(rng.uniform(0.5, 1.5, shape))
+            if layer.scale:
+                layer.gamma.assign(rng.uniform(0.5, 1.5, shape))
+            if layer.center:
+                layer.beta.assign(rng.normal(0.0, 0.1, shape))
+
+
+def gradient_times_input(model, images, class_index):
+    """`x * d y_c / d x` of the model's output `c` (logits), inference mode."""
+    x = tf.constant(images)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        selected = model(x, training=False)[:, class_index]
+    return (tape.gradient(selected, x) * x).numpy()
+
+
+def relative_l1(actual, expected):
+    return float(np.abs(actual - expected).sum() / np.abs(expected).sum())
+
+
+def small_cnn(input_shape=(16, 16, 1), num_classes=10, use_bias=True,
+              batch_norm=True, dropout=0.25):
+    """Conv/BN/ReLU/MaxPool/Dropout/Flatten/Dense, logits output."""
+    layers = [keras.Input(input_shape),
+              keras.layers.Conv2D(6, 3, padding="same", use_bias=use_bias)]
+    if batch_norm:
+        layers.append(keras.layers.BatchNormalization())
+    layers += [
+        keras.layers.ReLU(),
+        keras.layers.MaxPooling2D(3, 2, padding="same"),
+        keras.layers.Dropout(dropout),
+        keras.layers.Conv2D(8, 3, strides=2, activation="relu",
+                            use_bias=use_bias),
+        keras.layers.Flatten(),
+        keras.layers.Dense(num_classes, use_bias=use_bias),
+    ]
+    return keras.Sequential(layers)
+
+
+def branchy_cnn(input_shape=(16, 16, 3), num_classes=4, use_bias=True,
+                batch_norm=True):
+    """A functional net with fan-out, Add, Concatenate, pools and padding."""
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Rescaling(2.0, offset=-1.0)(inputs)
+    x = keras.layers.ZeroPadding2D(1)(x)
+    x = keras.layers.Conv2D(8, 3, use_bias=use_bias)(x)
+    if batch_norm:
+        x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Activation("relu")(x)
+    a = keras.layers.Conv2D(8, 3, padding="same", activation="relu",
+                            use_bias=use_bias)(x)
+    b = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=use_bias)(x)
+    if batch_norm:
+        b = keras.layers.BatchNormalization()(b)
+    b = keras.layers.ReLU(6.0)(b)
+    x = keras.layers.Add()([x, a, b])
+    x = keras.layers.AveragePooling2D(2)(x)
+    c = keras.layers.Conv2D(4, 1, activation="relu", use_bias=use_bias)(x)
+    x = keras.layers.Concatenate()([x, c])
+    if batch_norm:
+        x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.MaxPooling2D(3, 2)(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(num_classes, use_bias=use_bias)(x)
+    return keras.Model(inputs, outputs)
+
+
+def application_classifier(name, size=32, num_classes=5):
+    """A keras.applications backbone (random weights) in a Sequential head."""
+    backbone = getattr(keras.applications, name)(
+        include_top=False, weights=None, input_shape=(size, size, 3),
+        pooling="avg")
+    return keras.Sequential([keras.Input((size, size, 3)), backbone,
+                             keras.layers.Dense(num_classes)])
