@@ -209,6 +209,7 @@ class LRPGraph:
                 training=training,
                 is_logits=call is self.logits_call,
                 lrp_dtype=self.lrp_dtype,
+                name=f"lrp_{rule}_{layers[-1].name}",
             )
             out_bounds = mirror.output_bounds()
             if out_bounds is not None:

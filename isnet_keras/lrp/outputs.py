@@ -88,18 +88,31 @@ def start_of_logits(graph):
 class ClassLogitRelevance(_Seed):
     """`R[b, k, n] = z[b, n]` if `n == classes[b, k]` else 0.
 
-    Called as `seed(start)` (explains the predicted class, K = 1) or
-    `seed(start, classes)` with integer `classes` of shape `(B, K)`.
-    Returns `(B, K, N)` relevance at the logits.
+    Called as `seed(start)` (explains the predicted class, K = 1, or every
+    class, K = N, with `all_classes=True`) or `seed(start, classes)` with
+    integer `classes` of shape `(B, K)`. Returns `(B, K, N)` relevance at
+    the logits.
     """
+
+    def __init__(self, logits_layer, all_classes=False, **kwargs):
+        super().__init__(logits_layer, **kwargs)
+        self.all_classes = all_classes
 
     def call(self, start, classes=None):
         z = self.logits(start)
+        if self.all_classes:
+            eye = tf.eye(z.shape[-1], dtype=z.dtype)
+            return eye[None] * z[:, None, :]
         if classes is None:
             classes = tf.argmax(z, axis=-1, output_type=tf.int32)[:, None]
         one_hot = tf.one_hot(tf.cast(classes, tf.int32), tf.shape(z)[-1],
                              dtype=z.dtype)
         return one_hot * z[:, None, :]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"all_classes": self.all_classes})
+        return config
 
 
 @keras.saving.register_keras_serializable(package="isnet_keras")

@@ -1,0 +1,383 @@
+"""The ISNet: a classifier trained with a heatmap loss on its LRP maps.
+
+`build_isnet(classifier, ...)` returns an `ISNet`, a `keras.Model` whose
+`call()` is the classifier's (so `predict`, export and serving see the plain
+classifier) and whose `train_step`/`test_step` run the *train-time graph*:
+the re-traced classifier (same layer objects) plus its LRP block, one
+forward pass per step, with the loss `(1 - P) * CE + P * L_heatmap`.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from isnet_keras import losses as losses_lib
+from isnet_keras.lrp import graph as graph_lib
+from isnet_keras.lrp import outputs
+
+VARIANTS = ("original", "selective", "stochastic", "dual")
+
+
+@keras.saving.register_keras_serializable(package="isnet_keras")
+class DenseLogits(keras.layers.Layer):
+    """`a W + b` of a Dense layer whose activation is softmax or sigmoid:
+    the logits that cross-entropy and LRP need (weights tied, owns none)."""
+
+    def __init__(self, dense, **kwargs):
+        super().__init__(dtype="float32", **kwargs)
+        object.__setattr__(self, "_dense", dense)
+
+    def call(self, a):
+        dense = self._dense
+        z = tf.matmul(tf.cast(a, "float32"), tf.cast(dense.kernel, "float32"))
+        return z + tf.cast(dense.bias, "float32") if dense.use_bias else z
+
+
+def _logits_tensor(lrp_graph):
+    call = lrp_graph.logits_call
+    layer = call.layer
+    if type(layer) is keras.layers.Dense and \
+            getattr(layer.activation, "__name__", "") != "linear":
+        return DenseLogits(layer, name="isnet_logits")(call.inputs[0])
+    return keras.ops.cast(call.output, "float32")
+
+
+def _heatmaps(lrp_graph, variant, class_policy, labels, seed):
+    """Seeds the variant's output relevance and propagates it.
+
+    Returns:
+        `(heatmaps, found, start, rule)` where `found` maps tensor ids to
+        relevance (hidden maps for deep supervision).
+    """
+    layer = lrp_graph.logits_layer
+    dtype = lrp_graph.lrp_dtype
+    start = outputs.start_of_logits(lrp_graph)
+    logits_out = lrp_graph.logits_call.output
+    if variant == "selective":
+        seed_layer = outputs.SelectiveRelevance(
+            layer, class_policy, lrp_graph.epsilon, lrp_dtype=dtype,
+            name="lrp_selective_seed")
+        relevance = seed_layer(start, labels) if class_policy == "label" \
+            else seed_layer(start)
+        return [(start, relevance, "epsilon")]
+    if variant == "original":
+        seed_layer = outputs.ClassLogitRelevance(
+            layer, all_classes=True, lrp_dtype=dtype, name="lrp_all_seed")
+        return [(logits_out, seed_layer(start), "epsilon")]
+    if variant == "stochastic":
+        seed_layer = outputs.StochasticRelevance(
+            layer, seed=seed, lrp_dtype=dtype, name="lrp_stochastic_seed")
+        return [(logits_out, seed_layer(start), "epsilon")]
+    positive, plain = outputs.DualRelevance(
+        layer, lrp_dtype=dtype, name="lrp_dual_seed")(start)
+    return [(logits_out, positive, "zplus"), (logits_out, plain, "epsilon")]
+
+
+def build_train_graph(lrp_graph, variant="selective", class_policy="lowest",
+                      deep_supervision=(), seed=None):
+    """The train-time functional graph of an ISNet.
+
+    Args:
+        lrp_graph: An `LRPGraph` of the classifier.
+        variant: One of `VARIANTS`.
+        class_policy: Selective only: `"lowest"`, `"highest"` or `"label"`.
+        deep_supervision: Names of hidden layers whose relevance is also
+            returned.
+        seed: Stochastic only: the seed of the class draws.
+
+    Returns:
+        A `keras.Model` taking images (and labels with
+        `class_policy="label"`) and returning a dict with `"logits"` (B, N)
+        float32, `"heatmaps"` (B, K, H, W, C) and `"hidden"`, a list of
+        hidden relevance maps.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, received "
+                         f"{variant!r}.")
+    inputs = [lrp_graph.input]
+    labels = None
+    if variant == "selective" and class_policy == "label":
+        labels = keras.Input((), dtype="int32", name="labels")
+        inputs.append(labels)
+    targets = [lrp_graph.tensor_of(name) for name in deep_supervision]
+    for name, tensor in zip(deep_supervision, targets):
+        if len(tensor.shape) != 4:
+            raise ValueError(f"Deep supervision needs 4-D feature maps; "
+                             f"layer '{name}' outputs {tensor.shape}.")
+    maps, hidden = [], []
+    for start, relevance, rule in _heatmaps(lrp_graph, variant, class_policy,
+                                            labels, seed):
+        found = lrp_graph.propagate(start, relevance, rule=rule,
+                                    targets=targets)
+        maps.append(found[id(lrp_graph.input)])
+        hidden.append([found[id(t)] for t in targets])
+    heatmaps = maps[0] if len(maps) == 1 else keras.layers.Concatenate(
+        axis=1, name="dual_heatmaps")(maps)
+    hidden = [h[0] if len(maps) == 1 else keras.layers.Concatenate(axis=1)(
+        list(h)) for h in zip(*hidden)]
+    result = {"logits": _logits_tensor(lrp_graph), "heatmaps": heatmaps,
+              "hidden": hidden}
+    model_inputs = inputs[0] if len(inputs) == 1 else inputs
+    return keras.Model(model_inputs, result, name="isnet_train_graph")
+
+
+def _unpack(data):
+    """`(images, {"label", "mask"})` or `(images, (labels, masks))`."""
+    if not isinstance(data, (tuple, list)) or len(data) < 2:
+        raise ValueError(
+            "ISNet data must be (images, {'label': labels, 'mask': masks}) "
+            "or (images, (labels, masks)).")
+    images, targets = data[0], data[1]
+    if isinstance(targets, dict):
+        missing = {"label", "mask"} - set(targets)
+        if missing:
+            raise ValueError(f"The targets dict lacks {sorted(missing)}; it "
+                             "needs 'label' and 'mask'.")
+        return images, targets["label"], targets["mask"]
+    if isinstance(targets, (tuple, list)) and len(targets) == 2:
+        return images, targets[0], targets[1]
+    raise ValueError("ISNet targets must be {'label': ..., 'mask': ...} or "
+                     "(labels, masks).")
+
+
+def _combine_layer_losses(values, decay):
+    """GWRP over per-layer losses: the worst layer weighs most."""
+    stacked = tf.stack(values)
+    return losses_lib.gwrp(stacked[None], decay)[0]
+
+
+@keras.saving.register_keras_serializable(package="isnet_keras")
+class ISNet(keras.Model):
+    """A classifier trained so that its LRP heatmaps ignore the background.
+
+    Create it with `build_isnet`. `call()` runs the classifier alone (so
+    `predict()` and exports see the deploy graph); `fit()` and `evaluate()`
+    take data `(images, {"label": labels, "mask": masks})` (or
+    `(images, (labels, masks))`): integer labels `(B,)` and binary masks
+    `(B, H, W[, 1])`, 1 = foreground.
+
+    Args:
+        classifier: A Functional or Sequential classifier (logits or softmax
+            output).
+        variant: `"selective"` (default), `"original"`, `"stochastic"` or
+            `"dual"`.
+        heatmap_loss: A heatmap loss (defaults to `GWRPHeatmapLoss()`).
+        P: float in [0, 1]. Weight of the heatmap loss. Defaults to 0.7.
+        epsilon: LRP-epsilon stabiliser. Defaults to 1e-2.
+        first_layer_rule: `"zb"` (default) or `"epsilon"`.
+        input_bounds: `(lower, upper)` model input range for Z^B.
+        class_policy: Selective only: `"lowest"` (default), `"highest"`,
+            `"label"`.
+        deep_supervision: Optional names of hidden layers whose relevance is
+            penalised too (LRP deep supervision).
+        deep_supervision_decay: GWRP decay combining per-layer losses.
+        seed: Seed of the Stochastic variant's class draws.
+    """
+
+    def __init__(self, classifier, variant="selective", heatmap_loss=None,
+                 P=0.7, epsilon=1e-2, first_layer_rule="zb",
+                 input_bounds=(0.0, 1.0), class_policy="lowest",
+                 deep_supervision=None, deep_supervision_decay=0.8,
+                 seed=None, **kwargs):
+        kwargs.setdefault("name", f"isnet_{classifier.name}")
+        super().__init__(**kwargs)
+        if not 0.0 <= float(P) <= 1.0:
+            raise ValueError(f"P must lie in [0, 1], received {P}.")
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, received "
+                             f"{variant!r}.")
+        self.classifier = classifier
+        self.variant = variant
+        self.heatmap_loss = heatmap_loss or losses_lib.GWRPHeatmapLoss()
+        self.epsilon = float(epsilon)
+        self.first_layer_rule = first_layer_rule
+        self.input_bounds = tuple(np.asarray(b).tolist() for b in input_bounds)
+        self.class_policy = class_policy
+        self.deep_supervision = tuple(deep_supervision or ())
+        self.deep_supervision_decay = float(deep_supervision_decay)
+        self.seed = seed
+        if variant == "selective" and class_policy == "label":
+            import warnings
+            warnings.warn("class_policy='label' explains the true class; the "
+                          "papers' code trains with 'lowest'.", stacklevel=2)
+        if self.deep_supervision:
+            self.hidden_losses = [losses_lib.GWRPHeatmapLoss()
+                                  for _ in self.deep_supervision]
+        lrp_graph = graph_lib.LRPGraph(
+            classifier, epsilon=epsilon, first_layer_rule=first_layer_rule,
+            input_bounds=input_bounds)
+        self.num_classes = lrp_graph.num_classes
+        self.train_graph = build_train_graph(
+            lrp_graph, variant, class_policy, self.deep_supervision, seed)
+        self.heatmap_weight = keras.Variable(float(P), trainable=False,
+                                             name="P", dtype="float32")
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.classification_tracker = keras.metrics.Mean(
+            name="classification_loss")
+        self.heatmap_tracker = keras.metrics.Mean(name="heatmap_loss")
+        self.fraction_tracker = keras.metrics.Mean(name="background_fraction")
+        self.accuracy_metric = keras.metrics.SparseCategoricalAccuracy(
+            name="accuracy")
+        self.skipped_tracker = keras.metrics.Sum(name="skipped_steps")
+
+    @property
+    def deploy_model(self):
+        """The classifier itself: the graph to export and serve."""
+        return self.classifier
+
+    @property
+    def P(self):
+        return float(self.heatmap_weight.numpy())
+
+    @P.setter
+    def P(self, value):
+        if not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"P must lie in [0, 1], received {value}.")
+        self.heatmap_weight.assign(float(value))
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.classification_tracker,
+                self.heatmap_tracker, self.accuracy_metric,
+                self.fraction_tracker, self.skipped_tracker]
+
+    def call(self, inputs, training=False):
+        return self.classifier(inputs, training=training)
+
+    def _check_labels(self, labels):
+        labels = tf.reshape(tf.cast(labels, tf.int32), (-1,))
+        in_range = tf.reduce_all((labels >= 0) & (labels < self.num_classes))
+        with tf.control_dependencies([tf.debugging.Assert(in_range, [
+                f"labels out of range: must lie in [0, {self.num_classes - 1}]",
+                tf.reduce_min(labels), tf.reduce_max(labels)])]):
+            return tf.identity(labels)
+
+    def train_graph_outputs(self, images, labels=None, training=False):
+        """Logits, heatmaps and hidden maps from one pass of the graph."""
+        inputs = images
+        if self.variant == "selective" and self.class_policy == "label":
+            inputs = [images, labels]
+        return self.train_graph(inputs, training=training)
+
+    def _loss_terms(self, images, labels, masks, training):
+        labels = self._check_labels(labels)
+        out = self.train_graph_outputs(images, labels, training=training)
+        logits = out["logits"]
+        classification = tf.reduce_mean(
+            keras.losses.sparse_categorical_crossentropy(
+                labels, logits, from_logits=True))
+        heatmaps = tf.cast(out["heatmaps"], "float32")
+        heatmap = self.heatmap_loss(masks, heatmaps)
+        if self.deep_supervision:
+            layer_losses = [heatmap] + [
+                loss(masks, tf.cast(h, "float32"))
+                for loss, h in zip(self.hidden_losses, out["hidden"])]
+            heatmap = _combine_layer_losses(layer_losses,
+                                            self.deep_supervision_decay)
+        weight = self.heatmap_weight
+        total = (1.0 - weight) * classification + weight * heatmap
+        fraction = losses_lib.background_fraction(masks, heatmaps)
+        return total, classification, heatmap, logits, labels, fraction
+
+    def _update_metrics(self, total, classification, heatmap, logits, labels,
+                        fraction):
+        self.loss_tracker.update_state(total)
+        self.classification_tracker.update_state(classification)
+        self.heatmap_tracker.update_state(heatmap)
+        self.accuracy_metric.update_state(labels, logits)
+        self.fraction_tracker.update_state(tf.reshape(fraction, (-1,)))
+
+    def train_step(self, data):
+        images, labels, masks = _unpack(data)
+        variables = self.classifier.trainable_variables
+        with tf.GradientTape() as tape:
+            values = self._loss_terms(images, labels, masks, training=True)
+            total = values[0]
+            # Gradients are summed over replicas: average the loss here.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = self.optimizer.scale_loss(total / replicas)
+        gradients = tape.gradient(scaled, variables)
+        finite = tf.math.is_finite(total) & tf.reduce_all([
+            tf.reduce_all(tf.math.is_finite(g)) for g in gradients
+            if g is not None])
+        # A non-finite step contributes no gradient (counted, not applied).
+        gradients = [None if g is None else tf.where(finite, g,
+                                                     tf.zeros_like(g))
+                     for g in gradients]
+        self.optimizer.apply(gradients, variables)
+        self.skipped_tracker.update_state(1.0 - tf.cast(finite, "float32"))
+        self._update_metrics(*values)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        images, labels, masks = _unpack(data)
+        self._update_metrics(*self._loss_terms(images, labels, masks,
+                                           training=False))
+        return {m.name: m.result() for m in self.metrics
+                if m is not self.skipped_tracker}
+
+    def predict_step(self, data):
+        images = data[0] if isinstance(data, (tuple, list)) else data
+        return self.classifier(images, training=False)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "classifier": keras.saving.serialize_keras_object(self.classifier),
+            "variant": self.variant,
+            "heatmap_loss": keras.saving.serialize_keras_object(
+                self.heatmap_loss),
+            "P": self.P,
+            "epsilon": self.epsilon,
+            "first_layer_rule": self.first_layer_rule,
+            "input_bounds": list(self.input_bounds),
+            "class_policy": self.class_policy,
+            "deep_supervision": list(self.deep_supervision),
+            "deep_supervision_decay": self.deep_supervision_decay,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["classifier"] = keras.saving.deserialize_keras_object(
+            config["classifier"])
+        config["heatmap_loss"] = keras.saving.deserialize_keras_object(
+            config["heatmap_loss"])
+        return cls(**config)
+
+
+def build_isnet(classifier, variant="selective", heatmap_loss=None, P=0.7,
+                epsilon=1e-2, first_layer_rule="zb", input_bounds=(0.0, 1.0),
+                class_policy="lowest", deep_supervision=None, seed=None):
+    """Wraps a classifier in an ISNet (train-time graph + deploy model).
+
+    Args:
+        classifier: A Functional or Sequential `keras.Model` with one image
+            input and a logits (or softmax) output; `keras.applications`
+            backbones inside a head are supported.
+        variant: `"selective"`, `"original"`, `"stochastic"` or `"dual"`.
+        heatmap_loss: `GWRPHeatmapLoss` (default) or `VarianceHeatmapLoss`.
+        P: Weight of the heatmap loss in `(1 - P) CE + P L_H`.
+        epsilon: LRP-epsilon stabiliser.
+        first_layer_rule: `"zb"` or `"epsilon"`.
+        input_bounds: `(lower, upper)` input range for Z^B.
+        class_policy: Selective: `"lowest"`, `"highest"` or `"label"`.
+        deep_supervision: Hidden layer names penalised too.
+        seed: Stochastic variant seed.
+
+    Returns:
+        An `ISNet`; `isnet.deploy_model` is `classifier`.
+
+    Example:
+
+    >>> isnet = build_isnet(classifier, variant="selective", P=0.7)
+    >>> isnet.compile(optimizer=keras.optimizers.SGD(1e-3, momentum=0.99,
+    ...                                              global_clipnorm=1.0))
+    >>> isnet.fit(train_ds, validation_data=val_ds, epochs=10)
+    >>> isnet.deploy_model.export("serving/1")
+    """
+    return ISNet(classifier, variant=variant, heatmap_loss=heatmap_loss, P=P,
+                 epsilon=epsilon, first_layer_rule=first_layer_rule,
+                 input_bounds=input_bounds, class_policy=class_policy,
+                 deep_supervision=deep_supervision, seed=seed)

@@ -1,0 +1,368 @@
+"""Heatmap losses: penalise LRP relevance outside the foreground mask.
+
+Both losses take `(masks, heatmaps)`, like a Keras loss takes
+`(y_true, y_pred)`: masks `(B, H, W)` or `(B, H, W, 1)` with values exactly
+0 or 1 (1 = foreground), heatmaps `(B, K, h, w, C)`. Masks are resized to
+the heatmap size by the any-foreground rule. Everything runs in float32 (or
+float64 for float64 heatmaps).
+
+* `GWRPHeatmapLoss` (default; "Version B"): per heatmap, relevance is
+  normalised by its foreground mean, the background is scored by a
+  geometric weighted ranked pooling (GWRP) per channel, and the raw
+  foreground total is kept inside a band `[C1, C2]`.
+* `VarianceHeatmapLoss` ("Version A"): background relevance normalised by
+  the batch's heatmap standard deviation.
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+FOREGROUND_PENALTIES = ("l2", "l1", "hybrid")
+
+
+def _bin_matrix(source, target, dtype):
+    """`(target, source)` 0/1 matrix: row i covers the adaptive-pooling bin
+    `[floor(i S / T), ceil((i + 1) S / T))`, or the nearest source index
+    when upsampling."""
+    matrix = np.zeros((target, source), dtype=np.float64)
+    for i in range(target):
+        if target > source:
+            matrix[i, min(int(i * source / target), source - 1)] = 1.0
+        else:
+            start = (i * source) // target
+            stop = -((-(i + 1) * source) // target)
+            matrix[i, start:stop] = 1.0
+    return tf.constant(matrix, dtype)
+
+
+def resize_masks(masks, height, width):
+    """Resizes binary masks with the any-foreground rule.
+
+    A target cell is foreground when any source cell of its adaptive-pooling
+    bin is (nearest neighbour when enlarging).
+
+    Args:
+        masks: `(B, H, W, 1)` binary masks with static `H`, `W`.
+        height: Target height.
+        width: Target width.
+
+    Returns:
+        `(B, height, width, 1)` binary masks of the same dtype.
+
+    Example:
+
+    >>> masks = tf.zeros((1, 4, 4, 1))
+    >>> resize_masks(tf.tensor_scatter_nd_update(masks, [[0, 3, 3, 0]],
+    ...                                          [1.0]), 2, 2)[0, ..., 0]
+    [[0., 0.], [0., 1.]]
+    """
+    source_height, source_width = masks.shape[1], masks.shape[2]
+    if (source_height, source_width) == (height, width):
+        return masks
+    if source_height is None or source_width is None:
+        raise ValueError(
+            "Masks need a static spatial size to be resized to the heatmap "
+            f"size ({height}, {width}); received shape {masks.shape}."
+        )
+    rows = _bin_matrix(source_height, height, masks.dtype)
+    cols = _bin_matrix(source_width, width, masks.dtype)
+    pooled = tf.einsum("ih,bhwc,jw->bijc", rows, masks, cols)
+    return tf.cast(pooled > 0, masks.dtype)
+
+
+def prepare_masks(masks, heatmaps):
+    """Validates masks and shapes them `(B, 1, h, w, 1)` for `heatmaps`.
+
+    Args:
+        masks: `(B, H, W)` or `(B, H, W, 1)` with values exactly 0 or 1.
+        heatmaps: `(B, K, h, w, C)`.
+
+    Returns:
+        Masks in the heatmaps' dtype, `(B, 1, h, w, 1)`.
+
+    Raises:
+        ValueError: wrong rank or channel count (at trace time); an
+            `InvalidArgumentError` naming a non-binary mask at run time.
+    """
+    masks = tf.convert_to_tensor(masks)
+    if masks.shape.rank == 3:
+        masks = masks[..., None]
+    if masks.shape.rank != 4 or masks.shape[-1] != 1:
+        raise ValueError(
+            "Masks must have shape (B, H, W) or (B, H, W, 1); received "
+            f"shape {masks.shape}."
+        )
+    if heatmaps.shape.rank != 5:
+        raise ValueError("Heatmaps must have shape (B, K, H, W, C); "
+                         f"received shape {heatmaps.shape}.")
+    masks = tf.cast(masks, heatmaps.dtype)
+    binary = tf.reduce_all((masks == 0) | (masks == 1))
+    with tf.control_dependencies([tf.debugging.Assert(
+            binary, ["non-binary mask: mask values must be exactly 0 or 1"])]):
+        masks = tf.identity(masks)
+    masks = resize_masks(masks, heatmaps.shape[2], heatmaps.shape[3])
+    return masks[:, None]
+
+
+def gwrp(values, decay):
+    """Geometric weighted ranked pooling over the last axis.
+
+    `sum_i d^i v_(i) / sum_i d^i` with `v` sorted in descending order,
+    `0^0 = 1`: `d = 1` is the mean, `d = 0` the maximum. Only the top
+    entries whose weight exceeds 1e-8 are sorted; the normaliser spans all
+    entries.
+
+    Args:
+        values: `(..., n)` tensor.
+        decay: float in [0, 1].
+
+    Returns:
+        `(...)` tensor.
+    """
+    n = values.shape[-1]
+    if decay >= 1.0:
+        return tf.reduce_mean(values, axis=-1)
+    if decay <= 0.0:
+        return tf.reduce_max(values, axis=-1)
+    keep = min(n, int(math.ceil(math.log(1e-8) / math.log(decay))) + 1)
+    top = tf.math.top_k(values, k=keep, sorted=True).values
+    weights = tf.constant(decay ** np.arange(keep), values.dtype)
+    normaliser = (1.0 - decay ** n) / (1.0 - decay)
+    return tf.reduce_sum(top * weights, axis=-1) / normaliser
+
+
+def _per_heatmap(value, num_heatmaps, name):
+    """A scalar or a length-K sequence as a `(1, K)` array."""
+    array = np.asarray(value, dtype=np.float64).reshape(-1)
+    if array.size == 1:
+        array = np.full(num_heatmaps, array[0])
+    if array.size != num_heatmaps:
+        raise ValueError(f"{name} has {array.size} values for "
+                         f"{num_heatmaps} heatmaps per image.")
+    return array[None]
+
+
+def _replace_non_finite(absolute, masks):
+    """NaN -> the foreground mean of finite values; Inf -> the largest
+    finite value, per heatmap."""
+    finite = tf.math.is_finite(absolute)
+    clean = tf.where(finite, absolute, tf.zeros_like(absolute))
+    axes = (2, 3, 4)
+    weight = tf.cast(finite, absolute.dtype) * masks
+    fg_mean = tf.reduce_sum(clean * weight, axes, keepdims=True) / (
+        tf.reduce_sum(weight, axes, keepdims=True) + 1e-10)
+    largest = tf.reduce_max(clean, axes, keepdims=True)
+    replacement = tf.where(tf.math.is_nan(absolute), fg_mean + 0 * clean,
+                           largest + 0 * clean)
+    return tf.where(finite, absolute, tf.stop_gradient(replacement))
+
+
+def _mean_over_valid(per_sample, masks):
+    """Mean over samples with a non-empty foreground (0 if none)."""
+    valid = tf.cast(tf.reduce_sum(masks, axis=(1, 2, 3, 4)) > 0,
+                    per_sample.dtype)
+    count = tf.reduce_sum(valid)
+    total = tf.reduce_sum(tf.where(valid > 0, per_sample,
+                                   tf.zeros_like(per_sample)))
+    return tf.math.divide_no_nan(total, count)
+
+
+def gwrp_heatmap_loss(masks, heatmaps, d=0.9, E=1.0, A=1.0, B=3.0, C1=1.0,
+                      C2=25.0, foreground="l2"):
+    """The GWRP heatmap loss ("Version B"), a scalar.
+
+    Args:
+        masks: `(B, H, W[, 1])` binary foreground masks.
+        heatmaps: `(B, K, h, w, C)` heatmaps.
+        d: GWRP decay of the background score (1 = mean, 0 = max).
+        E: Saturation of the background term `-log(1 - g / (g + E))`.
+        A: Weight of the background term.
+        B: Weight of the foreground band.
+        C1: Lower bound of the raw foreground relevance (scalar or per map).
+        C2: Upper bound (scalar or per map), `C1 < C2`.
+        foreground: `"l2"`, `"l1"` or `"hybrid"` penalty above `C2`.
+
+    Returns:
+        Scalar loss, averaged over images with a non-empty foreground.
+    """
+    heatmaps = tf.convert_to_tensor(heatmaps)
+    masks = prepare_masks(masks, heatmaps)
+    dtype = heatmaps.dtype
+    num_heatmaps = heatmaps.shape[1]
+    c1 = tf.constant(_per_heatmap(C1, num_heatmaps, "C1"), dtype)
+    c2 = tf.constant(_per_heatmap(C2, num_heatmaps, "C2"), dtype)
+    absolute = _replace_non_finite(tf.abs(heatmaps), masks)
+    fg_mask = tf.broadcast_to(masks, tf.shape(absolute))
+    foreground_total = tf.reduce_sum(absolute * fg_mask, axis=(2, 3, 4))
+    fg_mean = foreground_total / (
+        tf.reduce_sum(fg_mask, axis=(2, 3, 4)) + 1e-10)
+    normalised = absolute / (fg_mean[:, :, None, None, None] + 1e-10)
+    background = normalised * (1.0 - masks)
+    shape = tf.shape(background)
+    # (B, K, H, W, C) -> (B, K, C, H*W): one GWRP per channel.
+    per_channel = tf.reshape(
+        tf.transpose(background, (0, 1, 4, 2, 3)),
+        tf.stack([shape[0], shape[1], shape[4], shape[2] * shape[3]]))
+    per_channel.set_shape([None, num_heatmaps, heatmaps.shape[4],
+                           heatmaps.shape[2] * heatmaps.shape[3]])
+    score = gwrp(per_channel, d)
+    fraction = tf.minimum(score / (score + E), 1.0 - 1e-7)
+    background_loss = tf.reduce_mean(-tf.math.log(1.0 - fraction),
+                                     axis=(1, 2))
+
+    ratio = foreground_total / c1
+    low = tf.square(tf.minimum(ratio, 1.0) - 1.0)
+    l2_high = tf.square(tf.maximum(ratio, c2 / c1) - c2 / c1)
+    if foreground == "l2":
+        high = l2_high
+    elif foreground == "l1":
+        high = tf.maximum(foreground_total - c2, 0.0)
+    else:
+        beyond = tf.stop_gradient(foreground_total) > c1 + c2
+        high = tf.where(beyond, foreground_total - (c1 + c2) + 1.0, l2_high)
+    foreground_loss = tf.reduce_mean(low, 1) + tf.reduce_mean(high, 1)
+    return _mean_over_valid(A * background_loss + B * foreground_loss, masks)
+
+
+def variance_heatmap_loss(masks, heatmaps, E=10.0, e=1e-4):
+    """The variance-normalised heatmap loss ("Version A"), a scalar.
+
+    Args:
+        masks: `(B, H, W[, 1])` binary foreground masks.
+        heatmaps: `(B, K, h, w, C)` heatmaps.
+        E: Slope and saturation of `-log(1 - u / (u + E))`.
+        e: Added to the variance so `0 / 0` cannot occur.
+
+    Returns:
+        Scalar loss, the mean over the B*K heatmaps of images with a
+        non-empty foreground.
+    """
+    heatmaps = tf.convert_to_tensor(heatmaps)
+    masks = prepare_masks(masks, heatmaps)
+    flat = tf.reshape(heatmaps, (-1,))
+    count = tf.cast(tf.size(flat), heatmaps.dtype)
+    mean = tf.reduce_mean(flat)
+    variance = tf.reduce_sum(tf.square(flat - mean)) / (count - 1.0)
+    normalised = tf.abs(heatmaps) / tf.sqrt(variance + e)
+    outside = tf.reduce_sum((1.0 - masks) * normalised, axis=(2, 3, 4))
+    fraction = tf.clip_by_value(outside / (outside + E), 0.0, 1.0 - 1e-4)
+    per_image = tf.reduce_mean(-tf.math.log(1.0 - fraction), axis=1)
+    return _mean_over_valid(per_image, masks)
+
+
+class _HeatmapLoss(keras.losses.Loss):
+    """Common base: the functions above return the batch mean already."""
+
+    def __init__(self, name, **kwargs):
+        super().__init__(name=name, reduction=None, **kwargs)
+
+    def __call__(self, masks, heatmaps, sample_weight=None):
+        if sample_weight is not None:
+            raise ValueError("Heatmap losses do not take sample weights.")
+        return self.call(masks, heatmaps)
+
+
+@keras.saving.register_keras_serializable(package="isnet_keras")
+class GWRPHeatmapLoss(_HeatmapLoss):
+    """Background relevance by geometric weighted ranked pooling, and a band
+    on the foreground relevance ("Version B", the default).
+
+    Args:
+        d: float. GWRP decay (1 = mean, 0 = max). Defaults to `0.9`.
+        E: float. Background saturation. Defaults to `1.0`.
+        A: float. Background weight. Defaults to `1.0`.
+        B: float. Foreground-band weight. Defaults to `3.0`.
+        C1: float or per-heatmap list. Lower foreground bound.
+            Defaults to `1.0`.
+        C2: float or per-heatmap list. Upper foreground bound.
+            Defaults to `25.0`.
+        foreground: `"l2"`, `"l1"` or `"hybrid"`. Defaults to `"l2"`.
+
+    Example:
+
+    >>> loss = GWRPHeatmapLoss()
+    >>> value = loss(masks, heatmaps)  # masks (B, H, W, 1), maps (B, K, ...)
+    """
+
+    def __init__(self, d=0.9, E=1.0, A=1.0, B=3.0, C1=1.0, C2=25.0,
+                 foreground="l2", name="gwrp_heatmap_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        foreground = foreground.lower()
+        if foreground not in FOREGROUND_PENALTIES:
+            raise ValueError(f"foreground must be one of "
+                             f"{FOREGROUND_PENALTIES}, received {foreground!r}.")
+        if not 0.0 <= d <= 1.0:
+            raise ValueError(f"d must lie in [0, 1], received {d}.")
+        if E <= 0:
+            raise ValueError(f"E must be positive, received {E}.")
+        low, high = np.asarray(C1, float), np.asarray(C2, float)
+        if np.any(low <= 0) or np.any(low >= high):
+            raise ValueError(f"Need 0 < C1 < C2, received C1={C1}, C2={C2}.")
+        self.d, self.E, self.A, self.B = float(d), float(E), float(A), float(B)
+        self.C1 = C1 if np.ndim(C1) else float(C1)
+        self.C2 = C2 if np.ndim(C2) else float(C2)
+        self.foreground = foreground
+
+    def call(self, masks, heatmaps):
+        return gwrp_heatmap_loss(masks, heatmaps, self.d, self.E, self.A,
+                                 self.B, self.C1, self.C2, self.foreground)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("reduction", None)
+        config.update({"d": self.d, "E": self.E, "A": self.A, "B": self.B,
+                       "C1": self.C1, "C2": self.C2,
+                       "foreground": self.foreground})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="isnet_keras")
+class VarianceHeatmapLoss(_HeatmapLoss):
+    """Background relevance normalised by the heatmaps' standard deviation
+    ("Version A").
+
+    Args:
+        E: float. Slope and saturation. Defaults to `10.0`.
+        e: float. Variance stabiliser. Defaults to `1e-4`.
+
+    Example:
+
+    >>> value = VarianceHeatmapLoss()(masks, heatmaps)
+    """
+
+    def __init__(self, E=10.0, e=1e-4, name="variance_heatmap_loss",
+                 **kwargs):
+        super().__init__(name=name, **kwargs)
+        if E <= 0 or e <= 0:
+            raise ValueError(f"E and e must be positive, received E={E}, "
+                             f"e={e}.")
+        self.E, self.e = float(E), float(e)
+
+    def call(self, masks, heatmaps):
+        return variance_heatmap_loss(masks, heatmaps, self.E, self.e)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("reduction", None)
+        config.update({"E": self.E, "e": self.e})
+        return config
+
+
+def background_fraction(masks, heatmaps):
+    """Per image and heatmap, the fraction of |relevance| outside the mask.
+
+    Args:
+        masks: `(B, H, W[, 1])` binary masks.
+        heatmaps: `(B, K, h, w, C)`.
+
+    Returns:
+        `(B, K)` fractions in [0, 1].
+    """
+    heatmaps = tf.convert_to_tensor(heatmaps)
+    masks = prepare_masks(masks, heatmaps)
+    absolute = tf.abs(heatmaps)
+    outside = tf.reduce_sum(absolute * (1.0 - masks), axis=(2, 3, 4))
+    return outside / (tf.reduce_sum(absolute, axis=(2, 3, 4)) + 1e-12)
