@@ -23,14 +23,15 @@ class DenseLogits(keras.layers.Layer):
     """`a W + b` of a Dense layer whose activation is softmax or sigmoid:
     the logits that cross-entropy and LRP need (weights tied, owns none)."""
 
-    def __init__(self, dense, **kwargs):
-        super().__init__(dtype="float32", **kwargs)
+    def __init__(self, dense, lrp_dtype="float32", **kwargs):
+        super().__init__(dtype=lrp_dtype, **kwargs)
         object.__setattr__(self, "_dense", dense)
+        self.lrp_dtype = lrp_dtype
 
     def call(self, a):
-        dense = self._dense
-        z = tf.matmul(tf.cast(a, "float32"), tf.cast(dense.kernel, "float32"))
-        return z + tf.cast(dense.bias, "float32") if dense.use_bias else z
+        dense, dtype = self._dense, self.lrp_dtype
+        z = tf.matmul(tf.cast(a, dtype), tf.cast(dense.kernel, dtype))
+        return z + tf.cast(dense.bias, dtype) if dense.use_bias else z
 
 
 def _logits_tensor(lrp_graph):
@@ -38,8 +39,9 @@ def _logits_tensor(lrp_graph):
     layer = call.layer
     if type(layer) is keras.layers.Dense and \
             getattr(layer.activation, "__name__", "") != "linear":
-        return DenseLogits(layer, name="isnet_logits")(call.inputs[0])
-    return keras.ops.cast(call.output, "float32")
+        return DenseLogits(layer, lrp_graph.lrp_dtype,
+                           name="isnet_logits")(call.inputs[0])
+    return keras.ops.cast(call.output, lrp_graph.lrp_dtype)
 
 
 def _heatmaps(lrp_graph, variant, class_policy, labels, seed):
@@ -219,6 +221,9 @@ class ISNet(keras.Model):
         self.accuracy_metric = keras.metrics.SparseCategoricalAccuracy(
             name="accuracy")
         self.skipped_tracker = keras.metrics.Sum(name="skipped_steps")
+        # The classifier is built, so is the ISNet; this also lets a loaded
+        # model rebuild its optimizer and restore its state.
+        self.built = True
 
     @property
     def deploy_model(self):
@@ -266,15 +271,16 @@ class ISNet(keras.Model):
         classification = tf.reduce_mean(
             keras.losses.sparse_categorical_crossentropy(
                 labels, logits, from_logits=True))
-        heatmaps = tf.cast(out["heatmaps"], "float32")
+        heatmaps = out["heatmaps"]
         heatmap = self.heatmap_loss(masks, heatmaps)
         if self.deep_supervision:
             layer_losses = [heatmap] + [
-                loss(masks, tf.cast(h, "float32"))
+                loss(masks, h)
                 for loss, h in zip(self.hidden_losses, out["hidden"])]
             heatmap = _combine_layer_losses(layer_losses,
                                             self.deep_supervision_decay)
-        weight = self.heatmap_weight
+        weight = tf.cast(self.heatmap_weight, heatmap.dtype)
+        classification = tf.cast(classification, heatmap.dtype)
         total = (1.0 - weight) * classification + weight * heatmap
         fraction = losses_lib.background_fraction(masks, heatmaps)
         return total, classification, heatmap, logits, labels, fraction

@@ -9,13 +9,20 @@ import tensorflow as tf
 
 @contextlib.contextmanager
 def floatx(dtype):
-    """Builds layers in `dtype` inside the block."""
+    """Builds layers in `dtype` inside the block.
+
+    Keras caches the global dtype policy on first use, so the policy is set
+    along with floatx.
+    """
     previous = keras.config.floatx()
+    previous_policy = keras.config.dtype_policy()
     keras.config.set_floatx(dtype)
+    keras.config.set_dtype_policy(dtype)
     try:
         yield
     finally:
         keras.config.set_floatx(previous)
+        keras.config.set_dtype_policy(previous_policy)
 
 
 def randomize_batch_norms(model, seed=0):

@@ -219,7 +219,8 @@ class LRPGraph:
 
     # Propagation ---------------------------------------------------------
 
-    def propagate(self, start, relevance, rule="epsilon", targets=()):
+    def propagate(self, start, relevance, rule="epsilon", targets=(),
+                  values=None):
         """Propagates `relevance` at tensor `start` back to the input.
 
         Args:
@@ -229,6 +230,9 @@ class LRPGraph:
             rule: `"epsilon"` or `"zplus"` for the linear steps.
             targets: Re-traced hidden tensors whose relevance is also
                 returned (LRP deep supervision); never folded away.
+            values: Optional dict mapping `id(tensor)` of re-traced tensors
+                to concrete tensors: the mirrors then run eagerly on these
+                activations (e.g. held fixed) instead of symbolically.
 
         Returns:
             A dict mapping `self.input` and each target tensor (by identity,
@@ -245,7 +249,11 @@ class LRPGraph:
             total = _sum(parts)
             if id(step.output) in wanted:
                 found[id(step.output)] = total
-            results = step.mirror(total, list(step.inputs), list(step.outputs))
+            step_inputs, step_outputs = step.inputs, step.outputs
+            if values is not None:
+                step_inputs = [values[id(t)] for t in step_inputs]
+                step_outputs = [values[id(t)] for t in step_outputs]
+            results = step.mirror(total, list(step_inputs), list(step_outputs))
             for tensor, part in zip(step.inputs, results):
                 pending.setdefault(id(tensor), []).append(part)
         if id(self.input) in pending:

@@ -1,0 +1,268 @@
+"""ISNet training graph: gradients, deploy model, save/load, variants."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from isnet_keras import callbacks
+from isnet_keras.isnet import ISNet, build_isnet
+from isnet_keras.lrp import outputs
+from isnet_keras.lrp.graph import LRPGraph
+from tests import support
+
+
+def _data(num=8, size=16, channels=1, num_classes=10, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(0, 1, (num, size, size, channels)).astype("float32")
+    labels = rng.integers(0, num_classes, num)
+    masks = np.zeros((num, size, size, 1), "float32")
+    masks[:, 4:12, 3:13] = 1
+    return images, labels, masks
+
+
+def test_heatmap_loss_reaches_kernels_but_never_biases_through_the_block():
+    model = support.small_cnn(batch_norm=True)
+    support.randomize_batch_norms(model)
+    graph = LRPGraph(model)
+    images, _, masks = _data()
+    traced = [graph.input] + [c.output for c in graph.traced.calls]
+    values = dict(zip(
+        (id(t) for t in traced),
+        (tf.stop_gradient(v) for v in keras.Model(graph.input, traced)(
+            images, training=True))))
+    seed = outputs.ClassLogitRelevance(graph.logits_layer)
+    biases = [v for v in model.trainable_variables if "bias" in v.path
+              or "beta" in v.path]
+    kernels = [v for v in model.trainable_variables if "kernel" in v.path]
+    assert biases and kernels
+    with tf.GradientTape(persistent=True) as tape:
+        start = values[id(outputs.start_of_logits(graph))]
+        relevance = seed(start)
+        heatmaps = graph.propagate(graph.logits_call.output, relevance,
+                                   values=values)[id(graph.input)]
+        from isnet_keras.losses import GWRPHeatmapLoss
+        loss = GWRPHeatmapLoss()(masks, heatmaps)
+    for kernel in kernels:
+        gradient = tape.gradient(loss, kernel)
+        assert gradient is not None and np.abs(gradient.numpy()).max() > 0
+    for bias in biases:
+        gradient = tape.gradient(loss, bias)
+        assert gradient is None or np.all(gradient.numpy() == 0), bias.path
+
+
+def test_second_order_gradients_match_central_differences():
+    keras.utils.set_random_seed(3)
+    with support.floatx("float64"):
+        classifier = support.small_cnn(input_shape=(8, 8, 1), num_classes=3,
+                                       batch_norm=False, dropout=0.0)
+        isnet = build_isnet(classifier, variant="selective", P=0.6,
+                            first_layer_rule="zb")
+    rng = np.random.default_rng(4)
+    images = rng.uniform(0, 1, (3, 8, 8, 1))
+    labels = np.array([0, 2, 1])
+    masks = np.zeros((3, 8, 8, 1))
+    masks[:, 2:6, 2:7] = 1
+
+    def total_loss():
+        return isnet._loss_terms(images, labels, masks, training=False)[0]
+
+    variable = classifier.layers[0].kernel
+    with tf.GradientTape() as tape:
+        loss = total_loss()
+    analytic = tape.gradient(loss, variable).numpy()
+    original = variable.numpy()
+    step = 1e-6
+    for index in [(0, 0, 0, 0), (1, 2, 0, 3), (2, 1, 0, 5)]:
+        shifted = original.copy()
+        shifted[index] += step
+        variable.assign(shifted)
+        up = float(total_loss())
+        shifted[index] -= 2 * step
+        variable.assign(shifted)
+        down = float(total_loss())
+        variable.assign(original)
+        numeric = (up - down) / (2 * step)
+        np.testing.assert_allclose(analytic[index], numeric, rtol=1e-5,
+                                   atol=1e-9)
+
+
+@pytest.mark.parametrize("variant", ["original", "selective", "stochastic",
+                                     "dual"])
+def test_deploy_model_is_the_classifier_and_the_graph_adds_no_variables(
+        variant):
+    classifier = support.small_cnn()
+    isnet = build_isnet(classifier, variant=variant, seed=1)
+    images, labels, masks = _data()
+    assert isnet.deploy_model is classifier
+    np.testing.assert_array_equal(isnet.predict(images, verbose=0),
+                                  classifier(images, training=False).numpy())
+    assert [id(v) for v in isnet.trainable_variables] == [
+        id(v) for v in classifier.trainable_variables]
+    classifier_ids = {id(v) for v in classifier.weights}
+    extra = [v.path for v in isnet.train_graph.weights
+             if id(v) not in classifier_ids]
+    # Only the Stochastic draw keeps a (non-trainable) random-seed state.
+    assert extra == ([] if variant != "stochastic" else extra)
+    assert all("seed_generator" in path for path in extra)
+    heatmaps = isnet.train_graph_outputs(images)["heatmaps"]
+    expected_k = {"original": 10, "selective": 1, "stochastic": 1, "dual": 2}
+    assert tuple(heatmaps.shape) == (8, expected_k[variant], 16, 16, 1)
+
+
+def test_selective_lowest_explains_the_argmin_logit():
+    classifier = support.small_cnn(num_classes=4)
+    isnet = build_isnet(classifier, variant="selective", epsilon=1e-9,
+                        first_layer_rule="epsilon")
+    images, _, _ = _data(num=4, num_classes=4)
+    x = tf.constant(images)
+    lowest = np.argmin(classifier(images).numpy(), -1)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        logits = classifier(x, training=False)
+        chosen = tf.reduce_sum(tf.one_hot(lowest, 4) * logits, -1)
+        eta = -tf.reduce_logsumexp(
+            -(chosen[:, None] - logits) + tf.one_hot(lowest, 4) * -1e30, -1)
+    reference = (tape.gradient(eta, x) * x).numpy()
+    heatmaps = isnet.train_graph_outputs(images)["heatmaps"].numpy()[:, 0]
+    assert support.relative_l1(heatmaps, reference) < 1e-3
+
+
+def test_stochastic_draws_repeat_under_a_seed_and_pick_the_top_half_the_time():
+    classifier = support.small_cnn(num_classes=10)
+    graph = LRPGraph(classifier)
+    images = np.random.default_rng(0).uniform(0, 1, (400, 16, 16, 1))
+    start = keras.Model(graph.input, outputs.start_of_logits(graph))(images)
+
+    def draws(seed):
+        seed_layer = outputs.StochasticRelevance(graph.logits_layer, seed=seed)
+        relevance = seed_layer(start).numpy()[:, 0]
+        return np.argmax(np.abs(relevance), -1)
+
+    first, second = draws(7), draws(7)
+    np.testing.assert_array_equal(first, second)
+    top = np.argmax(classifier(images).numpy(), -1)
+    assert 0.4 < np.mean(first == top) < 0.6
+
+
+def test_dual_positive_map_is_non_negative():
+    isnet = build_isnet(support.small_cnn(batch_norm=False), variant="dual")
+    images, _, _ = _data()
+    heatmaps = isnet.train_graph_outputs(images)["heatmaps"].numpy()
+    assert heatmaps[:, 0].min() >= 0
+    assert heatmaps[:, 1].min() < 0  # the epsilon map is signed
+
+
+def test_fit_logs_all_terms_and_save_load_round_trips(tmp_path):
+    keras.utils.set_random_seed(0)
+    isnet = build_isnet(support.small_cnn(), variant="selective")
+    isnet.compile(optimizer=keras.optimizers.SGD(1e-2, momentum=0.9,
+                                                 global_clipnorm=1.0))
+    images, labels, masks = _data(num=16)
+    history = isnet.fit(images, {"label": labels, "mask": masks},
+                        batch_size=8, epochs=1, verbose=0,
+                        validation_data=(images, (labels, masks)))
+    for key in ("loss", "classification_loss", "heatmap_loss", "accuracy",
+                "background_fraction", "val_loss", "val_heatmap_loss"):
+        assert np.isfinite(history.history[key][0]), key
+    path = tmp_path / "isnet.keras"
+    isnet.save(path)
+    restored = keras.models.load_model(path)
+    assert isinstance(restored, ISNet)
+    for a, b in zip(isnet.classifier.weights, restored.classifier.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    np.testing.assert_allclose(restored.predict(images, verbose=0),
+                               isnet.predict(images, verbose=0), atol=1e-6)
+    assert int(restored.optimizer.iterations) == 2
+    restored.fit(images, {"label": labels, "mask": masks}, batch_size=8,
+                 epochs=1, verbose=0)
+    assert int(restored.optimizer.iterations) == 4
+
+
+def test_labels_out_of_range_raise_a_clear_error():
+    isnet = build_isnet(support.small_cnn(num_classes=3))
+    isnet.compile(optimizer="sgd")
+    images, _, masks = _data(num=4)
+    with pytest.raises(Exception, match=r"labels out of range"):
+        isnet.fit(images, {"label": np.array([0, 1, 2, 3]), "mask": masks},
+                  epochs=1, verbose=0)
+
+
+def test_heatmap_weight_schedule_sets_P_per_epoch():
+    isnet = build_isnet(support.small_cnn())
+    isnet.compile(optimizer="sgd")
+    images, labels, masks = _data(num=8)
+    schedule = callbacks.HeatmapWeightSchedule({1: 0.2, 2: 0.9})
+    history = isnet.fit(images, {"label": labels, "mask": masks}, epochs=3,
+                        verbose=0, callbacks=[schedule])
+    assert history.history["P"] == pytest.approx([0.7, 0.2, 0.9])
+
+
+def test_mixed_bfloat16_gives_float32_maps_close_to_float32():
+    images, labels, masks = _data()
+    keras.utils.set_random_seed(5)
+    reference_model = support.small_cnn(batch_norm=False)
+    weights = reference_model.get_weights()
+    reference = build_isnet(reference_model).train_graph_outputs(images)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        mixed_model = support.small_cnn(batch_norm=False)
+        mixed_model.set_weights(weights)
+        isnet = build_isnet(mixed_model)
+        mixed = isnet.train_graph_outputs(images)
+        isnet.compile(optimizer="sgd")
+        history = isnet.fit(images, {"label": labels, "mask": masks},
+                            epochs=1, verbose=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert mixed["heatmaps"].dtype == "float32"
+    assert np.isfinite(history.history["loss"][0])
+    assert history.history["skipped_steps"][0] == 0
+    assert support.relative_l1(mixed["heatmaps"].numpy(),
+                               reference["heatmaps"].numpy()) < 0.1
+
+
+def _cue_task(num, rng, swap=False):
+    """Bars in the centre carry the class; a corner patch carries it too
+    (a planted background cue), or the other class's when swapped."""
+    labels = rng.integers(0, 2, num)
+    images = rng.uniform(0, 0.1, (num, 16, 16, 1)).astype("float32")
+    masks = np.zeros((num, 16, 16, 1), "float32")
+    masks[:, 4:12, 4:12] = 1
+    for i, label in enumerate(labels):
+        if label == 0:
+            images[i, 5:11, 7:9] += 0.5
+        else:
+            images[i, 7:9, 5:11] += 0.5
+        cue = 1 - label if swap else label
+        images[i, 0:3, 0:3] = 1.0 if cue == 0 else images[i, 0:3, 0:3]
+        images[i, 0:3, 13:16] = 1.0 if cue == 1 else images[i, 0:3, 13:16]
+    return images, labels, masks
+
+
+def test_isnet_ignores_a_planted_background_cue_that_fools_a_plain_model():
+    rng = np.random.default_rng(0)
+    train = _cue_task(800, rng)
+    test = _cue_task(400, rng)
+    swapped = _cue_task(400, rng, swap=True)
+
+    def train_and_score(P):
+        keras.utils.set_random_seed(0)
+        classifier = keras.Sequential([
+            keras.Input((16, 16, 1)),
+            keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
+            keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
+        isnet = build_isnet(classifier, variant="selective", P=P)
+        isnet.compile(optimizer=keras.optimizers.Adam(3e-3,
+                                                      global_clipnorm=1.0))
+        isnet.fit(train[0], {"label": train[1], "mask": train[2]},
+                  batch_size=32, epochs=20, verbose=0)
+        return [np.mean(isnet.predict(x, verbose=0).argmax(-1) == y)
+                for x, y, _ in (test, swapped)]
+
+    plain_biased, plain_swapped = train_and_score(0.0)
+    isnet_biased, isnet_swapped = train_and_score(0.7)
+    assert plain_biased > 0.95 and plain_biased - plain_swapped > 0.30
+    assert isnet_biased > 0.9 and isnet_biased - isnet_swapped <= 0.02
