@@ -142,6 +142,23 @@ def _unpack(data):
                      "(labels, masks).")
 
 
+def _logs(metrics):
+    """Metric results as the step's logs.
+
+    Under multi-worker collectives Keras averages each logged value along
+    axis 0 across workers, so there they get a length-1 axis (reduced back
+    to scalars by that average).
+    """
+    strategy = tf.distribute.get_strategy()
+    multi_worker = isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy) and getattr(
+            strategy.extended, "_in_multi_worker_mode", lambda: False)()
+    logs = {m.name: m.result() for m in metrics}
+    if multi_worker:
+        logs = {name: tf.reshape(value, (1,)) for name, value in logs.items()}
+    return logs
+
+
 def _combine_layer_losses(values, decay):
     """GWRP over per-layer losses: the worst layer weighs most."""
     stacked = tf.stack(values)
@@ -249,6 +266,15 @@ class ISNet(keras.Model):
     def call(self, inputs, training=False):
         return self.classifier(inputs, training=training)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras builds compiled metrics from a data batch that it first
+        # averages across replicas, which fails on multi-worker datasets.
+        # An ISNet's metrics exist from __init__: only the optimizer needs
+        # building, inside the strategy scope.
+        if self.optimizer is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.classifier.trainable_variables)
+
     def _check_labels(self, labels):
         labels = tf.reshape(tf.cast(labels, tf.int32), (-1,))
         in_range = tf.reduce_all((labels >= 0) & (labels < self.num_classes))
@@ -313,14 +339,13 @@ class ISNet(keras.Model):
         self.optimizer.apply(gradients, variables)
         self.skipped_tracker.update_state(1.0 - tf.cast(finite, "float32"))
         self._update_metrics(*values)
-        return {m.name: m.result() for m in self.metrics}
+        return _logs(self.metrics)
 
     def test_step(self, data):
         images, labels, masks = _unpack(data)
         self._update_metrics(*self._loss_terms(images, labels, masks,
                                            training=False))
-        return {m.name: m.result() for m in self.metrics
-                if m is not self.skipped_tracker}
+        return _logs(m for m in self.metrics if m is not self.skipped_tracker)
 
     def predict_step(self, data):
         images = data[0] if isinstance(data, (tuple, list)) else data

@@ -1,0 +1,172 @@
+"""Baselines trained in the same harness as the ISNet.
+
+* `PlainClassifier`: cross-entropy only (masks are accepted and ignored), so
+  it runs on the same data and logs the same way.
+* `RRRClassifier`: Right for the Right Reasons (Ross et al., 2017):
+  `CE + lambda * sum_b sum_pixels ((1 - M) * d/dx sum_n log p_n(x))^2`.
+* `MaskedInputClassifier`: trains and predicts on `x * M`; an upper bound
+  that needs a mask (a segmenter) at run time, which the ISNet does not.
+
+All take data `(images, {"label": labels, "mask": masks})`, like the ISNet,
+and their `deploy_model` is the classifier.
+"""
+
+import keras
+import tensorflow as tf
+
+from isnet_keras.isnet import _logs, _unpack
+
+
+class _Baseline(keras.Model):
+    """Shared bookkeeping: the classifier, CE and accuracy trackers."""
+
+    def __init__(self, classifier, **kwargs):
+        kwargs.setdefault("name", f"{type(self).__name__.lower()}_"
+                          f"{classifier.name}")
+        super().__init__(**kwargs)
+        self.classifier = classifier
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.classification_tracker = keras.metrics.Mean(
+            name="classification_loss")
+        self.accuracy_metric = keras.metrics.SparseCategoricalAccuracy(
+            name="accuracy")
+        self.built = True
+
+    @property
+    def deploy_model(self):
+        return self.classifier
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.classification_tracker,
+                self.accuracy_metric]
+
+    def call(self, inputs, training=False):
+        return self.classifier(inputs, training=training)
+
+    def _inputs(self, images, masks):
+        return images
+
+    def _logits(self, images, training):
+        # Classifiers may end in softmax; cross-entropy is then on probs.
+        return self.classifier(images, training=training)
+
+    def _cross_entropy(self, labels, outputs):
+        from_logits = not _ends_in_softmax(self.classifier)
+        return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
+            labels, outputs, from_logits=from_logits))
+
+    def _penalty(self, images, masks, labels):
+        return tf.constant(0.0)
+
+    def train_step(self, data):
+        images, labels, masks = _unpack(data)
+        images = self._inputs(images, masks)
+        variables = self.classifier.trainable_variables
+        with tf.GradientTape() as tape:
+            outputs = self._logits(images, training=True)
+            classification = self._cross_entropy(labels, outputs)
+            total = classification + self._penalty(images, masks, labels)
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = self.optimizer.scale_loss(total / replicas)
+        self.optimizer.apply(tape.gradient(scaled, variables), variables)
+        self._update(total, classification, labels, outputs)
+        return _logs(self.metrics)
+
+    def test_step(self, data):
+        images, labels, masks = _unpack(data)
+        outputs = self._logits(self._inputs(images, masks), training=False)
+        classification = self._cross_entropy(labels, outputs)
+        self._update(classification, classification, labels, outputs)
+        return _logs(self.metrics)
+
+    def _update(self, total, classification, labels, outputs):
+        self.loss_tracker.update_state(total)
+        self.classification_tracker.update_state(classification)
+        self.accuracy_metric.update_state(labels, outputs)
+
+
+def _ends_in_softmax(model):
+    last = model.layers[-1]
+    activation = getattr(last, "activation", None)
+    return isinstance(last, keras.layers.Softmax) or getattr(
+        activation, "__name__", "") == "softmax"
+
+
+class PlainClassifier(_Baseline):
+    """The classifier trained with cross-entropy only.
+
+    Args:
+        classifier: A Keras classifier (logits or softmax output).
+
+    Example:
+
+    >>> plain = PlainClassifier(classifier)
+    >>> plain.compile(optimizer="adam")
+    >>> plain.fit(images, {"label": labels, "mask": masks})
+    """
+
+
+class RRRClassifier(_Baseline):
+    """Right for the Right Reasons: an input-gradient penalty outside the
+    mask.
+
+    Args:
+        classifier: A Keras classifier (logits or softmax output).
+        penalty: float. The weight lambda of the penalty. Defaults to 1000,
+            the value of the RRR paper's MNIST experiments.
+
+    Example:
+
+    >>> rrr = RRRClassifier(classifier, penalty=1000.0)
+    """
+
+    def __init__(self, classifier, penalty=1000.0, **kwargs):
+        super().__init__(classifier, **kwargs)
+        if penalty < 0:
+            raise ValueError(f"penalty must be >= 0, received {penalty}.")
+        self.penalty = float(penalty)
+        self.penalty_tracker = keras.metrics.Mean(name="input_gradient_loss")
+
+    @property
+    def metrics(self):
+        return super().metrics + [self.penalty_tracker]
+
+    def _penalty(self, images, masks, labels):
+        images = tf.convert_to_tensor(images)
+        with tf.GradientTape() as inner:
+            inner.watch(images)
+            outputs = self.classifier(images, training=True)
+            if _ends_in_softmax(self.classifier):
+                log_probs = tf.math.log(outputs + 1e-12)
+            else:
+                log_probs = tf.nn.log_softmax(outputs)
+            summed = tf.reduce_sum(log_probs)
+        gradient = inner.gradient(summed, images)
+        masks = tf.cast(tf.reshape(masks, tf.shape(images)[:3])[..., None],
+                        gradient.dtype)
+        value = tf.reduce_sum(tf.square((1.0 - masks) * gradient)) / tf.cast(
+            tf.shape(images)[0], gradient.dtype)
+        self.penalty_tracker.update_state(value)
+        return self.penalty * value
+
+
+class MaskedInputClassifier(_Baseline):
+    """Trains and evaluates on `images * masks` (background zeroed).
+
+    At prediction time it also needs masks: `predict((images, masks))`. The
+    classifier alone (`deploy_model`) expects masked images.
+    """
+
+    def _inputs(self, images, masks):
+        images = tf.convert_to_tensor(images)
+        masks = tf.cast(tf.reshape(masks, tf.shape(images)[:3])[..., None],
+                        images.dtype)
+        return images * masks
+
+    def predict_step(self, data):
+        if not isinstance(data, (tuple, list)) or len(data) < 2:
+            raise ValueError("MaskedInputClassifier.predict needs "
+                             "(images, masks).")
+        images, masks = data[0], data[1]
+        return self.classifier(self._inputs(images, masks), training=False)
