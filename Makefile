@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/isnet demo --out runs/demo
+	$(BIN)/isnet bench bias --out runs/bias
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("demo",)
+COMMAND_MODULES = ("bench", "metrics")
 
 
 def build_parser():

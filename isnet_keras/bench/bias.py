@@ -1,0 +1,220 @@
+"""The background-bias benchmark: plain classifier, ISNet variants and
+baselines trained alike on biased MNIST, tested where the bias is kept,
+removed and turned against the label.
+
+`run_bias_benchmark(BiasBenchConfig(...))` trains each model, prints a table
+(accuracy per test set with Wilson 95% intervals, mean background relevance
+fraction), writes `results.json` and a heatmap figure (rows = models,
+columns = the same confounding test images). `isnet bench bias` is its
+command line.
+"""
+
+import dataclasses
+import json
+import pathlib
+import time
+
+import keras
+import numpy as np
+
+MODEL_NAMES = ("plain", "isnet_selective", "isnet_stochastic",
+               "isnet_original", "rrr", "masked_input")
+
+
+@dataclasses.dataclass(frozen=True)
+class BiasBenchConfig:
+    """Settings of one benchmark run.
+
+    Attributes:
+        data: `"mnist"` (IDX files or the keras.datasets cache) or
+            `"digits"` (scikit-learn's digits, offline).
+        benchmark: `"shapes"` or `"decoy"`.
+        mnist_dir: Folder of MNIST IDX files (None: search, see
+            `isnet_keras.data.load_mnist`).
+        out: Output folder for `results.json` and the figure.
+        fast: A run of about a minute (few images, one epoch), for tests.
+        seed: Seed of the split, the weights and the data order.
+        epochs: Epochs per model (None: 1 with `fast`, else 8).
+        models: Which of `MODEL_NAMES` to train.
+        batch_size: Training batch size.
+        P: Heatmap-loss weight of the ISNets.
+        rrr_penalty: Input-gradient penalty weight of RRR.
+        verbose: Keras progress-bar mode for `fit`.
+    """
+
+    data: str = "mnist"
+    benchmark: str = "shapes"
+    mnist_dir: str = None
+    out: str = "runs/bias"
+    fast: bool = False
+    seed: int = 0
+    epochs: int = None
+    models: tuple = MODEL_NAMES
+    batch_size: int = 64
+    P: float = 0.7
+    rrr_penalty: float = 1000.0
+    verbose: object = "auto"
+
+
+def bench_classifier(input_shape, num_classes):
+    """The small CNN every model of the benchmark uses (logits output)."""
+    return keras.Sequential([
+        keras.Input(input_shape),
+        keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Conv2D(64, 3, padding="same", activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(num_classes),
+    ], name="bench_cnn")
+
+
+def make_trainer(name, classifier, config):
+    """The training model of benchmark entry `name`, compiled."""
+    from isnet_keras.baselines import (MaskedInputClassifier,
+                                       PlainClassifier, RRRClassifier)
+    from isnet_keras.isnet import build_isnet
+
+    if name == "plain":
+        model = PlainClassifier(classifier)
+    elif name == "rrr":
+        model = RRRClassifier(classifier, penalty=config.rrr_penalty)
+    elif name == "masked_input":
+        model = MaskedInputClassifier(classifier)
+    elif name.startswith("isnet_"):
+        model = build_isnet(classifier, variant=name[len("isnet_"):],
+                            P=config.P, seed=config.seed)
+    else:
+        raise ValueError(f"Unknown model {name!r}; choose from "
+                         f"{MODEL_NAMES}.")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=1.0))
+    return model
+
+
+def _load(config):
+    from isnet_keras.data import make_bias_benchmark
+
+    source = "digits" if config.data == "digits" else "auto"
+    limit = 30 if config.fast else None
+    return make_bias_benchmark(config.benchmark, source=source,
+                               seed=config.seed, limit_per_class=limit,
+                               mnist_dir=config.mnist_dir)
+
+
+def _evaluate(name, classifier, bench, max_heatmaps):
+    from isnet_keras.lrp.explain import Explainer
+    from isnet_keras.metrics import (background_relevance_fraction,
+                                     wilson_interval)
+
+    explainer = Explainer(classifier)
+    report = {}
+    fractions = {}
+    for set_name, test in bench.test.items():
+        images = test.images
+        if name == "masked_input":  # it needs the mask at run time
+            images = images * test.masks
+        predicted = classifier.predict(images, batch_size=256,
+                                       verbose=0).argmax(-1)
+        correct = int(np.sum(predicted == test.labels))
+        low, high = wilson_interval(correct, len(test.labels))
+        report[set_name] = correct / len(test.labels)
+        report[f"{set_name}_ci95"] = [float(low), float(high)]
+        subset = slice(0, max_heatmaps)
+        heatmaps = explainer(images[subset], "predicted")[:, 0]
+        fractions[set_name] = float(np.mean(np.asarray(
+            background_relevance_fraction(heatmaps, test.masks[subset]))))
+    first_set = next(iter(bench.test))
+    report["background_fraction"] = fractions[first_set]
+    report["background_fraction_by_set"] = fractions
+    return report, explainer
+
+
+def _figure(bench, explainers, path, columns=8):
+    from isnet_keras.viz import plot_heatmaps
+
+    last_set = list(bench.test)[-1]
+    test = bench.test[last_set]
+    picks = [int(np.flatnonzero(test.labels == k)[0])
+             for k in np.unique(test.labels)][:columns]
+    images, masks = test.images[picks], test.masks[picks]
+    rows = []
+    for name, explainer in explainers.items():
+        shown = images * masks if name == "masked_input" else images
+        rows.append(explainer(shown, "predicted")[:, 0])
+    titles = [f"{last_set} y={test.labels[i]}" for i in picks]
+    plot_heatmaps(images, np.stack(rows), row_titles=list(explainers),
+                  column_titles=titles, masks=masks, path=path)
+
+
+def format_table(results):
+    """The printed table of a `results.json` dict."""
+    models = results["models"]
+    sets = results["test_sets"]
+    header = f"{'model':<18}" + "".join(f"{s:>22}" for s in sets) + \
+        f"{'bg fraction':>13}{'s/epoch':>9}"
+    lines = [header, "-" * len(header)]
+    for name, report in models.items():
+        cells = "".join(
+            f"{report[s]:>8.3f} [{report[s + '_ci95'][0]:.3f},"
+            f"{report[s + '_ci95'][1]:.3f}]" for s in sets)
+        lines.append(f"{name:<18}{cells}{report['background_fraction']:>13.3f}"
+                     f"{report['seconds_per_epoch']:>9.1f}")
+    return "\n".join(lines)
+
+
+def run_bias_benchmark(config=BiasBenchConfig()):
+    """Trains and evaluates every model of `config.models`.
+
+    Args:
+        config: A `BiasBenchConfig`.
+
+    Returns:
+        The results dict that is also written to `config.out/results.json`:
+        `{"data": ..., "benchmark": ..., "test_sets": [...], "models":
+        {name: {"<set>": accuracy, "<set>_ci95": [low, high],
+        "background_fraction": f, ...}}}`.
+    """
+    unknown = set(config.models) - set(MODEL_NAMES)
+    if unknown:
+        raise ValueError(f"Unknown models {sorted(unknown)}; choose from "
+                         f"{MODEL_NAMES}.")
+    out = pathlib.Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    bench = _load(config)
+    print(f"Data: {bench.source}; benchmark '{bench.name}': "
+          f"{len(bench.train.labels)} train, {len(bench.val.labels)} val, "
+          + ", ".join(f"{len(t.labels)} {n}" for n, t in bench.test.items())
+          + " test images.", flush=True)
+    epochs = config.epochs or (1 if config.fast else 8)
+    num_classes = int(bench.train.labels.max()) + 1
+    input_shape = bench.train.images.shape[1:]
+    results = {"data": bench.source, "benchmark": bench.name,
+               "test_sets": list(bench.test), "epochs": epochs,
+               "seed": config.seed, "P": config.P, "models": {}}
+    explainers = {}
+    train = (bench.train.images, {"label": bench.train.labels,
+                                  "mask": bench.train.masks})
+    val = (bench.val.images, {"label": bench.val.labels,
+                              "mask": bench.val.masks})
+    for name in config.models:
+        print(f"\n== {name}", flush=True)
+        keras.utils.set_random_seed(config.seed)
+        classifier = bench_classifier(input_shape, num_classes)
+        trainer = make_trainer(name, classifier, config)
+        start = time.perf_counter()
+        history = trainer.fit(*train, validation_data=val, epochs=epochs,
+                              batch_size=config.batch_size,
+                              verbose=config.verbose)
+        seconds = (time.perf_counter() - start) / epochs
+        report, explainers[name] = _evaluate(
+            name, classifier, bench, max_heatmaps=200 if config.fast else
+            1000)
+        report["seconds_per_epoch"] = seconds
+        report["final_train_accuracy"] = float(history.history["accuracy"][-1])
+        results["models"][name] = report
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    _figure(bench, explainers, out / "heatmaps.png")
+    print("\n" + format_table(results))
+    print(f"\nWrote {out / 'results.json'} and {out / 'heatmaps.png'}.")
+    return results
