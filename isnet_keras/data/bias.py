@@ -64,16 +64,76 @@ class ShapeSpec(NamedTuple):
 
 
 SHAPE_TABLE = (
-    ShapeSpec(0, "filled square", (1, 1), ("#####", "#####", "#####", "#####", "#####")),
-    ShapeSpec(1, "hollow square", (1, 17), ("#####", "#...#", "#...#", "#...#", "#####")),
-    ShapeSpec(2, "plus", (1, 34), ("..#..", "..#..", "#####", "..#..", "..#..")),
-    ShapeSpec(3, "X", (17, 34), ("#...#", ".#.#.", "..#..", ".#.#.", "#...#")),
-    ShapeSpec(4, "horizontal bar", (34, 34), (".....", ".....", "#####", ".....", ".....")),
-    ShapeSpec(5, "vertical bar", (34, 17), ("..#..", "..#..", "..#..", "..#..", "..#..")),
-    ShapeSpec(6, "triangle", (34, 1), ("..#..", "..#..", ".###.", ".###.", "#####")),
-    ShapeSpec(7, "diamond", (17, 1), ("..#..", ".###.", "#####", ".###.", "..#..")),
-    ShapeSpec(8, "ring", (1, 9), (".###.", "#...#", "#...#", "#...#", ".###.")),
-    ShapeSpec(9, "L", (34, 26), ("#....", "#....", "#....", "#....", "#####")),
+    ShapeSpec(0, "filled square", (1, 1), (
+        "#####",
+        "#####",
+        "#####",
+        "#####",
+        "#####",
+    )),
+    ShapeSpec(1, "hollow square", (1, 17), (
+        "#####",
+        "#...#",
+        "#...#",
+        "#...#",
+        "#####",
+    )),
+    ShapeSpec(2, "plus", (1, 34), (
+        "..#..",
+        "..#..",
+        "#####",
+        "..#..",
+        "..#..",
+    )),
+    ShapeSpec(3, "X", (17, 34), (
+        "#...#",
+        ".#.#.",
+        "..#..",
+        ".#.#.",
+        "#...#",
+    )),
+    ShapeSpec(4, "horizontal bar", (34, 34), (
+        ".....",
+        ".....",
+        "#####",
+        ".....",
+        ".....",
+    )),
+    ShapeSpec(5, "vertical bar", (34, 17), (
+        "..#..",
+        "..#..",
+        "..#..",
+        "..#..",
+        "..#..",
+    )),
+    ShapeSpec(6, "triangle", (34, 1), (
+        "..#..",
+        "..#..",
+        ".###.",
+        ".###.",
+        "#####",
+    )),
+    ShapeSpec(7, "diamond", (17, 1), (
+        "..#..",
+        ".###.",
+        "#####",
+        ".###.",
+        "..#..",
+    )),
+    ShapeSpec(8, "ring", (1, 9), (
+        ".###.",
+        "#...#",
+        "#...#",
+        "#...#",
+        ".###.",
+    )),
+    ShapeSpec(9, "L", (34, 26), (
+        "#....",
+        "#....",
+        "#....",
+        "#....",
+        "#####",
+    )),
 )
 
 
@@ -144,7 +204,9 @@ def benchmark_test_sets(name):
         return SHAPES_MODES
     if name == "decoy":
         return DECOY_MODES
-    raise ValueError(f"name must be one of {BENCHMARK_NAMES}; received {name!r}")
+    raise ValueError(
+        f"name must be one of {BENCHMARK_NAMES}; received {name!r}"
+    )
 
 
 def shape_pattern(label):
@@ -156,7 +218,8 @@ def shape_pattern(label):
     [1.0, 1.0, 1.0, 1.0, 1.0]
     """
     rows = SHAPE_TABLE[label].pattern
-    return np.array([[cell == "#" for cell in row] for row in rows], dtype=np.float32)
+    cells = [[cell == "#" for cell in row] for row in rows]
+    return np.array(cells, dtype=np.float32)
 
 
 def decoy_candidate_regions():
@@ -203,7 +266,8 @@ def foreground_masks(clean_digits, candidate_regions):
 
     Example:
 
-    >>> digits = np.zeros((1, 28, 28)); digits[0, 2, 5] = 200  # 3x3 -> rows 1-3, cols 4-6
+    >>> digits = np.zeros((1, 28, 28))
+    >>> digits[0, 2, 5] = 200  # Dilated: rows 1-3, columns 4-6.
     >>> foreground_masks(digits, decoy_candidate_regions())[0, :5, 3:7, 0]
     array([[0., 0., 0., 0.],
            [0., 1., 1., 1.],
@@ -212,7 +276,8 @@ def foreground_masks(clean_digits, candidate_regions):
            [0., 0., 0., 0.]], dtype=float32)
     """
     # A channel axis first: `dilate_mask` reads 3-D arrays as (H, W, C).
-    foreground = dilate_mask((np.asarray(clean_digits) > 0)[..., None], iterations=1)
+    inked = (np.asarray(clean_digits) > 0)[..., None]
+    foreground = dilate_mask(inked, iterations=1)
     foreground &= ~np.asarray(candidate_regions, dtype=bool)[..., None]
     return foreground.astype(np.float32)
 
@@ -225,7 +290,8 @@ def _validate_digits(images, labels):
         images = images[..., 0]
     if images.shape[1:] != (DECOY_SIZE, DECOY_SIZE) or images.ndim != 3:
         raise ValueError(
-            f"images must be (N, 28, 28) or (N, 28, 28, 1); received {images.shape}"
+            "images must be (N, 28, 28) or (N, 28, 28, 1); "
+            f"received {images.shape}"
         )
     if images.dtype != np.uint8:
         raise ValueError(
@@ -275,7 +341,9 @@ def decoy_mnist(images, labels, mode="biased", seed=0):
     ([0, 9], 0.1176)
     """
     if mode not in DECOY_MODES:
-        raise ValueError(f"mode must be one of {DECOY_MODES}; received {mode!r}")
+        raise ValueError(
+            f"mode must be one of {DECOY_MODES}; received {mode!r}"
+        )
     digits, labels = _validate_digits(images, labels)
     count = len(digits)
     rng = np.random.default_rng(seed)
@@ -288,21 +356,26 @@ def decoy_mnist(images, labels, mode="biased", seed=0):
         bias_class = np.full(count, -1, dtype=np.int64)
         bias_origin = np.full((count, 2), -1, dtype=np.int64)
     else:
-        bias_class = labels.copy() if mode == "biased" else random_shades.astype(np.int64)
-        bias_origin = np.stack([corner_rows, corner_cols], axis=1).astype(np.int64)
+        if mode == "biased":
+            bias_class = labels.copy()
+        else:
+            bias_class = random_shades.astype(np.int64)
+        bias_origin = np.stack([corner_rows, corner_cols], axis=1)
+        bias_origin = bias_origin.astype(np.int64)
         grey = (255.0 - 25.0 * bias_class) / 255.0
         for row in DECOY_CORNER_STARTS:
             for col in DECOY_CORNER_STARTS:
-                chosen = np.flatnonzero((corner_rows == row) & (corner_cols == col))
-                canvas[chosen, row : row + DECOY_PATCH, col : col + DECOY_PATCH] = (
-                    grey[chosen, None, None]
-                )
+                in_corner = (corner_rows == row) & (corner_cols == col)
+                chosen = np.flatnonzero(in_corner)
+                rows = slice(row, row + DECOY_PATCH)
+                cols = slice(col, col + DECOY_PATCH)
+                canvas[chosen, rows, cols] = grey[chosen, None, None]
     masks = foreground_masks(digits, decoy_candidate_regions())
     return BiasedImages(canvas[..., None], masks, bias_class, bias_origin)
 
 
 def shapes_mnist(images, labels, mode="biased"):
-    """Shapes benchmark (SPEC §12b): a 5x5 white shape whose form and place encode a class.
+    """Shapes (SPEC §12b): a 5x5 shape whose form and place encode a class.
 
     The 28x28 digit is pasted at rows/columns 6-33 of a black 40x40 canvas.
     Class k's shape (`SHAPE_TABLE[k]`) is drawn with value 1.0 at its own
@@ -327,12 +400,15 @@ def shapes_mnist(images, labels, mode="biased"):
     ([4], [[34, 34]])
     """
     if mode not in SHAPES_MODES:
-        raise ValueError(f"mode must be one of {SHAPES_MODES}; received {mode!r}")
+        raise ValueError(
+            f"mode must be one of {SHAPES_MODES}; received {mode!r}"
+        )
     digits, labels = _validate_digits(images, labels)
     count = len(digits)
     margin = SHAPES_DIGIT_OFFSET
     pasted = np.zeros((count, SHAPES_SIZE, SHAPES_SIZE), dtype=np.uint8)
-    pasted[:, margin : margin + DECOY_SIZE, margin : margin + DECOY_SIZE] = digits
+    digit_area = slice(margin, margin + DECOY_SIZE)
+    pasted[:, digit_area, digit_area] = digits
     canvas = pasted.astype(np.float32) / 255.0
 
     if mode == "unbiased":
@@ -348,10 +424,11 @@ def shapes_mnist(images, labels, mode="biased"):
             continue
         row, col = spec.origin
         bias_origin[chosen] = (row, col)
-        box = canvas[chosen, row : row + SHAPE_SIZE, col : col + SHAPE_SIZE]
+        rows = slice(row, row + SHAPE_SIZE)
+        cols = slice(col, col + SHAPE_SIZE)
         pattern = shape_pattern(spec.label).astype(bool)
-        canvas[chosen, row : row + SHAPE_SIZE, col : col + SHAPE_SIZE] = np.where(
-            pattern, np.float32(1.0), box
+        canvas[chosen, rows, cols] = np.where(
+            pattern, np.float32(1.0), canvas[chosen, rows, cols]
         )
     masks = foreground_masks(pasted, shapes_candidate_regions())
     return BiasedImages(canvas[..., None], masks, bias_class, bias_origin)
@@ -360,13 +437,13 @@ def shapes_mnist(images, labels, mode="biased"):
 def _load_digits(source, mnist_dir):
     """Returns `LoadedDigits` for a benchmark source name."""
     if source == "digits":
-        logger.info("Using scikit-learn's 8x8 digits upscaled to 28x28, not MNIST")
+        logger.info("Using scikit-learn's 8x8 digits upscaled to 28x28")
         return load_digits_28()
     return load_mnist(source=source, mnist_dir=mnist_dir)
 
 
 def _limit_per_class(labels, limit, seed):
-    """Returns sorted indices of at most `limit` seeded-random items per class."""
+    """Returns sorted indices of at most `limit` random items per class."""
     rng = np.random.default_rng([seed, 99])
     kept = [
         rng.permutation(np.flatnonzero(labels == label))[:limit]
@@ -404,28 +481,38 @@ def make_bias_benchmark(
 
     Example:
 
-    >>> bench = make_bias_benchmark("decoy", source="digits", limit_per_class=20)
+    >>> bench = make_bias_benchmark(
+    ...     "decoy", source="digits", limit_per_class=20)
     >>> list(bench.test), bench.train.images.shape
     (['biased', 'clean', 'randomized'], (140, 28, 28, 1))
     """
     if name not in BENCHMARK_NAMES:
-        raise ValueError(f"name must be one of {BENCHMARK_NAMES}; received {name!r}")
+        raise ValueError(
+            f"name must be one of {BENCHMARK_NAMES}; received {name!r}"
+        )
     if limit_per_class is not None and limit_per_class < 1:
-        raise ValueError(f"limit_per_class must be >= 1; received {limit_per_class}")
+        raise ValueError(
+            f"limit_per_class must be >= 1; received {limit_per_class}"
+        )
     loaded = _load_digits(source, mnist_dir)
     kept = np.arange(len(loaded.labels))
     if limit_per_class is not None:
         kept = _limit_per_class(loaded.labels, limit_per_class, seed)
     images, labels = loaded.images[kept], loaded.labels[kept]
     parts = stratified_split(labels, BENCHMARK_FRACTIONS, seed=seed)
-    split_indices = dict(zip(("train", "val", "test"), (kept[part] for part in parts)))
+    split_indices = {
+        key: kept[part] for key, part in zip(("train", "val", "test"), parts)
+    }
 
     def build(part, mode, part_number):
         if name == "shapes":
             generated = shapes_mnist(images[part], labels[part], mode)
         else:
-            generated = decoy_mnist(images[part], labels[part], mode, seed=[seed, part_number])
-        return ImageSet(generated.images, generated.masks, labels[part].astype(np.int32))
+            generated = decoy_mnist(
+                images[part], labels[part], mode, seed=[seed, part_number]
+            )
+        part_labels = labels[part].astype(np.int32)
+        return ImageSet(generated.images, generated.masks, part_labels)
 
     train_part, val_part, test_part = parts
     return BiasBenchmark(
@@ -433,6 +520,9 @@ def make_bias_benchmark(
         source=f"{loaded.source}: {loaded.location}",
         train=build(train_part, "biased", 0),
         val=build(val_part, "biased", 1),
-        test={mode: build(test_part, mode, 2) for mode in benchmark_test_sets(name)},
+        test={
+            mode: build(test_part, mode, 2)
+            for mode in benchmark_test_sets(name)
+        },
         split_indices=split_indices,
     )

@@ -65,4 +65,5 @@ def load_digits_28():
     bunch = load_digits()
     images = np.stack([upscale_digit(image) for image in bunch.images])
     labels = bunch.target.astype(np.uint8)
-    return LoadedDigits(images, labels, "digits", "sklearn.datasets.load_digits")
+    location = "sklearn.datasets.load_digits"
+    return LoadedDigits(images, labels, "digits", location)

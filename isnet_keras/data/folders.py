@@ -3,7 +3,7 @@
 Layout::
 
     images/   a.png, b.jpg, sub/c.png ...
-    masks/    a.png, b.png, sub/c.png ...   (1 or 255 = foreground, 0 = background)
+    masks/    a.png, b.png, sub/c.png ...   (1 or 255 = foreground)
     labels.csv
         filename,label
         a.png,cat
@@ -44,8 +44,9 @@ class FolderDatasetError(ValueError):
         more = len(self.problems) - len(listed)
         lines = "\n".join(f"  - {problem}" for problem in listed)
         suffix = f"\n  ... and {more} more" if more > 0 else ""
+        count = len(self.problems)
         super().__init__(
-            f"{len(self.problems)} problem(s) in the folder dataset:\n{lines}{suffix}"
+            f"{count} problem(s) in the folder dataset:\n{lines}{suffix}"
         )
 
 
@@ -102,10 +103,19 @@ def _read_labels_csv(labels_csv, problems):
         with labels_csv.open(newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.reader(handle))
     except (OSError, UnicodeDecodeError) as error:
-        raise FolderDatasetError([f"{labels_csv}: cannot read the CSV ({error})"]) from error
-    rows = [(number, row) for number, row in enumerate(rows, start=1) if any(cell.strip() for cell in row)]
+        raise FolderDatasetError(
+            [f"{labels_csv}: cannot read the CSV ({error})"]
+        ) from error
+    # Line numbers count from 1, as editors show them; blank lines skipped.
+    rows = [
+        (number, row)
+        for number, row in enumerate(rows, start=1)
+        if any(cell.strip() for cell in row)
+    ]
     if not rows:
-        raise FolderDatasetError([f"{labels_csv}: empty file, expected a header 'filename,label'"])
+        raise FolderDatasetError(
+            [f"{labels_csv}: empty file, expected a header 'filename,label'"]
+        )
     header = [cell.strip().lower() for cell in rows[0][1]]
     missing_columns = [column for column in CSV_COLUMNS if column not in header]
     if missing_columns:
@@ -133,7 +143,9 @@ def _read_labels_csv(labels_csv, problems):
             continue
         seen[filename] = number
         if not label:
-            problems.append(f"{filename}: empty label in {labels_csv} line {number}")
+            problems.append(
+                f"{filename}: empty label in {labels_csv} line {number}"
+            )
             continue
         entries.append((number, filename, label))
     if not seen:
@@ -161,28 +173,33 @@ def _resolve_labels(entries, class_names, labels_csv, problems):
                     index = number
             if index is None:
                 problems.append(
-                    f"{filename}: unknown label {label!r} (classes: {', '.join(class_names)})"
+                    f"{filename}: unknown label {label!r} "
+                    f"(classes: {', '.join(class_names)})"
                 )
                 index = -1
             indices.append(index)
         return np.array(indices, dtype=np.int64), class_names
 
     numbers = [_parse_int(text) for text in texts]
-    integer_rows = [index for index, number in enumerate(numbers) if number is not None]
+    integer_rows = [
+        index for index, number in enumerate(numbers) if number is not None
+    ]
     if len(integer_rows) == len(texts):
-        negative = [entries[index][1] for index, number in enumerate(numbers) if number < 0]
-        for filename in negative:
-            problems.append(f"{filename}: negative label in {labels_csv}")
+        for (_, filename, _), number in zip(entries, numbers):
+            if number < 0:
+                problems.append(f"{filename}: negative label in {labels_csv}")
         top = max(numbers, default=-1)
         names = tuple(str(index) for index in range(top + 1))
         return np.array(numbers, dtype=np.int64), names
     if integer_rows:
-        first_number = entries[integer_rows[0]]
-        first_name = next(entry for entry, number in zip(entries, numbers) if number is None)
+        _, number_file, number_text = entries[integer_rows[0]]
+        _, name_file, name_text = next(
+            entry for entry, number in zip(entries, numbers) if number is None
+        )
         problems.append(
             f"{labels_csv}: labels mix integers and class names "
-            f"({first_number[1]} has {first_number[2]!r}, "
-            f"{first_name[1]} has {first_name[2]!r}); use one kind, or pass class_names"
+            f"({number_file} has {number_text!r}, {name_file} has "
+            f"{name_text!r}); use one kind, or pass class_names"
         )
     names = tuple(sorted(set(texts)))
     lookup = {name: index for index, name in enumerate(names)}
@@ -226,7 +243,7 @@ def _open_image(path, problems):
 
 
 def _mask_array(image, path, problems):
-    """Returns the mask as a (H, W) 0/1 uint8 array, or None after recording why not.
+    """Returns the mask as (H, W) 0/1 uint8, or None after recording why not.
 
     Accepted values are {0, 1} or {0, 255}; colour masks must be grey
     (equal channels); an alpha channel is ignored.
@@ -239,7 +256,10 @@ def _mask_array(image, path, problems):
     if array.ndim == 3:
         colour = array[..., :3] if array.shape[-1] >= 3 else array[..., :1]
         if not (colour == colour[..., :1]).all():
-            problems.append(f"{path}: mask has colours; save it as a grey image with 0 and 1 (or 255)")
+            problems.append(
+                f"{path}: mask has colours; save it as a grey image "
+                "with 0 and 1 (or 255)"
+            )
             return None
         array = colour[..., 0]
     values = np.unique(array)
@@ -263,9 +283,12 @@ def _check_pair(image_path, mask_path, problems):
     if image is None or mask_image is None:
         return None, None
     if image.size != mask_image.size:
+        image_width, image_height = image.size
+        mask_width, mask_height = mask_image.size
         problems.append(
-            f"{image_path}: size {image.size[0]}x{image.size[1]} (width x height) "
-            f"but its mask {mask_path} is {mask_image.size[0]}x{mask_image.size[1]}"
+            f"{image_path}: size {image_width}x{image_height} "
+            f"(width x height) but its mask {mask_path} is "
+            f"{mask_width}x{mask_height}"
         )
         return None, None
     mask = _mask_array(mask_image, mask_path, problems)
@@ -286,7 +309,10 @@ def _index_entries(images_dir, masks_dir, labels_csv, class_names, problems):
     for (_, filename, _), label in zip(entries, labels):
         image_path = images_dir / filename
         if not image_path.is_file():
-            problems.append(f"{filename}: listed in {labels_csv} but not found in {images_dir}")
+            problems.append(
+                f"{filename}: listed in {labels_csv} but not found in "
+                f"{images_dir}"
+            )
             continue
         mask_path, problem = _find_mask(masks_dir, filename)
         if problem:
@@ -297,7 +323,7 @@ def _index_entries(images_dir, masks_dir, labels_csv, class_names, problems):
 
 
 def scan_folder_dataset(images_dir, masks_dir, labels_csv, class_names=None):
-    """Validates a folder dataset and returns its file list, decoding nothing to keep.
+    """Validates a folder dataset; returns its file list, keeping no pixels.
 
     Every image and mask is decoded once to check it (readable, same size,
     binary mask), then released; use the result to read files lazily, e.g.
@@ -325,12 +351,15 @@ def scan_folder_dataset(images_dir, masks_dir, labels_csv, class_names=None):
 
     Example:
 
-    >>> index = scan_folder_dataset("images", "masks", "labels.csv")  # doctest: +SKIP
+    >>> index = scan_folder_dataset(
+    ...     "images", "masks", "labels.csv")  # doctest: +SKIP
     >>> index.class_names, len(index.image_paths)  # doctest: +SKIP
     (('cat', 'dog'), 120)
     """
     problems = []
-    pairs, names = _index_entries(images_dir, masks_dir, labels_csv, class_names, problems)
+    pairs, names = _index_entries(
+        images_dir, masks_dir, labels_csv, class_names, problems
+    )
     sizes = []
     for image_path, mask_path, _ in pairs:
         image, _ = _check_pair(image_path, mask_path, problems)
@@ -359,7 +388,12 @@ def _target_size(image_size):
 
 
 def load_folder_dataset(
-    images_dir, masks_dir, labels_csv, image_size=None, channels=1, class_names=None
+    images_dir,
+    masks_dir,
+    labels_csv,
+    image_size=None,
+    channels=1,
+    class_names=None,
 ):
     """Loads and validates a folder dataset into float32 arrays.
 
@@ -386,7 +420,8 @@ def load_folder_dataset(
 
     Example:
 
-    >>> data = load_folder_dataset("images", "masks", "labels.csv", image_size=64)  # doctest: +SKIP
+    >>> data = load_folder_dataset(
+    ...     "images", "masks", "labels.csv", image_size=64)  # doctest: +SKIP
     >>> data.images.shape, data.masks.shape  # doctest: +SKIP
     ((120, 64, 64, 1), (120, 64, 64, 1))
     """
@@ -394,7 +429,9 @@ def load_folder_dataset(
         raise ValueError(f"channels must be 1 or 3; received {channels}")
     target = _target_size(image_size)
     problems = []
-    pairs, names = _index_entries(images_dir, masks_dir, labels_csv, class_names, problems)
+    pairs, names = _index_entries(
+        images_dir, masks_dir, labels_csv, class_names, problems
+    )
     images, masks, labels, files = [], [], [], []
     first_size = None
     for image_path, mask_path, label in pairs:
@@ -406,19 +443,23 @@ def load_folder_dataset(
             if first_size is None:
                 first_size = (image_path, size)
             elif size != first_size[1]:
+                first_path, (first_height, first_width) = first_size
                 problems.append(
-                    f"{image_path}: size {size[0]}x{size[1]} (height x width) differs from "
-                    f"{first_size[0].name}'s {first_size[1][0]}x{first_size[1][1]}; "
-                    "pass image_size to resize"
+                    f"{image_path}: size {size[0]}x{size[1]} (height x width) "
+                    f"differs from {first_path.name}'s "
+                    f"{first_height}x{first_width}; pass image_size to resize"
                 )
                 continue
         image = image.convert("L" if channels == 1 else "RGB")
         mask_image = Image.fromarray(mask * 255)
         if target is not None and size != target:
-            image = image.resize((target[1], target[0]), Image.Resampling.BILINEAR)
-            mask_image = mask_image.resize((target[1], target[0]), Image.Resampling.NEAREST)
+            width_height = (target[1], target[0])  # Pillow's order.
+            image = image.resize(width_height, Image.Resampling.BILINEAR)
+            mask_image = mask_image.resize(
+                width_height, Image.Resampling.NEAREST
+            )
         pixels = np.asarray(image, dtype=np.float32) / 255.0
-        images.append(pixels.reshape(pixels.shape[0], pixels.shape[1], channels))
+        images.append(pixels.reshape(*pixels.shape[:2], channels))
         masks.append((np.asarray(mask_image) > 0).astype(np.float32)[..., None])
         labels.append(label)
         files.append(image_path)

@@ -116,7 +116,7 @@ def _any_foreground_matrix(size_in, size_out):
 
 
 def resize_mask(mask, size):
-    """Resizes a binary mask so that any foreground in a bin gives 1 (SPEC §7.3).
+    """Resizes a binary mask; any foreground in a bin gives 1 (SPEC §7.3).
 
     Each output pixel covers an adaptive-average-pooling bin of the input
     (rows [floor(iH/h), ceil((i+1)H/h)), same for columns); it is 1 when that

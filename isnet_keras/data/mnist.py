@@ -87,14 +87,16 @@ def read_idx(path, expected_magic, expected_ndim):
 
     Example:
 
-    >>> labels = read_idx("t10k-labels-idx1-ubyte.gz", 2049, 1)  # doctest: +SKIP
-    >>> labels.shape  # doctest: +SKIP
+    >>> path = "t10k-labels-idx1-ubyte.gz"
+    >>> read_idx(path, 2049, 1).shape  # doctest: +SKIP
     (10000,)
     """
     path = Path(path)
     data = _read_bytes(path)
     if len(data) < 4:
-        raise ValueError(f"{path}: too short for an IDX header ({len(data)} bytes)")
+        raise ValueError(
+            f"{path}: too short for an IDX header ({len(data)} bytes)"
+        )
     magic = int.from_bytes(data[:4], "big")
     if magic != expected_magic:
         raise ValueError(
@@ -115,18 +117,25 @@ def read_idx(path, expected_magic, expected_ndim):
         raise ValueError(f"{path}: IDX header declares an empty shape {shape}")
     expected_length = header_size + int(np.prod(shape))
     if len(data) != expected_length:
-        problem = "truncated" if len(data) < expected_length else "trailing bytes"
+        if len(data) < expected_length:
+            problem = "truncated"
+        else:
+            problem = "trailing bytes"
         raise ValueError(
             f"{path}: {problem}: header declares shape {shape} "
             f"({expected_length} bytes with the header), file has {len(data)}"
         )
-    return np.frombuffer(data, dtype=np.uint8, offset=header_size).reshape(shape)
+    values = np.frombuffer(data, dtype=np.uint8, offset=header_size)
+    return values.reshape(shape)
 
 
 def _find_idx_file(directory, prefix, kind):
     """Returns the plain or gzip IDX file for a split, or None."""
     # The two kinds differ in their dimension count, hence in the name.
-    stem = f"{prefix}-images-idx3-ubyte" if kind == "images" else f"{prefix}-labels-idx1-ubyte"
+    if kind == "images":
+        stem = f"{prefix}-images-idx3-ubyte"
+    else:
+        stem = f"{prefix}-labels-idx1-ubyte"
     for name in (stem, stem + ".gz"):
         candidate = directory / name
         if candidate.is_file():
@@ -135,7 +144,7 @@ def _find_idx_file(directory, prefix, kind):
 
 
 def load_mnist_idx(directory):
-    """Loads MNIST from a folder of IDX files (train and/or t10k, plain or gzip).
+    """Loads MNIST from a folder of IDX files (train and/or t10k, gzip or not).
 
     Looks for `train-images-idx3-ubyte[.gz]` with `train-labels-idx1-ubyte[.gz]`
     and for `t10k-images-idx3-ubyte[.gz]` with `t10k-labels-idx1-ubyte[.gz]`.
@@ -157,7 +166,8 @@ def load_mnist_idx(directory):
 
     Example:
 
-    >>> images, labels = load_mnist_idx("../shared/data/mnist")  # doctest: +SKIP
+    >>> folder = "../shared/data/mnist"
+    >>> images, labels = load_mnist_idx(folder)  # doctest: +SKIP
     >>> images.shape, labels.shape  # doctest: +SKIP
     ((10000, 28, 28), (10000,))
     """
@@ -175,7 +185,8 @@ def load_mnist_idx(directory):
                 else (images_path, f"{prefix}-labels-idx1-ubyte[.gz]")
             )
             raise FileNotFoundError(
-                f"{directory}: found {present.name} but not its partner {missing}"
+                f"{directory}: found {present.name} but not its partner "
+                f"{missing}"
             )
         images = read_idx(images_path, IDX_IMAGES_MAGIC, expected_ndim=3)
         labels = read_idx(labels_path, IDX_LABELS_MAGIC, expected_ndim=1)
@@ -218,7 +229,8 @@ def load_mnist_npz(path):
 
     Example:
 
-    >>> images, labels = load_mnist_npz("~/.keras/datasets/mnist.npz")  # doctest: +SKIP
+    >>> path = "~/.keras/datasets/mnist.npz"
+    >>> images, labels = load_mnist_npz(path)  # doctest: +SKIP
     """
     path = Path(path).expanduser()
     try:
@@ -226,12 +238,17 @@ def load_mnist_npz(path):
             images = np.concatenate([arrays["x_train"], arrays["x_test"]])
             labels = np.concatenate([arrays["y_train"], arrays["y_test"]])
     except (OSError, KeyError, ValueError) as error:
-        raise ValueError(f"{path}: not a readable Keras MNIST file ({error})") from error
+        raise ValueError(
+            f"{path}: not a readable Keras MNIST file ({error})"
+        ) from error
     if images.ndim != 3 or len(images) != len(labels):
         raise ValueError(
             f"{path}: unexpected shapes {images.shape} and {labels.shape}"
         )
-    return images.astype(np.uint8, copy=False), labels.astype(np.uint8, copy=False)
+    return (
+        images.astype(np.uint8, copy=False),
+        labels.astype(np.uint8, copy=False),
+    )
 
 
 def load_mnist_keras():
@@ -328,9 +345,11 @@ def keras_cache_files():
 
 
 def _has_idx_files(directory):
+    """True when any MNIST IDX file is there (a lone one then fails loudly)."""
     return directory.is_dir() and any(
-        _find_idx_file(directory, prefix, "images") is not None
+        _find_idx_file(directory, prefix, kind) is not None
         for prefix in IDX_SPLIT_PREFIXES
+        for kind in ("images", "labels")
     )
 
 
@@ -343,8 +362,8 @@ def _not_found_message(searched):
         "  --mnist-dir DIR   a folder with t10k-images-idx3-ubyte[.gz] and "
         "t10k-labels-idx1-ubyte[.gz] (and/or the train-* pair); "
         "Python: load_mnist(mnist_dir=DIR)\n"
-        "  --data digits     scikit-learn's 8x8 digits, offline, upscaled to 28x28 "
-        "(a smaller, easier substitute)\n"
+        "  --data digits     scikit-learn's 8x8 digits, offline, upscaled "
+        "to 28x28 (a smaller, easier substitute)\n"
         "  download the full MNIST with keras.datasets.mnist "
         "(internet needed); Python: load_mnist(source='keras')"
     )
@@ -424,6 +443,8 @@ def load_mnist(source="auto", mnist_dir=None):
                     cache_file,
                 )
                 images, labels = load_mnist_npz(cache_file)
-                return LoadedDigits(images, labels, "keras-cache", str(cache_file))
+                return LoadedDigits(
+                    images, labels, "keras-cache", str(cache_file)
+                )
 
     raise MnistNotFoundError(_not_found_message(searched))

@@ -56,4 +56,6 @@ def stratified_split(labels, fractions=(0.7, 0.1, 0.2), seed=0):
         for part, stop in zip(parts, cuts):
             part.append(members[start:stop])
             start = stop
-    return tuple(np.sort(np.concatenate(part)).astype(np.int64) for part in parts)
+    return tuple(
+        np.sort(np.concatenate(part)).astype(np.int64) for part in parts
+    )

@@ -6,6 +6,7 @@ from scipy import ndimage
 
 from isnet_keras.data import (
     decoy_mnist,
+    load_digits_28,
     make_bias_benchmark,
     shapes_mnist,
     stratified_split,
@@ -26,6 +27,8 @@ SPEC_SHAPES = {
     8: (lambda i, j: (i - 2) ** 2 + (j - 2) ** 2 in (4, 5), (1, 9)),
     9: (lambda i, j: j == 0 or i == 4, (34, 26)),
 }
+SHAPES_SETS = ("biased", "unbiased", "confounding")
+DECOY_SETS = ("biased", "clean", "randomized")
 
 
 def spec_shape_layer(shape_class):
@@ -52,26 +55,35 @@ def spec_candidate_regions(name):
 
 
 def spec_masks(clean_canvases, name):
-    """Masks per SPEC: > 0, one 3x3 dilation (scipy), candidate regions cleared."""
+    """SPEC masks: > 0, one 3x3 dilation (scipy), candidate regions cleared."""
     regions = spec_candidate_regions(name)
+    square = np.ones((3, 3))
     masks = [
-        ndimage.binary_dilation(canvas > 0, structure=np.ones((3, 3))) & ~regions
+        ndimage.binary_dilation(canvas > 0, structure=square) & ~regions
         for canvas in clean_canvases
     ]
     return np.array(masks, np.float32)[..., None]
 
 
-def real_digits(count_per_class=12):
+def offline_mnist_dir():
     for directory in default_mnist_dirs():
-        if directory.is_dir() and any(directory.glob("t10k-images-idx3-ubyte*")):
-            images, labels = load_mnist_idx(directory)
-            break
+        if any(directory.glob("t10k-images-idx3-ubyte*")):
+            return directory
+    return None
+
+
+def real_digits(count_per_class=12):
+    """MNIST digits, or random blobs reaching the borders without MNIST."""
+    directory = offline_mnist_dir()
+    if directory is not None:
+        images, labels = load_mnist_idx(directory)
     else:
-        # Without the real files, synthetic blobs that reach the borders.
         rng = np.random.default_rng(0)
         images = (rng.random((200, 28, 28)) > 0.8).astype(np.uint8) * 200
         labels = np.arange(200) % 10
-    keep = np.concatenate([np.flatnonzero(labels == k)[:count_per_class] for k in range(10)])
+    keep = np.concatenate(
+        [np.flatnonzero(labels == k)[:count_per_class] for k in range(10)]
+    )
     return images[keep], labels[keep].astype(np.int64)
 
 
@@ -84,26 +96,28 @@ def pasted(images):
 # ---------------------------------------------------------------- shapes
 
 
-@pytest.mark.parametrize("mode", ["biased", "confounding", "unbiased"])
+@pytest.mark.parametrize("mode", SHAPES_SETS)
 def test_shapes_pixels_are_digit_plus_the_spec_shape(mode):
     images, labels = real_digits()
     out = shapes_mnist(images, labels, mode)
-    assert out.images.shape == (len(images), 40, 40, 1) and out.images.dtype == np.float32
+    assert out.images.shape == (len(images), 40, 40, 1)
+    assert out.images.dtype == np.float32
     digit_layer = pasted(images)
     for index, label in enumerate(labels):
         expected = digit_layer[index].copy()
-        if mode != "unbiased":
+        origin = tuple(out.bias_origin[index])
+        if mode == "unbiased":
+            assert out.bias_class[index] == -1 and origin == (-1, -1)
+        else:
             shape_class = label if mode == "biased" else (label + 1) % 10
             layer = spec_shape_layer(shape_class)
             expected = np.where(layer > 0, 1.0, expected)
             assert out.bias_class[index] == shape_class
-            assert tuple(out.bias_origin[index]) == SPEC_SHAPES[shape_class][1]
-        else:
-            assert out.bias_class[index] == -1 and tuple(out.bias_origin[index]) == (-1, -1)
+            assert origin == SPEC_SHAPES[shape_class][1]
         np.testing.assert_array_equal(out.images[index, ..., 0], expected)
 
 
-def test_every_shape_box_is_outside_the_digit_and_boxes_do_not_overlap():
+def test_shape_boxes_are_outside_the_digit_and_do_not_overlap():
     regions = np.zeros((40, 40), int)
     for _, (top, left) in SPEC_SHAPES.values():
         regions[top : top + 5, left : left + 5] += 1
@@ -113,7 +127,8 @@ def test_every_shape_box_is_outside_the_digit_and_boxes_do_not_overlap():
 
 def test_confounding_draws_the_next_class_on_blank_canvases():
     labels = np.arange(10)
-    out = shapes_mnist(np.zeros((10, 28, 28), np.uint8), labels, "confounding")
+    blank = np.zeros((10, 28, 28), np.uint8)
+    out = shapes_mnist(blank, labels, "confounding")
     for label in labels:
         np.testing.assert_array_equal(
             out.images[label, ..., 0], spec_shape_layer((label + 1) % 10)
@@ -123,50 +138,57 @@ def test_confounding_draws_the_next_class_on_blank_canvases():
 # ---------------------------------------------------------------- decoy
 
 
-def decoy_expected(images, origin, shade):
-    expected = images.astype(np.float32) / 255.0
+def decoy_expected(image, origin, shade):
+    expected = image.astype(np.float32) / 255.0
     if shade >= 0:
         top, left = origin
         expected[top : top + 4, left : left + 4] = (255 - 25 * shade) / 255
     return expected
 
 
-@pytest.mark.parametrize("mode", ["biased", "randomized", "clean"])
+@pytest.mark.parametrize("mode", DECOY_SETS)
 def test_decoy_patch_is_a_grey_square_in_a_corner(mode):
     images, labels = real_digits()
     out = decoy_mnist(images, labels, mode, seed=4)
-    assert out.images.shape == (len(images), 28, 28, 1) and out.images.dtype == np.float32
+    assert out.images.shape == (len(images), 28, 28, 1)
+    assert out.images.dtype == np.float32
     for index, label in enumerate(labels):
         shade = out.bias_class[index]
+        origin = out.bias_origin[index]
         if mode == "biased":
             assert shade == label
         if mode == "clean":
-            assert shade == -1 and tuple(out.bias_origin[index]) == (-1, -1)
+            assert shade == -1 and tuple(origin) == (-1, -1)
         else:
-            assert set(out.bias_origin[index].tolist()) <= {0, 24}
-        expected = decoy_expected(images[index], out.bias_origin[index], shade)
+            assert set(origin.tolist()) <= {0, 24}
+        expected = decoy_expected(images[index], origin, shade)
         np.testing.assert_array_equal(out.images[index, ..., 0], expected)
 
 
 def test_decoy_grey_per_label():
-    out = decoy_mnist(np.zeros((10, 28, 28), np.uint8), np.arange(10), "biased", seed=0)
+    blank = np.zeros((10, 28, 28), np.uint8)
+    out = decoy_mnist(blank, np.arange(10), "biased", seed=0)
     greys = [out.images[k, ..., 0].max() for k in range(10)]
-    np.testing.assert_allclose(greys, [(255 - 25 * k) / 255 for k in range(10)], rtol=0, atol=1e-7)
-    assert greys[0] == 1.0 and all(a > b for a, b in zip(greys, greys[1:]))
+    expected = [(255 - 25 * k) / 255 for k in range(10)]
+    np.testing.assert_allclose(greys, expected, rtol=0, atol=1e-7)
+    assert greys[0] == 1.0
 
 
 def test_decoy_corner_and_random_shade_statistics():
     count = 4000
     labels = np.arange(count) % 10
-    out = decoy_mnist(np.zeros((count, 28, 28), np.uint8), labels, "randomized", seed=11)
+    blank = np.zeros((count, 28, 28), np.uint8)
+    out = decoy_mnist(blank, labels, "randomized", seed=11)
     for axis in (0, 1):
         share_low = np.mean(out.bias_origin[:, axis] == 0)
-        assert abs(share_low - 0.5) < 0.04  # about 5 standard deviations
+        assert abs(share_low - 0.5) < 0.04  # About 5 standard deviations.
     # Row and column choices are independent: each corner about 1/4.
     corners = out.bias_origin[:, 0] // 24 * 2 + out.bias_origin[:, 1] // 24
-    assert np.all(np.abs(np.bincount(corners, minlength=4) / count - 0.25) < 0.035)
+    corner_shares = np.bincount(corners, minlength=4) / count
+    assert np.all(np.abs(corner_shares - 0.25) < 0.035)
     # Random shades: uniform over 0-9 and unrelated to the label.
-    assert np.all(np.abs(np.bincount(out.bias_class, minlength=10) / count - 0.1) < 0.025)
+    shade_shares = np.bincount(out.bias_class, minlength=10) / count
+    assert np.all(np.abs(shade_shares - 0.1) < 0.025)
     assert abs(np.mean(out.bias_class == labels) - 0.1) < 0.025
 
 
@@ -184,45 +206,57 @@ def test_decoy_is_seeded_and_modes_share_corners():
 # ---------------------------------------------------------------- masks
 
 
+def generate_shapes(images, labels, mode):
+    return shapes_mnist(images, labels, mode)
+
+
+def generate_decoy(images, labels, mode):
+    return decoy_mnist(images, labels, mode, seed=2)
+
+
 @pytest.mark.parametrize(
     "name, generate, modes",
-    [
-        ("shapes", lambda x, y, mode: shapes_mnist(x, y, mode), ("biased", "unbiased", "confounding")),
-        ("decoy", lambda x, y, mode: decoy_mnist(x, y, mode, seed=2), ("biased", "clean", "randomized")),
-    ],
+    [("shapes", generate_shapes, SHAPES_SETS),
+     ("decoy", generate_decoy, DECOY_SETS)],
 )
-def test_masks_follow_one_rule_and_never_touch_a_bias(name, generate, modes):
+def test_masks_follow_one_rule_and_never_touch_a_cue(name, generate, modes):
     images, labels = real_digits()
-    clean = pasted(images) if name == "shapes" else images.astype(np.float32)
+    if name == "shapes":
+        clean = pasted(images)
+    else:
+        clean = images.astype(np.float32) / 255.0
     expected = spec_masks(clean, name)
+    assert expected.sum() > 0
     regions = spec_candidate_regions(name)
     shuffled_labels = np.roll(labels, 3)
     for mode in modes:
         out = generate(images, labels, mode)
-        assert out.masks.dtype == np.float32 and set(np.unique(out.masks)) <= {0.0, 1.0}
+        assert out.masks.dtype == np.float32
+        assert set(np.unique(out.masks)) <= {0.0, 1.0}
         np.testing.assert_array_equal(out.masks, expected)
         assert out.masks[:, regions].sum() == 0
-        # No mask pixel lies on a pixel the cue changed.
-        changed = out.images[..., 0] != (clean / 255.0 if name == "decoy" else clean)
+        # No mask pixel lies on a pixel the cue changed, and every changed
+        # pixel is inside a candidate region.
+        changed = out.images[..., 0] != clean
         assert not np.any(changed & (out.masks[..., 0] > 0))
         assert np.all(regions[changed.any(axis=0)])
         # The mask depends on the digit only, not on its label or cue.
         other = generate(images, shuffled_labels, mode)
         np.testing.assert_array_equal(other.masks, out.masks)
-    assert expected.sum() > 0
 
 
 def test_generators_reject_bad_inputs():
+    digit = np.zeros((1, 28, 28), np.uint8)
     with pytest.raises(ValueError, match="mode must be one of"):
-        shapes_mnist(np.zeros((1, 28, 28), np.uint8), [0], "clean")
+        shapes_mnist(digit, [0], "clean")
     with pytest.raises(ValueError, match="mode must be one of"):
-        decoy_mnist(np.zeros((1, 28, 28), np.uint8), [0], "unbiased")
+        decoy_mnist(digit, [0], "unbiased")
     with pytest.raises(ValueError, match="uint8"):
-        decoy_mnist(np.zeros((1, 28, 28), np.float32), [0])
+        decoy_mnist(digit.astype(np.float32), [0])
     with pytest.raises(ValueError, match=r"\(N, 28, 28\)"):
         shapes_mnist(np.zeros((1, 32, 32), np.uint8), [0])
     with pytest.raises(ValueError, match="0-9"):
-        shapes_mnist(np.zeros((1, 28, 28), np.uint8), [10])
+        shapes_mnist(digit, [10])
 
 
 # ---------------------------------------------------------------- benchmark
@@ -230,50 +264,63 @@ def test_generators_reject_bad_inputs():
 
 @pytest.mark.parametrize("name", ["shapes", "decoy"])
 def test_benchmark_splits_and_sets(name):
-    bench = make_bias_benchmark(name, source="digits", seed=0, limit_per_class=30)
+    bench = make_bias_benchmark(
+        name, source="digits", seed=0, limit_per_class=30
+    )
     assert bench.source.startswith("digits")
-    expected_tests = ["biased", "unbiased", "confounding"] if name == "shapes" else ["biased", "clean", "randomized"]
-    assert list(bench.test) == expected_tests
-    train, val, test = (bench.split_indices[key] for key in ("train", "val", "test"))
+    expected_sets = SHAPES_SETS if name == "shapes" else DECOY_SETS
+    assert tuple(bench.test) == expected_sets
+    train, val, test = (
+        bench.split_indices[key] for key in ("train", "val", "test")
+    )
     assert (len(train), len(val), len(test)) == (210, 30, 60)
-    assert not (set(train) & set(val) or set(train) & set(test) or set(val) & set(test))
+    assert not set(train) & set(val)
+    assert not set(train) & set(test)
+    assert not set(val) & set(test)
     size = 40 if name == "shapes" else 28
     for image_set in (bench.train, bench.val, *bench.test.values()):
         images, masks, labels = image_set
-        assert images.shape[1:] == (size, size, 1) and masks.shape == images.shape
+        assert images.shape[1:] == (size, size, 1)
+        assert masks.shape == images.shape
         assert labels.dtype == np.int32 and len(labels) == len(images)
         assert 0 <= images.min() and images.max() <= 1
     assert np.bincount(bench.train.labels).tolist() == [21] * 10
-    # Train is biased: every class's cue is present on every training image.
-    regenerated = (
-        shapes_mnist if name == "shapes" else lambda x, y, mode: decoy_mnist(x, y, mode, seed=[0, 0])
-    )
-    from isnet_keras.data import load_digits_28
-
+    # Train is biased and built with the documented seed [seed, 0].
     digits = load_digits_28()
-    again = regenerated(digits.images[train], digits.labels[train], "biased")
+    if name == "shapes":
+        again = shapes_mnist(digits.images[train], digits.labels[train])
+    else:
+        again = decoy_mnist(
+            digits.images[train], digits.labels[train], seed=[0, 0]
+        )
     np.testing.assert_array_equal(again.images, bench.train.images)
-    np.testing.assert_array_equal(digits.labels[test], bench.test["biased"].labels)
-    # The test sets hold the same digits and the same masks.
+    np.testing.assert_array_equal(
+        digits.labels[test], bench.test["biased"].labels
+    )
+    # The test sets hold the same digits, hence the same masks.
     for image_set in bench.test.values():
-        np.testing.assert_array_equal(image_set.masks, bench.test["biased"].masks)
+        np.testing.assert_array_equal(
+            image_set.masks, bench.test["biased"].masks
+        )
 
 
 def test_benchmark_on_the_offline_mnist_split_is_seeded():
-    images, labels = real_digits(1)
-    if len(images) != 10 or images.max() != 255:
+    if offline_mnist_dir() is None:
         pytest.skip("the offline MNIST folder is not here")
-    first = make_bias_benchmark("decoy", source="idx", seed=1, limit_per_class=20)
-    again = make_bias_benchmark("decoy", source="idx", seed=1, limit_per_class=20)
+    first = make_bias_benchmark("decoy", "idx", seed=1, limit_per_class=20)
+    again = make_bias_benchmark("decoy", "idx", seed=1, limit_per_class=20)
     assert first.source.startswith("idx")
-    np.testing.assert_array_equal(first.test["randomized"].images, again.test["randomized"].images)
-    np.testing.assert_array_equal(first.split_indices["val"], again.split_indices["val"])
+    np.testing.assert_array_equal(
+        first.test["randomized"].images, again.test["randomized"].images
+    )
+    np.testing.assert_array_equal(
+        first.split_indices["val"], again.split_indices["val"]
+    )
 
 
 def test_benchmark_uses_the_documented_split():
     bench = make_bias_benchmark("shapes", source="digits", seed=5)
-    from isnet_keras.data import load_digits_28
-
     labels = load_digits_28().labels
-    for key, part in zip(("train", "val", "test"), stratified_split(labels, (0.7, 0.1, 0.2), seed=5)):
+    parts = stratified_split(labels, (0.7, 0.1, 0.2), seed=5)
+    for key, part in zip(("train", "val", "test"), parts):
         np.testing.assert_array_equal(bench.split_indices[key], part)

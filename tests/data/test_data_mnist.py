@@ -1,6 +1,7 @@
 """MNIST loaders: IDX parsing and validation, real files, source resolution."""
 
 import gzip
+import hashlib
 import logging
 
 import numpy as np
@@ -58,8 +59,6 @@ def test_real_mnist_test_split():
     assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
     assert labels.shape == (10000,) and labels.dtype == np.uint8
     assert np.bincount(labels, minlength=10).tolist() == REAL_CLASS_COUNTS
-    import hashlib
-
     # The README's md5 covers the raw bytes: header plus pixels.
     raw = idx_bytes(images, 2051)
     assert hashlib.md5(raw).hexdigest() == REAL_IMAGES_MD5
@@ -88,8 +87,12 @@ def test_train_and_test_splits_are_concatenated_train_first(tmp_path):
     write_split(tmp_path, "train", train_images, train_labels, compress=True)
     write_split(tmp_path, "t10k", test_images, test_labels, compress=False)
     images, labels = load_mnist_idx(tmp_path)
-    np.testing.assert_array_equal(images, np.concatenate([train_images, test_images]))
-    np.testing.assert_array_equal(labels, np.concatenate([train_labels, test_labels]))
+    np.testing.assert_array_equal(
+        images, np.concatenate([train_images, test_images])
+    )
+    np.testing.assert_array_equal(
+        labels, np.concatenate([train_labels, test_labels])
+    )
 
 
 def test_wrong_magic_names_the_file(tmp_path):
@@ -97,7 +100,9 @@ def test_wrong_magic_names_the_file(tmp_path):
     write_split(tmp_path, "t10k", images, labels, compress=False)
     # An images file where the labels file should be: magic 2051, not 2049.
     (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(images, 2051))
-    with pytest.raises(ValueError, match=r"t10k-labels-idx1-ubyte.*magic number is 2051"):
+    with pytest.raises(
+        ValueError, match=r"t10k-labels-idx1-ubyte.*magic number is 2051"
+    ):
         load_mnist_idx(tmp_path)
 
 
@@ -115,9 +120,12 @@ def test_truncated_data_names_the_file(tmp_path, compress):
 def test_cut_gzip_stream_names_the_file(tmp_path):
     images, labels = small_digits(4)
     compressed = gzip.compress(idx_bytes(images, 2051))
-    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(compressed[: len(compressed) // 2])
+    half = compressed[: len(compressed) // 2]
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(half)
     (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(labels, 2049))
-    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte\.gz: corrupt or truncated gzip"):
+    with pytest.raises(
+        ValueError, match=r"idx3-ubyte\.gz: corrupt or truncated gzip"
+    ):
         load_mnist_idx(tmp_path)
 
 
@@ -134,13 +142,16 @@ def test_truncated_header_and_trailing_bytes(tmp_path):
 def test_count_mismatch_names_both_files(tmp_path):
     images, labels = small_digits(4)
     write_split(tmp_path, "t10k", images, labels[:3], compress=False)
-    with pytest.raises(ValueError, match=r"4 images.*t10k-labels-idx1-ubyte.*3 labels"):
+    with pytest.raises(
+        ValueError, match=r"4 images.*t10k-labels-idx1-ubyte.*3 labels"
+    ):
         load_mnist_idx(tmp_path)
 
 
 def test_label_above_nine_is_rejected(tmp_path):
     images, _ = small_digits(2)
-    write_split(tmp_path, "t10k", images, np.array([3, 12], np.uint8), compress=False)
+    labels = np.array([3, 12], np.uint8)
+    write_split(tmp_path, "t10k", images, labels, compress=False)
     with pytest.raises(ValueError, match="t10k-labels-idx1-ubyte: label 12"):
         load_mnist_idx(tmp_path)
 
@@ -149,8 +160,18 @@ def test_missing_partner_file(tmp_path):
     images, labels = small_digits(2)
     write_split(tmp_path, "t10k", images, labels, compress=False)
     (tmp_path / "t10k-labels-idx1-ubyte").unlink()
-    with pytest.raises(FileNotFoundError, match=r"t10k-labels-idx1-ubyte\[\.gz\]"):
+    with pytest.raises(
+        FileNotFoundError, match=r"t10k-labels-idx1-ubyte\[\.gz\]"
+    ):
         load_mnist_idx(tmp_path)
+
+
+def test_lone_file_in_an_explicit_folder_names_its_partner(tmp_path):
+    images, labels = small_digits(2)
+    write_split(tmp_path, "t10k", images, labels, compress=True)
+    (tmp_path / "t10k-images-idx3-ubyte.gz").unlink()
+    with pytest.raises(FileNotFoundError, match="not its partner"):
+        load_mnist(mnist_dir=tmp_path)
 
 
 def test_empty_folder_names_folder_and_patterns(tmp_path):
@@ -183,13 +204,17 @@ def write_keras_npz(path, seed=3):
     test_images, test_labels = small_digits(2, seed + 1)
     np.savez(path, x_train=train_images, y_train=train_labels,
              x_test=test_images, y_test=test_labels)
-    return np.concatenate([train_images, test_images]), np.concatenate([train_labels, test_labels])
+    return (
+        np.concatenate([train_images, test_images]),
+        np.concatenate([train_labels, test_labels]),
+    )
 
 
 def test_keras_cache_fallback_is_announced(tmp_path, monkeypatch, caplog):
     cache_file = tmp_path / "mnist.npz"
     images, labels = write_keras_npz(cache_file)
-    monkeypatch.setattr(mnist, "default_mnist_dirs", lambda: [tmp_path / "absent"])
+    absent = [tmp_path / "absent"]
+    monkeypatch.setattr(mnist, "default_mnist_dirs", lambda: absent)
     monkeypatch.setattr(mnist, "keras_cache_files", lambda: [cache_file])
     with caplog.at_level(logging.WARNING, logger="isnet_keras.data.mnist"):
         loaded = load_mnist()
@@ -200,8 +225,10 @@ def test_keras_cache_fallback_is_announced(tmp_path, monkeypatch, caplog):
 
 
 def test_nothing_found_lists_every_place(tmp_path, monkeypatch):
-    monkeypatch.setattr(mnist, "default_mnist_dirs", lambda: [tmp_path / "absent"])
-    monkeypatch.setattr(mnist, "keras_cache_files", lambda: [tmp_path / "none.npz"])
+    absent = [tmp_path / "absent"]
+    no_cache = [tmp_path / "none.npz"]
+    monkeypatch.setattr(mnist, "default_mnist_dirs", lambda: absent)
+    monkeypatch.setattr(mnist, "keras_cache_files", lambda: no_cache)
     with pytest.raises(MnistNotFoundError) as caught:
         load_mnist()
     message = str(caught.value)
@@ -232,6 +259,7 @@ def test_worktree_main_checkout_is_found(tmp_path):
     worktree = tmp_path / "trees" / "feature"
     (main / ".git" / "worktrees" / "feature").mkdir(parents=True)
     worktree.mkdir(parents=True)
-    (worktree / ".git").write_text(f"gitdir: {main / '.git' / 'worktrees' / 'feature'}\n")
+    git_dir = main / ".git" / "worktrees" / "feature"
+    (worktree / ".git").write_text(f"gitdir: {git_dir}\n")
     assert mnist._main_checkout(worktree) == main
     assert mnist._main_checkout(main) is None

@@ -9,7 +9,9 @@ from isnet_keras.data import load_digits_28, stratified_split
 def uneven_labels():
     rng = np.random.default_rng(5)
     counts = [980, 1135, 7, 1, 2, 333, 0, 58, 974, 11]
-    labels = np.concatenate([np.full(count, label) for label, count in enumerate(counts)])
+    labels = np.concatenate(
+        [np.full(count, label) for label, count in enumerate(counts)]
+    )
     return rng.permutation(labels)
 
 
@@ -32,7 +34,8 @@ def test_each_class_is_within_one_item_of_its_share():
         class_size = np.sum(labels == label)
         for fraction, part in zip(fractions, parts):
             taken = np.sum(labels[part] == label)
-            assert abs(taken - fraction * class_size) <= 1, (label, fraction, taken)
+            error = abs(taken - fraction * class_size)
+            assert error <= 1, (label, fraction, taken)
 
 
 def test_same_seed_same_parts_other_seed_other_parts():
@@ -65,7 +68,8 @@ def test_digits_are_upscaled_into_an_mnist_layout():
     data = load_digits_28()
     assert data.source == "digits"
     assert data.images.shape == (1797, 28, 28) and data.images.dtype == np.uint8
-    assert data.labels.shape == (1797,) and set(data.labels.tolist()) == set(range(10))
+    assert data.labels.shape == (1797,)
+    assert set(data.labels.tolist()) == set(range(10))
     # The digit sits in the central 20x20 box; the 4-pixel border is empty.
     border = np.ones((28, 28), bool)
     border[4:24, 4:24] = False
