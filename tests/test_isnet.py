@@ -266,3 +266,41 @@ def test_isnet_ignores_a_planted_background_cue_that_fools_a_plain_model():
     isnet_biased, isnet_swapped = train_and_score(0.7)
     assert plain_biased > 0.95 and plain_biased - plain_swapped > 0.30
     assert isnet_biased > 0.9 and isnet_biased - isnet_swapped <= 0.02
+
+
+def test_auto_tuned_bounds_follow_the_warm_up_heatmaps_and_restart_weights():
+    keras.utils.set_random_seed(0)
+    classifier = support.small_cnn(batch_norm=False, dropout=0.0)
+    initial = classifier.get_weights()
+    isnet = build_isnet(classifier, P=0.5)
+    isnet.compile(optimizer=keras.optimizers.SGD(1e-2))
+    images, labels, masks = _data(num=16)
+    tuner = callbacks.AutoTuneForegroundBounds(images, warmup_epochs=2)
+    seen = []
+
+    class Spy(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(self.model.P)
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:  # right after tuning: back to the start
+                for a, b in zip(self.model.classifier.get_weights(), initial):
+                    np.testing.assert_array_equal(a, b)
+
+    warm = {}
+
+    class Capture(keras.callbacks.Callback):  # runs before the tuner
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                maps = self.model.train_graph_outputs(images)["heatmaps"]
+                warm["totals"] = np.abs(maps.numpy()).sum((2, 3, 4)).mean(1)
+
+    isnet.fit(images, {"label": labels, "mask": masks}, batch_size=8,
+              epochs=3, verbose=0, callbacks=[Capture(), tuner, Spy()])
+    assert seen == pytest.approx([0.0, 0.0, 0.5])
+    mean, std = warm["totals"].mean(), warm["totals"].std(ddof=1)
+    c1 = max(mean / 5, mean - 3 * std)
+    assert tuner.result["C1"] == pytest.approx(c1, rel=1e-5)
+    assert tuner.result["C2"] == pytest.approx(min(25 * c1, mean + 3 * std),
+                                               rel=1e-5)
+    assert isnet.heatmap_loss.C1 == tuner.result["C1"]
