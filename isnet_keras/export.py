@@ -28,13 +28,14 @@ export_tflite(isnet_model, "digits.tflite", quantize="int8",
 ```
 """
 
-import importlib.util
+import importlib
 import os
 import re
 import shutil
 import tempfile
 import uuid
 import warnings
+import zipfile
 
 import keras
 import numpy as np
@@ -86,7 +87,7 @@ def resolve_deploy_model(model):
         path = os.fspath(model)
         if not os.path.exists(path):
             raise FileNotFoundError(f"Model file not found: '{path}'.")
-        _register_isnet_classes()
+        _register_isnet_classes(path)
         # compile=False: deployment needs the weights and the graph only, and
         # custom training losses need not be importable where we export.
         model = keras.models.load_model(path, compile=False)
@@ -111,14 +112,19 @@ def resolve_deploy_model(model):
     )
 
 
-def _register_isnet_classes():
-    """Imports the ISNet model module (when present) so .keras files load.
+def _register_isnet_classes(path):
+    """Imports the ISNet model module when the `.keras` file refers to it.
 
     Keras finds custom classes in a `.keras` file only once their module has
     registered them, and a user exporting from a file may not have imported
-    it.
+    it. Plain classifier files never import it.
     """
-    if importlib.util.find_spec("isnet_keras.isnet") is not None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = archive.read("config.json").decode("utf-8", "replace")
+    except (zipfile.BadZipFile, KeyError, OSError):
+        return  # Not a .keras archive: load_model reports what is wrong.
+    if '"isnet_keras>' in config:
         importlib.import_module("isnet_keras.isnet")
 
 

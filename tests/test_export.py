@@ -500,6 +500,32 @@ def test_exported_graph_has_no_explanation_ops(classifier, tmp_path):
     assert "CONV_2D" in ops
 
 
+def test_library_isnet_exports_its_classifier(digits, tmp_path):
+    # ImportError too: a checkout may see another checkout's isnet.py through
+    # an editable install while lacking the LRP modules it needs.
+    isnet_module = pytest.importorskip("isnet_keras.isnet", exc_type=ImportError)
+    keras.utils.set_random_seed(3)
+    classifier = small_cnn()
+    isnet = isnet_module.build_isnet(classifier)
+    isnet(digits["x_test"][:1])
+    keras_file = tmp_path / "isnet.keras"
+    isnet.save(keras_file)
+
+    version_dir = export.export_serving(keras_file, tmp_path / "base")
+    assert not saved_model_op_types(version_dir) & EXPLANATION_OPS
+    reloaded = tf.saved_model.load(version_dir)
+    assert sum(int(np.prod(v.shape)) for v in reloaded.variables) == (
+        classifier.count_params()
+    )
+    probabilities = reloaded.signatures["serving_default"](
+        images=tf.constant(digits["x_test"][:16])
+    )["probabilities"].numpy()
+    expected = softmax(
+        np.asarray(classifier.predict_on_batch(digits["x_test"][:16]))
+    )
+    np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+
+
 def test_graph_walk_sees_ops_inside_functions(tmp_path):
     # A classifier that legitimately uses a transposed convolution: the op
     # lives in the function library of the SavedModel, and must be found.
@@ -594,7 +620,7 @@ def test_int8_quantization_agrees_with_keras(
         classifier,
         tmp_path / "int8.tflite",
         quantize="int8",
-        representative_data=digits["x_train"][:300],
+        representative_data=digits["x_train"],
     )
     probabilities = export.run_tflite(path, digits["x_test"])
     agreement = np.mean(
@@ -832,3 +858,29 @@ def test_cli_predict_names_unreadable_images(
         "predict", "--model", float_tflite, "--images", str(wrong_shape),
     ]) == 1
     assert "wrong.npy" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------
+# Benchmark script (smoke run with tiny settings)
+# --------------------------------------------------------------------------
+
+
+def test_bench_deploy_runs_and_prints_ratios(capsys):
+    import importlib.util
+
+    script = os.path.join(
+        os.path.dirname(__file__), os.pardir, "training", "bench_deploy.py"
+    )
+    spec = importlib.util.spec_from_file_location("bench_deploy", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main([
+        "--image-size", "8", "--channels", "1", "--throughput-batch", "4",
+        "--latency-repeats", "3", "--throughput-repeats", "2", "--warmup", "1",
+        "--isnet-factory", "copy",
+    ]) == 0
+    table = capsys.readouterr().out
+    for runtime in ("keras", "savedmodel", "tflite"):
+        assert f"| {runtime} | latency b=1 (ms) |" in table
+    assert "| tflite | file size (bytes) |" in table
+    assert "independent copy" in table
