@@ -135,8 +135,8 @@ def classifier_outputs_probabilities(classifier):
     or its `activation` is `keras.activations.softmax` (a `Dense(...,
     activation="softmax")` or a trailing `Activation("softmax")`). Nested
     models are followed to their last layer. Anything else is treated as
-    logits; `log_softmax` outputs are logits too, and the softmax exporters
-    add turns them into the same probabilities.
+    logits. `log_softmax` outputs count as logits as well: the softmax that
+    the exporters add turns them into the same probabilities.
 
     Args:
         classifier: `keras.Model`. A single-output classifier.
@@ -769,8 +769,8 @@ def tflite_ops(path):
 # --------------------------------------------------------------------------
 
 
-def _as_image_batch(images, image_shape):
-    batch = np.asarray(images, dtype=np.float32)
+def _as_image_batch(images, image_shape, dtype=np.float32):
+    batch = np.asarray(images).astype(dtype, copy=False)
     if batch.ndim == len(image_shape):
         batch = batch[np.newaxis]
     if batch.ndim != len(image_shape) + 1 or any(
@@ -862,7 +862,8 @@ class SavedModelClassifier:
 
     Args:
         path: `str` or path of a version directory (`base_dir/<version>`).
-        signature: `str`. Defaults to `"serving_default"` (float input).
+        signature: `str`. `"serving_default"` (float input, the default) or
+            `"serving_uint8"` (pixel values 0..255).
 
     Example:
 
@@ -899,9 +900,11 @@ class SavedModelClassifier:
         Returns:
             `np.ndarray` float32 `(batch, K)`.
         """
-        batch = _as_image_batch(images, self.image_shape)
-        batch = tf.constant(batch, dtype=self.input_dtype)
-        return self._signature(**{INPUT_NAME: batch})[PROBABILITIES].numpy()
+        batch = _as_image_batch(
+            images, self.image_shape, self.input_dtype.as_numpy_dtype
+        )
+        outputs = self._signature(**{INPUT_NAME: tf.constant(batch)})
+        return outputs[PROBABILITIES].numpy()
 
 
 class KerasClassifier:

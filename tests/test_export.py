@@ -318,6 +318,27 @@ def test_uint8_signature_equals_float_on_scaled_pixels(served):
     )
 
 
+def test_runners_open_every_kind_of_artifact(served, keras_file, tmp_path):
+    pixels = np.random.default_rng(4).integers(0, 256, (3, 8, 8, 1), np.uint8)
+    from_uint8 = export.SavedModelClassifier(served, "serving_uint8").predict(
+        pixels
+    )
+    from_float = export.load_classifier(served).predict(pixels / 255.0)
+    np.testing.assert_allclose(from_uint8, from_float, atol=1e-6)
+    np.testing.assert_allclose(
+        export.load_classifier(keras_file).predict(pixels / 255.0),
+        from_float, atol=1e-5,
+    )
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="empty"):
+        export.load_classifier(tmp_path / "empty")
+    (tmp_path / "weights.h5").write_bytes(b"")
+    with pytest.raises(ValueError, match="weights.h5"):
+        export.load_classifier(tmp_path / "weights.h5")
+    with pytest.raises(ValueError, match=r"\(batch, 8, 8, 1\)"):
+        export.load_classifier(served).predict(np.zeros((2, 4, 4, 1)))
+
+
 def test_uint8_signature_maps_onto_input_range(classifier, tmp_path):
     version_dir = export.export_serving(
         classifier, tmp_path / "signed", input_range=(-1.0, 1.0)
@@ -501,8 +522,8 @@ def test_exported_graph_has_no_explanation_ops(classifier, tmp_path):
 
 
 def test_library_isnet_exports_its_classifier(digits, tmp_path):
-    # ImportError too: a checkout may see another checkout's isnet.py through
-    # an editable install while lacking the LRP modules it needs.
+    # Skip on any ImportError, not only a missing module: in a partial
+    # installation isnet.py can be found while its LRP modules are not.
     isnet_module = pytest.importorskip("isnet_keras.isnet", exc_type=ImportError)
     keras.utils.set_random_seed(3)
     classifier = small_cnn()

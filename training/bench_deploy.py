@@ -208,9 +208,9 @@ def parse_args(argv):
     parser.add_argument("--channels", type=int, default=3)
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--throughput-batch", type=int, default=64)
-    parser.add_argument("--latency-repeats", type=int, default=300)
-    parser.add_argument("--throughput-repeats", type=int, default=100)
-    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--latency-repeats", type=int, default=1000)
+    parser.add_argument("--throughput-repeats", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument(
         "--tflite-threads", type=int, default=1,
         help="LiteRT interpreter threads (default 1: steadier on a busy machine)",

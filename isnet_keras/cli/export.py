@@ -11,6 +11,7 @@ isnet export --model runs/isnet.keras --format tflite --out digits.tflite \\
 ```
 """
 
+import argparse
 import sys
 
 FORMATS = ("savedmodel", "tflite")
@@ -20,8 +21,6 @@ QUANTIZE_MODES = ("none", "dynamic", "int8")
 
 
 def _positive_int(text):
-    import argparse
-
     try:
         value = int(text)
     except ValueError:
