@@ -1,0 +1,256 @@
+"""`isnet predict`: classify image files with an exported or saved model.
+
+The model is a SavedModel version directory (or its base directory, whose
+highest version is used), a `.tflite` file or a `.keras` file. Images are
+PNG/JPEG files, resized to the model's input size and converted to
+grayscale or RGB to match its channels, or `.npy` arrays.
+
+Examples:
+
+```
+isnet predict --model saved_models/digits/1 --images a.png b.jpg
+isnet predict --model digits.tflite --images batch.npy --json
+```
+"""
+
+import json
+import os
+import sys
+
+# Predictions are computed this many images at a time.
+_BATCH_SIZE = 64
+
+
+def register(subparsers):
+    """Adds the `predict` sub-command to an argparse sub-parser group.
+
+    Args:
+        subparsers: The object returned by `ArgumentParser.add_subparsers`.
+
+    Returns:
+        The new `argparse.ArgumentParser`.
+
+    Example:
+
+    ```python
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["predict", "--model", "m.tflite",
+                              "--images", "a.png"])
+    args.func(args)
+    ```
+    """
+    parser = subparsers.add_parser(
+        "predict",
+        help="classify images with an exported model",
+        description="Print one line per image: file, class id and its "
+        "probability (tab separated), or JSON with --json.",
+    )
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="SavedModel directory, .tflite file or .keras file",
+    )
+    parser.add_argument(
+        "--images",
+        required=True,
+        nargs="+",
+        metavar="FILE",
+        help="PNG/JPEG files, or .npy arrays of shape (N, H, W, C), "
+        "(H, W, C), or without C for one channel; uint8 arrays are scaled "
+        "like image files, float arrays are used as they are",
+    )
+    parser.add_argument(
+        "--input-range",
+        nargs=2,
+        type=float,
+        default=(0.0, 1.0),
+        metavar=("LOW", "HIGH"),
+        help="range that pixel values 0..255 are mapped onto (default: 0 1)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print machine-readable JSON"
+    )
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _scale(pixels, input_range):
+    import numpy as np
+
+    low, high = input_range
+    return pixels.astype(np.float32) / 255.0 * (high - low) + low
+
+
+def _read_image_file(path, image_shape, input_range):
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    height, width, channels = image_shape
+    if channels not in (1, 3):
+        raise ValueError(
+            f"Image files can feed models with 1 or 3 channels; this model "
+            f"has {channels}. Pass a .npy array instead of '{path}'."
+        )
+    try:
+        with Image.open(path) as image:
+            image = image.convert("L" if channels == 1 else "RGB")
+            if height is not None and width is not None:
+                if image.size != (width, height):
+                    image = image.resize((width, height), Image.BILINEAR)
+            pixels = np.asarray(image)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"Image file not found: '{path}'.") from None
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(
+            f"Cannot read image file '{path}': {error}"
+        ) from None
+    if channels == 1:
+        pixels = pixels[..., np.newaxis]
+    return _scale(pixels, input_range)
+
+
+def _as_image_batch(array, image_shape):
+    """Views an array as (N, H, W, C), or returns None if it does not fit."""
+    def fits(shape):
+        return len(shape) == 3 and all(
+            expected is None or size == expected
+            for size, expected in zip(shape, image_shape)
+        )
+
+    if array.ndim == 4 and fits(array.shape[1:]):
+        return array
+    if array.ndim == 3 and fits(array.shape):
+        return array[None]
+    if image_shape[-1] == 1:
+        # Single-channel data may come without its channel axis.
+        if array.ndim == 3 and fits(array.shape[1:] + (1,)):
+            return array[..., None]
+        if array.ndim == 2 and fits(array.shape + (1,)):
+            return array[None, ..., None]
+    return None
+
+
+def _read_array_file(path, image_shape, input_range):
+    import numpy as np
+
+    try:
+        array = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"Array file not found: '{path}'.") from None
+    except (OSError, ValueError) as error:
+        raise ValueError(f"Cannot read array file '{path}': {error}") from None
+    batch = _as_image_batch(array, tuple(image_shape))
+    if batch is None:
+        raise ValueError(
+            f"Array file '{path}' has shape {array.shape}; the model expects "
+            f"images of shape {tuple(image_shape)} (optionally batched, and "
+            "for one channel optionally without the channel axis)."
+        )
+    array = batch
+    if array.dtype == np.uint8:
+        array = _scale(array, input_range)
+    return array.astype(np.float32)
+
+
+def load_inputs(paths, image_shape, input_range=(0.0, 1.0)):
+    """Reads image and `.npy` files into named model inputs.
+
+    Args:
+        paths: Iterable of file paths (PNG/JPEG or `.npy`).
+        image_shape: `(height, width, channels)` of the model; height and
+            width may be `None` (images are then kept at their size).
+        input_range: `(low, high)` onto which pixel values 0..255 map.
+            Defaults to `(0.0, 1.0)`.
+
+    Returns:
+        `list` of `(name, image)` pairs, `image` float32 `(H, W, C)`; the
+        rows of an array file are named `file[i]`.
+
+    Raises:
+        FileNotFoundError, ValueError: a file is missing or unreadable (the
+            message names it).
+
+    Example:
+
+    ```python
+    load_inputs(["seven.png"], (8, 8, 1))[0][1].shape  # (8, 8, 1)
+    ```
+    """
+    named_images = []
+    for path in paths:
+        if path.lower().endswith(".npy"):
+            array = _read_array_file(path, image_shape, input_range)
+            named_images.extend(
+                (f"{path}[{index}]", image) for index, image in enumerate(array)
+            )
+        else:
+            named_images.append(
+                (path, _read_image_file(path, image_shape, input_range))
+            )
+    return named_images
+
+
+def _predict_all(classifier, named_images):
+    """Probabilities of every image, batching images of the same size."""
+    import numpy as np
+
+    probabilities = [None] * len(named_images)
+    by_shape = {}
+    for index, (_, image) in enumerate(named_images):
+        by_shape.setdefault(image.shape, []).append(index)
+    for indices in by_shape.values():
+        for start in range(0, len(indices), _BATCH_SIZE):
+            chunk = indices[start : start + _BATCH_SIZE]
+            batch = np.stack([named_images[i][1] for i in chunk])
+            for i, row in zip(chunk, classifier.predict(batch)):
+                probabilities[i] = row
+    return probabilities
+
+
+def run(args):
+    """Runs `isnet predict` with parsed arguments.
+
+    Args:
+        args: `argparse.Namespace` from the parser built by `register`.
+
+    Returns:
+        `int` exit status: 0 on success, 1 when the model or an image cannot
+        be read.
+    """
+    from isnet_keras import export
+
+    try:
+        classifier = export.load_classifier(args.model)
+        named_images = load_inputs(
+            args.images, classifier.image_shape, tuple(args.input_range)
+        )
+        probabilities = _predict_all(classifier, named_images)
+    except (OSError, ValueError, TypeError) as error:
+        print(f"isnet predict: error: {error}", file=sys.stderr)
+        return 1
+
+    predictions = []
+    for (name, _), row in zip(named_images, probabilities):
+        class_id = int(row.argmax())
+        predictions.append(
+            {
+                "file": name,
+                "class_id": class_id,
+                "probability": float(row[class_id]),
+                "probabilities": [float(p) for p in row],
+            }
+        )
+    if args.json:
+        print(
+            json.dumps(
+                {"model": os.fspath(args.model), "predictions": predictions}
+            )
+        )
+    else:
+        for prediction in predictions:
+            print(
+                f"{prediction['file']}\t{prediction['class_id']}\t"
+                f"{prediction['probability']:.6f}"
+            )
+    return 0
