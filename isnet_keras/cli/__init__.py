@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("bench", "metrics")
+COMMAND_MODULES = ("bench", "metrics", "export", "predict")
 
 
 def build_parser():
