@@ -72,10 +72,13 @@ def small_cnn(input_shape=(16, 16, 1), num_classes=10, use_bias=True,
 
 
 def branchy_cnn(input_shape=(16, 16, 3), num_classes=4, use_bias=True,
-                batch_norm=True):
-    """A functional net with fan-out, Add, Concatenate, pools and padding."""
+                batch_norm=True, rescale=True):
+    """A functional net with fan-out, Add, Concatenate, pools and padding,
+    optionally starting with `Rescaling(2, offset=-1)`."""
     inputs = keras.Input(input_shape)
-    x = keras.layers.Rescaling(2.0, offset=-1.0)(inputs)
+    x = inputs
+    if rescale:
+        x = keras.layers.Rescaling(2.0, offset=-1.0)(x)
     x = keras.layers.ZeroPadding2D(1)(x)
     x = keras.layers.Conv2D(8, 3, use_bias=use_bias)(x)
     if batch_norm:

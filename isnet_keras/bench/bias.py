@@ -37,6 +37,7 @@ class BiasBenchConfig:
         epochs: Epochs per model (None: 1 with `fast`, else 8).
         models: Which of `MODEL_NAMES` to train.
         batch_size: Training batch size.
+        learning_rate: Adam learning rate (all models).
         P: Heatmap-loss weight of the ISNets.
         rrr_penalty: Input-gradient penalty weight of RRR.
         verbose: Keras progress-bar mode for `fit`.
@@ -51,6 +52,7 @@ class BiasBenchConfig:
     epochs: int = None
     models: tuple = MODEL_NAMES
     batch_size: int = 64
+    learning_rate: float = 1e-3
     P: float = 0.7
     rrr_penalty: float = 1000.0
     verbose: object = "auto"
@@ -88,7 +90,8 @@ def make_trainer(name, classifier, config):
     else:
         raise ValueError(f"Unknown model {name!r}; choose from "
                          f"{MODEL_NAMES}.")
-    model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=1.0))
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate,
+                                                  global_clipnorm=1.0))
     return model
 
 

@@ -32,6 +32,8 @@ def register(subparsers):
     bias.add_argument("--epochs", type=int, default=None)
     bias.add_argument("--seed", type=int, default=0)
     bias.add_argument("--P", type=float, default=0.7)
+    bias.add_argument("--batch-size", type=int, default=64)
+    bias.add_argument("--learning-rate", type=float, default=1e-3)
     bias.add_argument("--models", nargs="+", default=None,
                       help="Subset of: plain isnet_selective isnet_stochastic "
                            "isnet_original rrr masked_input.")
@@ -47,6 +49,7 @@ def run(args):
         data=args.data, benchmark=args.benchmark, mnist_dir=args.mnist_dir,
         out=args.out, fast=args.fast, seed=args.seed, epochs=args.epochs,
         models=tuple(args.models or MODEL_NAMES), P=args.P,
+        batch_size=args.batch_size, learning_rate=args.learning_rate,
         verbose=2 if not sys.stdout.isatty() else "auto")
     try:
         run_bias_benchmark(config)

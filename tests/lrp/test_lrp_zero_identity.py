@@ -12,7 +12,11 @@ def _lrp0(model, images, class_index):
                    first_layer_rule="epsilon")[:, 0]
 
 
-@pytest.mark.parametrize("builder", [support.small_cnn, support.branchy_cnn])
+@pytest.mark.parametrize("builder", [
+    support.small_cnn,
+    # An input-side Rescaling with an offset passes relevance unchanged
+    # (SPEC 3.4), which is not gradient x input: leave it out here.
+    lambda: support.branchy_cnn(rescale=False)])
 def test_lrp0_equals_gradient_times_input_on_small_nets(builder):
     with support.floatx("float64"):
         model = builder()
@@ -47,3 +51,21 @@ def test_lrp0_holds_in_float32_within_issue_tolerance():
     assert heatmaps.dtype == np.float32
     reference = support.gradient_times_input(model, images, 1)
     assert support.relative_l1(heatmaps, reference) < 1e-3
+
+
+@pytest.mark.parametrize("first_layer_rule", ["epsilon", "zb"])
+def test_input_rescaling_passes_relevance_unchanged_and_maps_bounds(
+        first_layer_rule):
+    import keras
+    with support.floatx("float64"):
+        scaled = support.branchy_cnn()
+        plain = support.branchy_cnn(rescale=False)
+    plain.set_weights(scaled.get_weights())
+    images = np.random.default_rng(4).uniform(0, 1, (2, 16, 16, 3))
+    with_layer = explain(scaled, images, 1, first_layer_rule=first_layer_rule)
+    # The same net fed 2x - 1 directly, with the bounds mapped by hand.
+    without = explain(plain, 2 * images - 1, 1,
+                      first_layer_rule=first_layer_rule,
+                      input_bounds=(-1.0, 1.0))
+    np.testing.assert_allclose(with_layer, without, rtol=1e-5, atol=1e-9)
+    assert isinstance(scaled.layers[1], keras.layers.Rescaling)
