@@ -51,8 +51,8 @@ class BiasBenchConfig:
     seed: int = 0
     epochs: int = None
     models: tuple = MODEL_NAMES
-    batch_size: int = 64
-    learning_rate: float = 1e-3
+    batch_size: int = 128
+    learning_rate: float = 3e-3
     P: float = 0.7
     rrr_penalty: float = 1000.0
     verbose: object = "auto"

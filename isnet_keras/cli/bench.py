@@ -32,8 +32,8 @@ def register(subparsers):
     bias.add_argument("--epochs", type=int, default=None)
     bias.add_argument("--seed", type=int, default=0)
     bias.add_argument("--P", type=float, default=0.7)
-    bias.add_argument("--batch-size", type=int, default=64)
-    bias.add_argument("--learning-rate", type=float, default=1e-3)
+    bias.add_argument("--batch-size", type=int, default=128)
+    bias.add_argument("--learning-rate", type=float, default=3e-3)
     bias.add_argument("--models", nargs="+", default=None,
                       help="Subset of: plain isnet_selective isnet_stochastic "
                            "isnet_original rrr masked_input.")

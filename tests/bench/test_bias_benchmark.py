@@ -1,0 +1,43 @@
+"""The main job, `isnet bench bias`, end to end in its --fast mode."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+from isnet_keras.bench.bias import MODEL_NAMES
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _isnet(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "isnet_keras.cli", *args],
+                          capture_output=True, text=True, cwd=cwd,
+                          timeout=900)
+
+
+def test_fast_run_writes_results_for_every_model_and_a_figure(tmp_path):
+    done = _isnet("bench", "bias", "--fast", "--out", str(tmp_path),
+                  cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["test_sets"] == ["biased", "unbiased", "confounding"]
+    assert set(results["models"]) == set(MODEL_NAMES)
+    for name, report in results["models"].items():
+        for test_set in results["test_sets"]:
+            low, high = report[f"{test_set}_ci95"]
+            assert 0 <= low <= report[test_set] <= high <= 1, name
+        assert 0 <= report["background_fraction"] <= 1
+    assert (tmp_path / "heatmaps.png").stat().st_size > 10_000
+    for name in MODEL_NAMES:
+        assert name in done.stdout  # the printed table
+
+
+def test_missing_mnist_names_the_options_that_fix_it(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = _isnet("bench", "bias", "--fast", "--mnist-dir", str(empty),
+                  "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "--data digits" in done.stderr and "--mnist-dir" in done.stderr
+    assert not (tmp_path / "out" / "results.json").exists()
