@@ -29,6 +29,7 @@ _EXPORTS = {
     "RRRClassifier": "isnet_keras.baselines",
     "MaskedInputClassifier": "isnet_keras.baselines",
     "plot_heatmaps": "isnet_keras.viz",
+    "evaluate_classifier": "isnet_keras.evaluate",
     "losses": None,
     "metrics": None,
     "data": None,
