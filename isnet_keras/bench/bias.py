@@ -39,6 +39,9 @@ class BiasBenchConfig:
         batch_size: Training batch size.
         learning_rate: Adam learning rate (all models).
         P: Heatmap-loss weight of the ISNets.
+        P_schedule: Optional `{epoch: P}` for the ISNets (piecewise
+            constant, `HeatmapWeightSchedule`); overrides `P` from its
+            first epoch on.
         rrr_penalty: Input-gradient penalty weight of RRR.
         verbose: Keras progress-bar mode for `fit`.
     """
@@ -54,6 +57,7 @@ class BiasBenchConfig:
     batch_size: int = 128
     learning_rate: float = 3e-3
     P: float = 0.7
+    P_schedule: dict = None
     rrr_penalty: float = 1000.0
     verbose: object = "auto"
 
@@ -194,7 +198,10 @@ def run_bias_benchmark(config=BiasBenchConfig()):
     input_shape = bench.train.images.shape[1:]
     results = {"data": bench.source, "benchmark": bench.name,
                "test_sets": list(bench.test), "epochs": epochs,
-               "seed": config.seed, "P": config.P, "models": {}}
+               "seed": config.seed, "P": config.P,
+               "P_schedule": config.P_schedule,
+               "learning_rate": config.learning_rate,
+               "batch_size": config.batch_size, "models": {}}
     explainers = {}
     train = (bench.train.images, {"label": bench.train.labels,
                                   "mask": bench.train.masks})
@@ -205,10 +212,15 @@ def run_bias_benchmark(config=BiasBenchConfig()):
         keras.utils.set_random_seed(config.seed)
         classifier = bench_classifier(input_shape, num_classes)
         trainer = make_trainer(name, classifier, config)
+        callbacks = []
+        if config.P_schedule and name.startswith("isnet_"):
+            from isnet_keras.callbacks import HeatmapWeightSchedule
+
+            callbacks.append(HeatmapWeightSchedule(dict(config.P_schedule)))
         start = time.perf_counter()
         history = trainer.fit(*train, validation_data=val, epochs=epochs,
                               batch_size=config.batch_size,
-                              verbose=config.verbose)
+                              verbose=config.verbose, callbacks=callbacks)
         seconds = (time.perf_counter() - start) / epochs
         report, explainers[name] = _evaluate(
             name, classifier, bench, max_heatmaps=200 if config.fast else

@@ -32,12 +32,27 @@ def register(subparsers):
     bias.add_argument("--epochs", type=int, default=None)
     bias.add_argument("--seed", type=int, default=0)
     bias.add_argument("--P", type=float, default=0.7)
+    bias.add_argument("--P-schedule", default=None, metavar="EPOCH:P,...",
+                      help="Heatmap weight per epoch for the ISNets, e.g. "
+                           "'0:0.3,4:0.8' (piecewise constant).")
     bias.add_argument("--batch-size", type=int, default=128)
     bias.add_argument("--learning-rate", type=float, default=3e-3)
     bias.add_argument("--models", nargs="+", default=None,
                       help="Subset of: plain isnet_selective isnet_stochastic "
                            "isnet_original rrr masked_input.")
     bias.set_defaults(func=run)
+
+
+def parse_schedule(text):
+    """`'0:0.3,4:0.8'` -> `{0: 0.3, 4: 0.8}`."""
+    if not text:
+        return None
+    try:
+        pairs = (item.split(":") for item in text.split(","))
+        return {int(epoch): float(value) for epoch, value in pairs}
+    except ValueError:
+        raise SystemExit(f"isnet bench bias: --P-schedule must look like "
+                         f"'0:0.3,4:0.8', received {text!r}.") from None
 
 
 def run(args):
@@ -49,6 +64,7 @@ def run(args):
         data=args.data, benchmark=args.benchmark, mnist_dir=args.mnist_dir,
         out=args.out, fast=args.fast, seed=args.seed, epochs=args.epochs,
         models=tuple(args.models or MODEL_NAMES), P=args.P,
+        P_schedule=parse_schedule(args.P_schedule),
         batch_size=args.batch_size, learning_rate=args.learning_rate,
         verbose=2 if not sys.stdout.isatty() else "auto")
     try:
