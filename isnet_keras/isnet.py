@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from isnet_keras import losses as losses_lib
+from isnet_keras.metrics.attention import background_relevance_fraction
 from isnet_keras.lrp import graph as graph_lib
 from isnet_keras.lrp import outputs
 
@@ -308,7 +309,7 @@ class ISNet(keras.Model):
         weight = tf.cast(self.heatmap_weight, heatmap.dtype)
         classification = tf.cast(classification, heatmap.dtype)
         total = (1.0 - weight) * classification + weight * heatmap
-        fraction = losses_lib.background_fraction(masks, heatmaps)
+        fraction = background_relevance_fraction(heatmaps, masks)
         return total, classification, heatmap, logits, labels, fraction
 
     def _update_metrics(self, total, classification, heatmap, logits, labels,

@@ -350,19 +350,3 @@ class VarianceHeatmapLoss(_HeatmapLoss):
         config.update({"E": self.E, "e": self.e})
         return config
 
-
-def background_fraction(masks, heatmaps):
-    """Per image and heatmap, the fraction of |relevance| outside the mask.
-
-    Args:
-        masks: `(B, H, W[, 1])` binary masks.
-        heatmaps: `(B, K, h, w, C)`.
-
-    Returns:
-        `(B, K)` fractions in [0, 1].
-    """
-    heatmaps = tf.convert_to_tensor(heatmaps)
-    masks = prepare_masks(masks, heatmaps)
-    absolute = tf.abs(heatmaps)
-    outside = tf.reduce_sum(absolute * (1.0 - masks), axis=(2, 3, 4))
-    return outside / (tf.reduce_sum(absolute, axis=(2, 3, 4)) + 1e-12)

@@ -35,6 +35,10 @@ def register(subparsers):
     bias.add_argument("--P-schedule", default=None, metavar="EPOCH:P,...",
                       help="Heatmap weight per epoch for the ISNets, e.g. "
                            "'0:0.3,4:0.8' (piecewise constant).")
+    bias.add_argument("--foreground-bounds", type=float, nargs=2,
+                      default=(1.0, 25.0), metavar=("C1", "C2"),
+                      help="Band of the ISNets' raw foreground relevance "
+                           "(GWRP heatmap loss).")
     bias.add_argument("--batch-size", type=int, default=128)
     bias.add_argument("--learning-rate", type=float, default=3e-3)
     bias.add_argument("--models", nargs="+", default=None,
@@ -65,6 +69,7 @@ def run(args):
         out=args.out, fast=args.fast, seed=args.seed, epochs=args.epochs,
         models=tuple(args.models or MODEL_NAMES), P=args.P,
         P_schedule=parse_schedule(args.P_schedule),
+        foreground_bounds=tuple(args.foreground_bounds),
         batch_size=args.batch_size, learning_rate=args.learning_rate,
         verbose=2 if not sys.stdout.isatty() else "auto")
     try:
