@@ -149,7 +149,8 @@ class Mirror(keras.layers.Layer):
         if self.input_bounds is not None and self.first_layer_rule == "zb" \
                 and self.is_linear:
             lower, upper = (
-                self._cast(np.asarray(b)[None]) for b in self.input_bounds
+                None if not np.any(b) else self._cast(np.asarray(b)[None])
+                for b in self.input_bounds
             )
             return rules.zb_rule(relevance, x, linear, kernel, bias, lower,
                                  upper, self.epsilon)

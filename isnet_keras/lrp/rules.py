@@ -118,29 +118,30 @@ def zb_rule(relevance, x, linear, kernel, bias, lower, upper, epsilon=1e-2):
         linear: A linear map.
         kernel: The kernel tensor.
         bias: Optional bias; enters as `sg(max(b, 0))`.
-        lower: Lower bounds, broadcastable to `x` (`(1, *in)`).
+        lower: Lower bounds, broadcastable to `x` (`(1, *in)`), or None
+            for bounds that are all zero (their terms vanish; skipping
+            them saves a transposed operator).
         upper: Upper bounds, like `lower`.
         epsilon: The stabiliser.
 
     Returns:
         `(B, K, *in)` relevance at the layer input.
     """
-    positive = tf.maximum(kernel, 0.0)
-    negative = tf.minimum(kernel, 0.0)
-    z = (
-        linear.forward(x, kernel)
-        - linear.forward(lower, positive)
-        - linear.forward(upper, negative)
-    )
+    bound_terms = [(bound, part) for bound, part in (
+        (lower, tf.maximum(kernel, 0.0)), (upper, tf.minimum(kernel, 0.0)))
+        if bound is not None]
+    z = linear.forward(x, kernel)
+    for bound, part in bound_terms:
+        z = z - linear.forward(bound, part)
     if bias is not None:
         z = z + _stopped(tf.maximum(bias, 0.0))
     num_classes = relevance.shape[1]
     s = _ratio(relevance, z, epsilon)
-    return (
-        x[:, None] * _transpose(linear, s, kernel, x, num_classes)
-        - lower[:, None] * _transpose(linear, s, positive, x, num_classes)
-        - upper[:, None] * _transpose(linear, s, negative, x, num_classes)
-    )
+    relevance_in = x[:, None] * _transpose(linear, s, kernel, x, num_classes)
+    for bound, part in bound_terms:
+        relevance_in = relevance_in - bound[:, None] * _transpose(
+            linear, s, part, x, num_classes)
+    return relevance_in
 
 
 def zplus_rule(relevance, x, linear, kernel, bias=None, epsilon=1e-2):

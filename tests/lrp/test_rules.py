@@ -191,3 +191,17 @@ def test_transposes_return_the_exact_input_shape_and_equal_the_vjp(
         assert tuple(transposed.shape) == tuple(x.shape)
         np.testing.assert_allclose(transposed.numpy(), vjp.numpy(),
                                    rtol=1e-10, atol=1e-12)
+
+
+def test_zb_skips_all_zero_bounds_without_changing_the_result(rng):
+    x = rng.uniform(0, 1, (2, 6, 6, 2))
+    kernel = rng.normal(size=(3, 3, 2, 3))
+    r = rng.normal(size=(2, 1, 6, 6, 3))
+    conv = linear_maps.Conv2DMap((1, 1), "same")
+    upper = tf.ones((1, 6, 6, 2), tf.float64)
+    explicit = rules.zb_rule(tf.constant(r), tf.constant(x), conv,
+                             tf.constant(kernel), None,
+                             tf.zeros((1, 6, 6, 2), tf.float64), upper)
+    skipped = rules.zb_rule(tf.constant(r), tf.constant(x), conv,
+                            tf.constant(kernel), None, None, upper)
+    np.testing.assert_allclose(skipped.numpy(), explicit.numpy(), rtol=1e-12)
