@@ -41,3 +41,20 @@ def test_missing_mnist_names_the_options_that_fix_it(tmp_path):
     assert done.returncode == 2
     assert "--data digits" in done.stderr and "--mnist-dir" in done.stderr
     assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_without_mnist_the_main_job_falls_back_to_digits_and_says_so(
+        tmp_path, monkeypatch, capsys):
+    from isnet_keras.cli import main
+    from isnet_keras.data import mnist
+
+    # As on a machine without ../shared and without a keras.datasets cache.
+    monkeypatch.setattr(mnist, "default_mnist_dirs", lambda: [])
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert main(["bench", "bias", "--fast", "--models", "plain",
+                 "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "No MNIST data found" in err and "--data digits" in err
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["data"].startswith("digits")
