@@ -168,6 +168,17 @@ def _figure(bench, explainers, path, columns=8):
                   column_titles=titles, masks=masks, path=path)
 
 
+def _relative_source(source):
+    """`"idx: /abs/path"` -> `"idx: rel/path"` (relative to the working
+    directory), so results files name no machine-specific path."""
+    import os
+
+    kind, _, location = source.partition(": ")
+    if location and os.path.isabs(location):
+        location = os.path.relpath(location)
+    return f"{kind}: {location}" if location else source
+
+
 def format_table(results):
     """The printed table of a `results.json` dict."""
     models = results["models"]
@@ -210,7 +221,8 @@ def run_bias_benchmark(config=BiasBenchConfig()):
     default_epochs = dict(DEFAULT_EPOCHS)
     num_classes = int(bench.train.labels.max()) + 1
     input_shape = bench.train.images.shape[1:]
-    results = {"data": bench.source, "benchmark": bench.name,
+    results = {"data": _relative_source(bench.source),
+               "benchmark": bench.name,
                "test_sets": list(bench.test),
                "seed": config.seed, "P": config.P,
                "P_schedule": config.P_schedule,
