@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from isnet_keras import losses as losses_lib
-from isnet_keras.metrics.attention import background_relevance_fraction
+from isnet_keras.metrics.attention import BackgroundRelevanceFraction
 from isnet_keras.lrp import graph as graph_lib
 from isnet_keras.lrp import outputs
 
@@ -235,7 +235,8 @@ class ISNet(keras.Model):
         self.classification_tracker = keras.metrics.Mean(
             name="classification_loss")
         self.heatmap_tracker = keras.metrics.Mean(name="heatmap_loss")
-        self.fraction_tracker = keras.metrics.Mean(name="background_fraction")
+        self.fraction_tracker = BackgroundRelevanceFraction(
+            name="background_fraction")
         self.accuracy_metric = keras.metrics.SparseCategoricalAccuracy(
             name="accuracy")
         self.skipped_tracker = keras.metrics.Sum(name="skipped_steps")
@@ -309,16 +310,16 @@ class ISNet(keras.Model):
         weight = tf.cast(self.heatmap_weight, heatmap.dtype)
         classification = tf.cast(classification, heatmap.dtype)
         total = (1.0 - weight) * classification + weight * heatmap
-        fraction = background_relevance_fraction(heatmaps, masks)
-        return total, classification, heatmap, logits, labels, fraction
+        return total, classification, heatmap, logits, labels, (heatmaps,
+                                                                masks)
 
     def _update_metrics(self, total, classification, heatmap, logits, labels,
-                        fraction):
+                        maps_and_masks):
         self.loss_tracker.update_state(total)
         self.classification_tracker.update_state(classification)
         self.heatmap_tracker.update_state(heatmap)
         self.accuracy_metric.update_state(labels, logits)
-        self.fraction_tracker.update_state(tf.reshape(fraction, (-1,)))
+        self.fraction_tracker.update_state(*maps_and_masks)
 
     def train_step(self, data):
         images, labels, masks = _unpack(data)

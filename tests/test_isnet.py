@@ -304,3 +304,16 @@ def test_auto_tuned_bounds_follow_the_warm_up_heatmaps_and_restart_weights():
     assert tuner.result["C2"] == pytest.approx(min(25 * c1, mean + 3 * std),
                                                rel=1e-5)
     assert isnet.heatmap_loss.C1 == tuner.result["C1"]
+
+
+def test_logged_background_fraction_is_the_brf_of_the_heatmaps():
+    from isnet_keras.metrics import background_relevance_fraction
+    isnet = build_isnet(support.small_cnn(batch_norm=False, dropout=0.0))
+    isnet.compile(optimizer="sgd")
+    images, labels, masks = _data(num=8)
+    logs = isnet.evaluate(images, {"label": labels, "mask": masks},
+                          batch_size=8, verbose=0, return_dict=True)
+    heatmaps = isnet.train_graph_outputs(images)["heatmaps"].numpy()
+    expected = np.mean(np.asarray(background_relevance_fraction(heatmaps,
+                                                                masks)))
+    assert logs["background_fraction"] == pytest.approx(expected, rel=1e-5)
