@@ -20,7 +20,7 @@ _MIRRORED_SCRIPT = textwrap.dedent("""
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
-    from isnet_keras.data_synthetic import planted_cue_task
+    from isnet_keras.data.synthetic import planted_cue_task
     from isnet_keras.isnet import build_isnet
 
     images, labels, masks = planted_cue_task(64, seed=1)

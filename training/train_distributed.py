@@ -59,7 +59,7 @@ def main(argv=None):
     import numpy as np
     import tensorflow as tf
 
-    from isnet_keras.data_synthetic import planted_cue_task
+    from isnet_keras.data.synthetic import planted_cue_task
     from isnet_keras.isnet import build_isnet
 
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
