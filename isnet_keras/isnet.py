@@ -46,11 +46,11 @@ def _logits_tensor(lrp_graph):
 
 
 def _heatmaps(lrp_graph, variant, class_policy, labels, seed):
-    """Seeds the variant's output relevance and propagates it.
+    """Seeds the variant's output relevance.
 
     Returns:
-        `(heatmaps, found, start, rule)` where `found` maps tensor ids to
-        relevance (hidden maps for deep supervision).
+        A list of `(start_tensor, relevance, rule)`, one per propagation
+        (two for Dual: the z+ map and the epsilon map).
     """
     layer = lrp_graph.logits_layer
     dtype = lrp_graph.lrp_dtype
