@@ -102,11 +102,7 @@ def test_deploy_model_is_the_classifier_and_the_graph_adds_no_variables(
     classifier_ids = {id(v) for v in classifier.weights}
     extra = [v.path for v in isnet.train_graph.weights
              if id(v) not in classifier_ids]
-    # Only the Stochastic draw keeps a (non-trainable) random-seed state.
-    if variant == "stochastic":
-        assert extra and all("seed_generator" in path for path in extra)
-    else:
-        assert extra == []
+    assert extra == []
     heatmaps = isnet.train_graph_outputs(images)["heatmaps"]
     expected_k = {"original": 10, "selective": 1, "stochastic": 1, "dual": 2}
     assert tuple(heatmaps.shape) == (8, expected_k[variant], 16, 16, 1)
