@@ -14,6 +14,7 @@ and their `deploy_model` is the classifier.
 import keras
 import tensorflow as tf
 
+from isnet_keras.export import classifier_outputs_probabilities
 from isnet_keras.isnet import _logs, _unpack
 
 
@@ -47,26 +48,23 @@ class _Baseline(keras.Model):
     def _inputs(self, images, masks):
         return images
 
-    def _logits(self, images, training):
-        # Classifiers may end in softmax; cross-entropy is then on probs.
-        return self.classifier(images, training=training)
-
     def _cross_entropy(self, labels, outputs):
-        from_logits = not _ends_in_softmax(self.classifier)
+        from_logits = not classifier_outputs_probabilities(self.classifier)
         return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
             labels, outputs, from_logits=from_logits))
 
-    def _penalty(self, images, masks, labels):
-        return tf.constant(0.0)
+    def _forward_with_penalty(self, images, masks):
+        """Training-mode outputs and the extra loss term, from one pass."""
+        return self.classifier(images, training=True), tf.constant(0.0)
 
     def train_step(self, data):
         images, labels, masks = _unpack(data)
         images = self._inputs(images, masks)
         variables = self.classifier.trainable_variables
         with tf.GradientTape() as tape:
-            outputs = self._logits(images, training=True)
+            outputs, penalty = self._forward_with_penalty(images, masks)
             classification = self._cross_entropy(labels, outputs)
-            total = classification + self._penalty(images, masks, labels)
+            total = classification + penalty
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             scaled = self.optimizer.scale_loss(total / replicas)
         self.optimizer.apply(tape.gradient(scaled, variables), variables)
@@ -75,7 +73,7 @@ class _Baseline(keras.Model):
 
     def test_step(self, data):
         images, labels, masks = _unpack(data)
-        outputs = self._logits(self._inputs(images, masks), training=False)
+        outputs = self.classifier(self._inputs(images, masks), training=False)
         classification = self._cross_entropy(labels, outputs)
         self._update(classification, classification, labels, outputs)
         return _logs(self.metrics)
@@ -84,14 +82,6 @@ class _Baseline(keras.Model):
         self.loss_tracker.update_state(total)
         self.classification_tracker.update_state(classification)
         self.accuracy_metric.update_state(labels, outputs)
-
-
-def _ends_in_softmax(model):
-    last = model.layers[-1]
-    activation = getattr(last, "activation", None)
-    return isinstance(last, keras.layers.Softmax) or getattr(
-        activation, "__name__", "") == "softmax"
-
 
 class PlainClassifier(_Baseline):
     """The classifier trained with cross-entropy only.
@@ -132,12 +122,15 @@ class RRRClassifier(_Baseline):
     def metrics(self):
         return super().metrics + [self.penalty_tracker]
 
-    def _penalty(self, images, masks, labels):
+    def _forward_with_penalty(self, images, masks):
+        # One training-mode pass serves both the cross-entropy and the
+        # input gradient (a second pass would update batch-norm statistics
+        # twice and draw new dropout masks).
         images = tf.convert_to_tensor(images)
         with tf.GradientTape() as inner:
             inner.watch(images)
             outputs = self.classifier(images, training=True)
-            if _ends_in_softmax(self.classifier):
+            if classifier_outputs_probabilities(self.classifier):
                 log_probs = tf.math.log(outputs + 1e-12)
             else:
                 log_probs = tf.nn.log_softmax(outputs)
@@ -148,7 +141,7 @@ class RRRClassifier(_Baseline):
         value = tf.reduce_sum(tf.square((1.0 - masks) * gradient)) / tf.cast(
             tf.shape(images)[0], gradient.dtype)
         self.penalty_tracker.update_state(value)
-        return self.penalty * value
+        return outputs, self.penalty * value
 
 
 class MaskedInputClassifier(_Baseline):
