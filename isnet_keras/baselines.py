@@ -55,7 +55,8 @@ class _Baseline(keras.Model):
 
     def _forward_with_penalty(self, images, masks):
         """Training-mode outputs and the extra loss term, from one pass."""
-        return self.classifier(images, training=True), tf.constant(0.0)
+        outputs = self.classifier(images, training=True)
+        return outputs, tf.zeros((), outputs.dtype)
 
     def train_step(self, data):
         images, labels, masks = _unpack(data)
@@ -158,6 +159,10 @@ class MaskedInputClassifier(_Baseline):
         return images * masks
 
     def predict_step(self, data):
+        # `predict((images, masks))` arrives as `((images, masks),)`; a
+        # dataset of `(images, masks)` pairs arrives as the pair itself.
+        if isinstance(data, (tuple, list)) and len(data) == 1:
+            data = data[0]
         if not isinstance(data, (tuple, list)) or len(data) < 2:
             raise ValueError("MaskedInputClassifier.predict needs "
                              "(images, masks).")

@@ -1,0 +1,131 @@
+"""Baselines: the RRR penalty and the masked input against independent
+computations, and the plain classifier's indifference to masks."""
+
+import keras
+import numpy as np
+import pytest
+
+from isnet_keras.baselines import (MaskedInputClassifier, PlainClassifier,
+                                   RRRClassifier)
+from tests.support import floatx
+
+SHAPE = (6, 5, 1)
+NUM_CLASSES = 4
+
+
+def _linear_classifier(softmax=False, seed=0):
+    """Flatten + Dense: its input gradient has a closed form."""
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input(SHAPE),
+        keras.layers.Flatten(),
+        keras.layers.Dense(NUM_CLASSES,
+                           activation="softmax" if softmax else None),
+    ])
+
+
+def _batch(seed=1, batch=5):
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(0.0, 1.0, (batch, *SHAPE))
+    labels = rng.integers(0, NUM_CLASSES, batch)
+    masks = (rng.uniform(size=(batch, *SHAPE)) > 0.5).astype("float64")
+    return images, labels, masks
+
+
+def _reference_rrr_penalty(classifier, images, masks):
+    """`mean_b sum_pixels ((1 - M) * d/dx sum_n log p_n)^2` by hand.
+
+    For logits `z = x W + b`, `sum_n log p_n = sum_n z_n - K logsumexp(z)`,
+    so its gradient is `W (1 - K p)`.
+    """
+    kernel, bias = (np.asarray(w, "float64") for w in
+                    classifier.layers[-1].get_weights())
+    flat = images.reshape(len(images), -1)
+    logits = flat @ kernel + bias
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    gradient = (1.0 - NUM_CLASSES * probs) @ kernel.T
+    background = 1.0 - masks.reshape(len(images), -1)
+    return float(np.mean(np.sum((background * gradient) ** 2, axis=-1)))
+
+
+def _one_step_logs(model, images, labels, masks):
+    # A zero learning rate: the logged losses are those of the given weights.
+    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    return model.train_on_batch(images, {"label": labels, "mask": masks},
+                                return_dict=True)
+
+
+@pytest.mark.parametrize("softmax", [False, True])
+def test_rrr_penalty_equals_closed_form_input_gradient(softmax):
+    with floatx("float64"):
+        classifier = _linear_classifier(softmax=softmax)
+        images, labels, masks = _batch()
+        expected = _reference_rrr_penalty(classifier, images, masks)
+        logs = _one_step_logs(RRRClassifier(classifier, penalty=7.0),
+                              images, labels, masks)
+    assert logs["input_gradient_loss"] == pytest.approx(expected, rel=1e-6)
+    assert logs["loss"] == pytest.approx(
+        logs["classification_loss"] + 7.0 * expected, rel=1e-6)
+
+
+def test_rrr_penalty_vanishes_when_everything_is_foreground():
+    with floatx("float64"):
+        classifier = _linear_classifier()
+        images, labels, _ = _batch()
+        logs = _one_step_logs(RRRClassifier(classifier), images, labels,
+                              np.ones_like(images))
+    assert logs["input_gradient_loss"] == 0.0
+    assert logs["loss"] == pytest.approx(logs["classification_loss"])
+
+
+def test_rrr_with_zero_penalty_trains_like_the_plain_classifier():
+    images, labels, masks = (a.astype("float32") if a.dtype.kind == "f"
+                             else a for a in _batch(batch=16))
+    weights = {}
+    for name, make in (("plain", PlainClassifier),
+                       ("rrr", lambda c: RRRClassifier(c, penalty=0.0))):
+        classifier = _linear_classifier(seed=3)
+        model = make(classifier)
+        model.compile(optimizer=keras.optimizers.SGD(0.1))
+        model.fit(images, {"label": labels, "mask": masks}, epochs=3,
+                  batch_size=8, shuffle=False, verbose=0)
+        weights[name] = classifier.get_weights()
+    for plain, rrr in zip(weights["plain"], weights["rrr"]):
+        np.testing.assert_allclose(rrr, plain, rtol=1e-5, atol=1e-6)
+
+
+def test_rrr_rejects_a_negative_penalty():
+    with pytest.raises(ValueError, match="penalty must be >= 0"):
+        RRRClassifier(_linear_classifier(), penalty=-1.0)
+
+
+def test_plain_classifier_ignores_the_masks():
+    images, labels, masks = _batch()
+    classifier = _linear_classifier()
+    model = PlainClassifier(classifier)
+    first = _one_step_logs(model, images, labels, masks)
+    second = _one_step_logs(model, images, labels, 1.0 - masks)
+    assert first["loss"] == pytest.approx(second["loss"])
+
+
+def test_masked_input_classifier_sees_only_the_foreground():
+    with floatx("float64"):
+        classifier = _linear_classifier()
+        images, labels, masks = _batch()
+        model = MaskedInputClassifier(classifier)
+        logs = _one_step_logs(model, images, labels, masks)
+        logits = classifier.predict(images * masks, verbose=0)
+        predicted = model.predict((images, masks), verbose=0)
+    shifted = logits - logits.max(-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    expected = -np.mean(log_probs[np.arange(len(labels)), labels])
+    assert logs["classification_loss"] == pytest.approx(expected, rel=1e-6)
+    np.testing.assert_allclose(predicted, logits, rtol=1e-10)
+
+
+def test_masked_input_classifier_predict_requires_masks():
+    images, _, _ = _batch()
+    model = MaskedInputClassifier(_linear_classifier())
+    with pytest.raises(ValueError, match=r"needs \(images, masks\)"):
+        model.predict(images, verbose=0)
