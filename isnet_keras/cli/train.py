@@ -68,8 +68,9 @@ def register(subparsers):
           f"backbones (default {defaults['image_size']})", type=int)
     model = parser.add_argument_group("model")
     _flag(model, "--backbone", "densenet121, resnet50, vgg16, mobilenetv2 "
-          "(keras.applications, new logits head) or PATH.keras, your own "
-          f"classifier (default {defaults['backbone']})")
+          "(keras.applications, new logits head), smallcnn (a compact CNN "
+          "for small images) or PATH.keras, your own classifier (default "
+          f"{defaults['backbone']})")
     _flag(model, "--weights", "backbone weights file (include_top=False); "
           "default: random initialisation", metavar="PATH")
     _flag(model, "--variant", "ISNet variant (default "
