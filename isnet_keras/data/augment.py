@@ -92,14 +92,16 @@ class JointAugmentation(keras.layers.Layer):
                 self.rotation, seed=layer_seed(1), **fill))
         if self.translation:
             self.geometric.append(keras.layers.RandomTranslation(
-                self.translation, self.translation, seed=layer_seed(2), **fill))
+                self.translation, self.translation, seed=layer_seed(2),
+                **fill))
         if self.zoom:
             self.geometric.append(keras.layers.RandomZoom(
                 self.zoom, seed=layer_seed(3), **fill))
         self.photometric = []
         if self.brightness:
             self.photometric.append(keras.layers.RandomBrightness(
-                self.brightness, value_range=(0.0, 1.0), seed=layer_seed(4)))
+                self.brightness, value_range=(0.0, 1.0),
+                seed=layer_seed(4)))
         if self.contrast:
             self.photometric.append(keras.layers.RandomContrast(
                 self.contrast, value_range=(0.0, 1.0), seed=layer_seed(5)))
@@ -108,6 +110,10 @@ class JointAugmentation(keras.layers.Layer):
     def is_identity(self):
         """True when no transformation is configured."""
         return not (self.geometric or self.photometric)
+
+    def build(self, images_shape, masks_shape=None):
+        # The wrapped layers own no weights and build on first call.
+        self.built = True
 
     def call(self, images, masks, training=None):
         if not training or self.is_identity:
