@@ -158,9 +158,15 @@ def run_command(args, callbacks=()):
         int exit status: 0 on success; 1 when the data, the run directory
         or a file is unusable; 2 for a bad option.
     """
+    from pathlib import Path
+
     from isnet_keras import run_config as rc
     from isnet_keras.data import FolderDatasetError
 
+    if args.resume and args.out and not (
+            Path(args.out) / rc.CONFIG_FILE).is_file():
+        return _fail(f"--resume: {args.out} holds no run to continue (no "
+                     f"{rc.CONFIG_FILE}).", status=1)
     try:
         config = effective_config(args)
     except rc.ConfigError as error:
