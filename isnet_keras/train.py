@@ -8,7 +8,7 @@ Run directory layout (`RUN_DIR`):
     history.csv            one row of logged values per epoch
     checkpoints/last.keras ISNet after the latest epoch (every epoch)
     checkpoints/best.weights.h5  weights with the lowest validation loss
-    backup/                BackupAndRestore state (removed when training ends)
+    backup/                BackupAndRestore state: weights, optimizer, epoch
     logs/                  TensorBoard: train/, validation/, heatmaps/
     model.keras            final ISNet (best validation loss)
     report/                evaluation.json, confusion_matrix.png, heatmaps.png
@@ -172,8 +172,11 @@ def _callbacks(config, run_dir, heatmap_images, heatmap_masks, extra):
     best = _best_val_loss(run_dir / "history.csv")
     return [
         # First, so the weights are restored before any other callback.
-        keras.callbacks.BackupAndRestore(os.fspath(run_dir / "backup"),
-                                         save_freq="epoch"),
+        # Kept after the last epoch, so --resume with more epochs continues
+        # a finished run; two copies, so a kill while saving loses nothing.
+        keras.callbacks.BackupAndRestore(
+            os.fspath(run_dir / "backup"), save_freq="epoch",
+            double_checkpoint=True, delete_checkpoint=False),
         keras.callbacks.ModelCheckpoint(os.fspath(checkpoints / "last.keras")),
         keras.callbacks.ModelCheckpoint(
             os.fspath(checkpoints / "best.weights.h5"), monitor="val_loss",

@@ -125,7 +125,9 @@ def test_guide_worked_example_trains_resumes_evaluates_and_exports(
     run = tmp_path / "runs" / "decoy"
     history = (run / "history.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in history[1:]] == ["0", "1"]
-    assert not (run / "backup").exists()  # removed when training ends
+    metadata = json.loads(
+        (run / "backup" / "training_metadata.json").read_text())
+    assert metadata["epoch"] == 2  # kept: --resume --epochs 3 would go on
     report = json.loads((run / "report" / "evaluation.json").read_text())
     assert report["num_images"] == json.loads(
         (run / "run.json").read_text())["num_val"]

@@ -121,6 +121,12 @@ def test_yaml_config_flags_override_saved_config_and_tensorboard_logs(
     status, err = _train(capsys, "--out", run, "--resume", "--variant",
                          "original")
     assert status == 2 and "variant: 'dual' in the run" in err
+    # A finished run goes on from its last epoch when given more epochs.
+    status, err = _train(capsys, "--out", run, "--resume", "--epochs", 2)
+    assert status == 0, err
+    epochs = [line.split(",")[0] for line in
+              (run / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == ["0", "1"]
 
 
 def test_bad_options_are_named_before_anything_runs(tmp_path, capsys, data):
