@@ -50,7 +50,8 @@ def input_scaling(mode):
         return keras.layers.Rescaling(2.0, offset=-1.0, name="input_scaling")
     if mode == "torch":
         return keras.layers.Rescaling(
-            (1.0 / _TORCH_STD).tolist(), offset=(-_TORCH_MEAN / _TORCH_STD).tolist(),
+            (1.0 / _TORCH_STD).tolist(),
+            offset=(-_TORCH_MEAN / _TORCH_STD).tolist(),
             name="input_scaling")
     if mode == "caffe":
         return keras.layers.Rescaling(255.0, offset=(-_CAFFE_MEAN).tolist(),

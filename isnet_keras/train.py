@@ -37,13 +37,13 @@ class RunDirectoryError(ValueError):
 
 
 def prepare_run_dir(run_dir, resume=False, overwrite=False):
-    """Checks (and with `overwrite`, clears) a run directory.
+    """Checks that a run directory may be used as asked; changes nothing.
 
     Args:
         run_dir: str or Path.
         resume: bool. The directory must hold a previous run's config.
-        overwrite: bool. Remove a previous run's files (only the files a
-            run writes, `RUN_ARTIFACTS`; anything else is kept).
+        overwrite: bool. A previous run may be replaced (see
+            `clear_run_dir`).
 
     Returns:
         The saved configuration dict when resuming, else None.
@@ -56,8 +56,6 @@ def prepare_run_dir(run_dir, resume=False, overwrite=False):
 
     >>> prepare_run_dir("runs/new")  # doctest: +SKIP
     """
-    import shutil
-
     run_dir = pathlib.Path(run_dir)
     if resume and overwrite:
         raise RunDirectoryError("--resume and --overwrite exclude each other.")
@@ -68,19 +66,25 @@ def prepare_run_dir(run_dir, resume=False, overwrite=False):
                 f"--resume: {run_dir} holds no run to continue (no "
                 f"{run_config.CONFIG_FILE}).")
         return run_config.read_config_file(saved)
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise RunDirectoryError(
-                f"{run_dir} already exists and is not empty; pass --resume "
-                "to continue that run, --overwrite to replace it, or choose "
-                "another --out.")
-        for name in RUN_ARTIFACTS:
-            path = run_dir / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
+    if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
+        raise RunDirectoryError(
+            f"{run_dir} already exists and is not empty; pass --resume "
+            "to continue that run, --overwrite to replace it, or choose "
+            "another --out.")
     return None
+
+
+def clear_run_dir(run_dir):
+    """Removes a previous run's files (`RUN_ARTIFACTS` only; anything else
+    in the folder is kept)."""
+    import shutil
+
+    for name in RUN_ARTIFACTS:
+        path = pathlib.Path(run_dir) / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 def data_folders(data_dir):
@@ -270,6 +274,12 @@ def train(config, callbacks=(), resume=False, overwrite=False):
     keras.utils.set_random_seed(config["seed"])
     strategy = make_strategy(config["strategy"], config["cluster"],
                              config["task_index"])
+    # Built before the precision policy is set: the data stays float32.
+    augmentation = JointAugmentation(
+        flip=config["flip"], rotation=config["rotation"],
+        translation=config["translation"], zoom=config["zoom"],
+        brightness=config["brightness"], contrast=config["contrast"],
+        seed=config["seed"])
     with dtype_policy(config["precision"]):
         with strategy.scope():
             isnet = build_model(config, len(class_names))
@@ -277,11 +287,6 @@ def train(config, callbacks=(), resume=False, overwrite=False):
         if channels not in (1, 3):
             raise ValueError(f"The classifier takes {channels} channels; "
                              "folder images feed 1 (grey) or 3 (RGB).")
-        augmentation = JointAugmentation(
-            flip=config["flip"], rotation=config["rotation"],
-            translation=config["translation"], zoom=config["zoom"],
-            brightness=config["brightness"], contrast=config["contrast"],
-            seed=config["seed"])
         cache = config["cache"]
         train_data = folder_dataset(
             data["train_index"], data["train_indices"], (height, width),
@@ -296,6 +301,9 @@ def train(config, callbacks=(), resume=False, overwrite=False):
             data["val_index"], data["val_indices"], (height, width), channels,
             config["heatmap_images"])
 
+        # Only now, with data and model ready, is a previous run removed.
+        if overwrite:
+            clear_run_dir(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "checkpoints").mkdir(exist_ok=True)
         run_config.save_config(config, run_dir)

@@ -144,3 +144,37 @@ def test_bad_options_are_named_before_anything_runs(tmp_path, capsys, data):
 
 def test_cli_choices_follow_the_library():
     assert run_config.VARIANTS == VARIANTS
+
+
+def test_overwrite_removes_only_run_files_and_only_once_the_data_is_good(
+        tmp_path, capsys, data):
+    from isnet_keras import train
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    for name in ("config.yaml", "model.keras", "checkpoints/last.keras",
+                 "notes.txt"):
+        (run / name).write_text("old")
+    with pytest.raises(train.RunDirectoryError, match="already exists"):
+        train.prepare_run_dir(run)
+    (data / "masks" / "image_00.png").unlink()
+    status, err = _train(capsys, "--data-dir", data, "--backbone",
+                         "smallcnn", "--out", run, "--overwrite")
+    assert status == 1 and "image_00.png: no mask" in err
+    assert (run / "model.keras").read_text() == "old"  # bad data: kept
+
+    assert train.prepare_run_dir(run, overwrite=True) is None
+    train.clear_run_dir(run)
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
+
+
+def test_multiworker_tf_config_comes_from_the_cluster_in_the_config():
+    from isnet_keras.distribute import tf_config
+
+    cluster = {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]}
+    assert tf_config(cluster, 1) == {
+        "cluster": cluster, "task": {"type": "worker", "index": 1}}
+    with pytest.raises(ValueError, match=r"task_index must lie in \[0, 1\]"):
+        tf_config(cluster, 2)
+    with pytest.raises(ValueError, match="cluster.worker"):
+        tf_config({}, 0)
