@@ -54,3 +54,21 @@ def test_bad_backbone_settings_are_named():
         backbones.make_classifier("vgg16", 2, 16)
     with pytest.raises(FileNotFoundError, match="nowhere.h5"):
         backbones.make_classifier("vgg16", 2, 32, weights="nowhere.h5")
+
+
+def test_weights_path_loads_local_backbone_weights(tmp_path):
+    source = keras.applications.MobileNetV2(
+        include_top=False, weights=None, input_shape=(32, 32, 3),
+        pooling="avg")
+    rng = np.random.default_rng(0)
+    source.set_weights([rng.normal(size=w.shape).astype(w.dtype)
+                        for w in source.get_weights()])
+    path = tmp_path / "backbone.weights.h5"
+    source.save_weights(path)
+    classifier = backbones.make_classifier("mobilenetv2", 2, 32,
+                                           weights=str(path))
+    nested = [layer for layer in classifier.layers
+              if isinstance(layer, keras.Model)]
+    assert len(nested) == 1
+    for loaded, saved in zip(nested[0].get_weights(), source.get_weights()):
+        np.testing.assert_array_equal(loaded, saved)
