@@ -72,6 +72,7 @@ def test_bad_folders_fail_with_the_file_named_before_training(
     assert not run.exists()  # stopped before anything was written
 
 
+@pytest.mark.slow
 def test_yaml_config_flags_override_saved_config_and_tensorboard_logs(
         tmp_path, capsys, data):
     run = tmp_path / "run"

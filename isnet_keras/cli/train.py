@@ -16,7 +16,6 @@ TensorBoard logs with heatmap panels, the final `model.keras` and an
 evaluation report of the validation set (see `isnet_keras.train`).
 """
 
-import argparse
 import sys
 
 _COMMAND = "isnet train"
