@@ -29,16 +29,16 @@ import pathlib
 
 import yaml
 
+from isnet_keras.distribute import tf_config
+
 
 def load_config(path, overrides):
     config = yaml.safe_load(pathlib.Path(path).read_text()) or {}
     config.update({k: v for k, v in overrides.items() if v is not None})
-    workers = config.get("cluster", {}).get("worker")
-    if not workers:
-        raise ValueError(f"{path}: the config needs cluster.worker, a list "
-                         "of host:port addresses.")
-    if not 0 <= int(config.get("task_index", -1)) < len(workers):
-        raise ValueError(f"task_index must lie in [0, {len(workers) - 1}].")
+    try:
+        tf_config(config.get("cluster"), config.get("task_index"))
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
     return config
 
 
@@ -50,9 +50,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     config = load_config(args.config, {"task_index": args.task_index})
     index = int(config["task_index"])
-    os.environ["TF_CONFIG"] = json.dumps({
-        "cluster": config["cluster"], "task": {"type": "worker",
-                                               "index": index}})
+    os.environ["TF_CONFIG"] = json.dumps(tf_config(config["cluster"], index))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     import keras

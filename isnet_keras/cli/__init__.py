@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("bench", "evaluate", "metrics", "export", "predict")
+COMMAND_MODULES = ("bench", "train", "evaluate", "metrics", "export", "predict")
 
 
 def build_parser():

@@ -144,8 +144,6 @@ def run(args):
         return _fail(str(error), status=2)
 
     # Imported here so that `isnet --help` does not load TensorFlow.
-    import matplotlib.pyplot as plt
-
     from isnet_keras import evaluate, export
     from isnet_keras.data import MnistNotFoundError
 
@@ -169,18 +167,8 @@ def run(args):
         return _fail(str(error), status=1)
 
     report = {"model": os.fspath(args.model), "data": data_details, **result}
-    os.makedirs(args.out, exist_ok=True)
-    evaluate.plot_confusion_matrix(
-        result["confusion_matrix"], result["class_names"],
-        path=os.path.join(args.out, CONFUSION_FIGURE), title=args.data,
-    )
-    figure = evaluate.plot_heatmap_examples(
-        classifier, test.images, test.labels, masks=test.masks,
-        class_names=result["class_names"],
-        path=os.path.join(args.out, HEATMAP_FIGURE),
-    )
-    plt.close(figure)
-    _write_json(result_path, report)
+    write_evaluation(args.out, report, classifier, test.images, test.labels,
+                     test.masks, title=args.data)
 
     print(f"Model: {args.model}\nData: {args.data}")
     print(evaluate.format_summary(result))
@@ -189,6 +177,49 @@ def run(args):
         f"and {os.path.join(args.out, HEATMAP_FIGURE)}."
     )
     return 0
+
+
+def write_evaluation(out, report, classifier, images, labels, masks, title):
+    """Writes an evaluation's JSON report and its two figures into `out`.
+
+    Args:
+        out: str or Path. Created if missing.
+        report: dict from `evaluate_classifier`, with any extra entries.
+        classifier: the evaluated keras.Model.
+        images, labels, masks: the evaluated test set.
+        title: str. Title of the confusion-matrix figure.
+
+    Returns:
+        The paths of `evaluation.json`, `confusion_matrix.png` and
+        `heatmaps.png`.
+
+    Example:
+
+    ```python
+    write_evaluation("runs/a/report", result, classifier, images, labels,
+                     masks, title="validation set")
+    ```
+    """
+    import matplotlib.pyplot as plt
+
+    from isnet_keras import evaluate
+
+    out = os.fspath(out)
+    os.makedirs(out, exist_ok=True)
+    paths = (os.path.join(out, RESULT_FILE),
+             os.path.join(out, CONFUSION_FIGURE),
+             os.path.join(out, HEATMAP_FIGURE))
+    evaluate.plot_confusion_matrix(
+        report["confusion_matrix"], report["class_names"], path=paths[1],
+        title=title,
+    )
+    figure = evaluate.plot_heatmap_examples(
+        classifier, images, labels, masks=masks,
+        class_names=report["class_names"], path=paths[2],
+    )
+    plt.close(figure)
+    _write_json(paths[0], report)
+    return paths
 
 
 def parse_data_spec(text):

@@ -33,6 +33,7 @@ from isnet_keras.data.folders import (
     FolderIndex,
     load_folder_dataset,
     scan_folder_dataset,
+    write_folder_dataset,
 )
 from isnet_keras.data.masks import check_binary_mask, dilate_mask, resize_mask
 from isnet_keras.data.mnist import (
@@ -77,4 +78,5 @@ __all__ = [
     "shapes_candidate_regions",
     "shapes_mnist",
     "stratified_split",
+    "write_folder_dataset",
 ]

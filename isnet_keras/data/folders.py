@@ -472,3 +472,83 @@ def load_folder_dataset(
         class_names=names,
         files=tuple(files),
     )
+
+
+def write_folder_dataset(out_dir, images, masks, labels, class_names=None,
+                         prefix="image"):
+    """Writes arrays as a folder dataset (PNG images, PNG masks, CSV).
+
+    The inverse of `load_folder_dataset`, e.g. to turn a segmenter's output
+    masks into the layout `isnet train` reads. Refuses to write into a
+    folder that already holds an `images/`, `masks/` or `labels.csv`.
+
+    Args:
+        out_dir: str or Path. Created if missing; receives `images/`,
+            `masks/` and `labels.csv`.
+        images: array `(N, H, W)` or `(N, H, W, C)`, C in {1, 3}; floats in
+            [0, 1] or uint8.
+        masks: array `(N, H, W)` or `(N, H, W, 1)` of 0/1 (or booleans).
+        labels: N integers; with `class_names`, indices into it.
+        class_names: sequence of str or None. When given, the CSV holds
+            these names instead of integers.
+        prefix: str. File names are `<prefix>_<index>.png`.
+
+    Returns:
+        Path of the written `labels.csv`.
+
+    Raises:
+        FileExistsError: `out_dir` already holds a dataset.
+        ValueError: shapes that do not match, or non-binary masks.
+
+    Example:
+
+    >>> write_folder_dataset("data/train", images, masks, labels)
+    ... # doctest: +SKIP
+    PosixPath('data/train/labels.csv')
+    """
+    out_dir = Path(out_dir)
+    images = np.asarray(images)
+    masks = np.asarray(masks)
+    labels = np.asarray(labels).reshape(-1)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if masks.ndim == 4 and masks.shape[-1] == 1:
+        masks = masks[..., 0]
+    if not (len(images) == len(masks) == len(labels)):
+        raise ValueError(
+            f"{len(images)} images, {len(masks)} masks and {len(labels)} "
+            "labels: the counts must be equal."
+        )
+    if masks.shape[:3] != images.shape[:3]:
+        raise ValueError(
+            f"masks {masks.shape} do not match images {images.shape} "
+            "(height and width must agree)."
+        )
+    if not set(np.unique(masks).tolist()) <= {0, 1}:
+        raise ValueError("masks must hold only 0 and 1.")
+    for name in ("images", "masks", "labels.csv"):
+        if (out_dir / name).exists():
+            raise FileExistsError(
+                f"{out_dir / name} already exists; choose an empty folder."
+            )
+    if images.dtype != np.uint8:
+        images = np.round(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)
+    (out_dir / "images").mkdir(parents=True)
+    (out_dir / "masks").mkdir()
+    width = len(str(max(len(images) - 1, 0)))
+    rows = []
+    for number, (image, mask, label) in enumerate(zip(images, masks, labels)):
+        filename = f"{prefix}_{number:0{width}d}.png"
+        Image.fromarray(image).save(out_dir / "images" / filename)
+        Image.fromarray(mask.astype(np.uint8) * 255).save(
+            out_dir / "masks" / filename
+        )
+        rows.append(
+            (filename, class_names[int(label)] if class_names else int(label))
+        )
+    labels_csv = out_dir / "labels.csv"
+    with labels_csv.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(rows)
+    return labels_csv

@@ -1,0 +1,231 @@
+"""Classifiers to train as ISNets: `keras.applications` backbones with a new
+head, or the user's own `.keras` classifier.
+
+Every classifier built here takes images in [0, 1] (the ISNet's default
+`input_bounds`) and outputs logits. The backbone's own input scaling is a
+`Rescaling` layer inside the model, so the pipeline, `isnet evaluate`, the
+exported model and the LRP Z^B rule all see the same [0, 1] range.
+"""
+
+import os
+
+import keras
+import numpy as np
+
+# name -> (keras.applications constructor, input scaling of its weights).
+BACKBONES = {
+    "densenet121": ("DenseNet121", "torch"),
+    "resnet50": ("ResNet50", "caffe"),
+    "vgg16": ("VGG16", "caffe"),
+    "mobilenetv2": ("MobileNetV2", "tf"),
+}
+# A compact CNN for small images (digits, thumbnails), built here.
+SMALL_CNN = "smallcnn"
+# ImageNet statistics of the two per-channel scalings, RGB order.
+_TORCH_MEAN = np.array([0.485, 0.456, 0.406])
+_TORCH_STD = np.array([0.229, 0.224, 0.225])
+_CAFFE_MEAN = np.array([123.68, 116.779, 103.939])
+
+
+def input_scaling(mode):
+    """A `Rescaling` layer mapping [0, 1] RGB images to a backbone's range.
+
+    Args:
+        mode: `"tf"` ([-1, 1]), `"torch"` (ImageNet mean/std per channel)
+            or `"caffe"` (0-255 minus the ImageNet mean per channel). The
+            caffe mode keeps RGB channel order (Keras' `preprocess_input`
+            also swaps to BGR); ImageNet weights adapt to it in fine-tuning.
+
+    Returns:
+        A `keras.layers.Rescaling` (`x * scale + offset`), which the LRP
+        block maps the Z^B bounds through.
+
+    Example:
+
+    >>> layer = input_scaling("tf")
+    >>> float(layer(np.ones((1, 1, 1, 3)))[0, 0, 0, 0])
+    1.0
+    """
+    if mode == "tf":
+        return keras.layers.Rescaling(2.0, offset=-1.0, name="input_scaling")
+    if mode == "torch":
+        return keras.layers.Rescaling(
+            (1.0 / _TORCH_STD).tolist(),
+            offset=(-_TORCH_MEAN / _TORCH_STD).tolist(),
+            name="input_scaling")
+    if mode == "caffe":
+        return keras.layers.Rescaling(255.0, offset=(-_CAFFE_MEAN).tolist(),
+                                      name="input_scaling")
+    raise ValueError(f"Unknown input scaling {mode!r}; expected 'tf', "
+                     "'torch' or 'caffe'.")
+
+
+def is_backbone_name(backbone):
+    """True when `backbone` names a backbone built here."""
+    return str(backbone).lower() in (*BACKBONES, SMALL_CNN)
+
+
+def small_cnn(num_classes, image_size, channels=3):
+    """A compact CNN for small images, logits output.
+
+    Three Conv-BatchNorm-ReLU blocks (16, 32, 64 filters, the last two
+    after 2x2 max pooling), global average pooling and a Dense layer: a
+    fast classifier for digits or thumbnails, where the `keras.applications`
+    networks are far larger than the task.
+
+    Args:
+        num_classes: int >= 2.
+        image_size: int >= 4.
+        channels: int. Input channels. Defaults to 3.
+
+    Returns:
+        A `keras.Sequential` of `(image_size, image_size, channels)` in
+        [0, 1] -> logits.
+
+    Example:
+
+    >>> small_cnn(10, 28).count_params() < 30_000
+    True
+    """
+    layers = [keras.Input((int(image_size), int(image_size), int(channels)),
+                          name="image")]
+    for block, filters in enumerate((16, 32, 64)):
+        if block:
+            layers.append(keras.layers.MaxPooling2D(2))
+        layers += [keras.layers.Conv2D(filters, 3, padding="same",
+                                       use_bias=False),
+                   keras.layers.BatchNormalization(),
+                   keras.layers.ReLU()]
+    layers += [keras.layers.GlobalAveragePooling2D(),
+               keras.layers.Dense(int(num_classes), name="logits")]
+    return keras.Sequential(layers, name=f"{SMALL_CNN}_classifier")
+
+
+def build_classifier(backbone, num_classes, image_size, weights=None):
+    """A `keras.applications` backbone with a new logits head.
+
+    Args:
+        backbone: One of `BACKBONES` (`"densenet121"`, `"resnet50"`,
+            `"vgg16"`, `"mobilenetv2"`), or `"smallcnn"` (`small_cnn`).
+        num_classes: int >= 2. Width of the logits layer.
+        image_size: int >= 32. Height and width of the RGB input.
+        weights: None (random initialisation, the default), a path to a
+            backbone weights file (`include_top=False`), or `"imagenet"`
+            (downloads them).
+
+    Returns:
+        A functional `keras.Model` `(image_size, image_size, 3)` in [0, 1]
+        -> logits `(num_classes,)`: input scaling, backbone (global average
+        pooling), `Dense(num_classes)`.
+
+    Raises:
+        ValueError: unknown backbone, image size below 32, fewer than two
+            classes.
+        FileNotFoundError: `weights` is a path that does not exist.
+
+    Example:
+
+    >>> classifier = build_classifier("mobilenetv2", 3, 32)
+    >>> classifier.output.shape
+    (None, 3)
+    """
+    key = str(backbone).lower()
+    if key == SMALL_CNN:
+        if weights is not None:
+            raise ValueError(f"'{SMALL_CNN}' has no pretrained weights; "
+                             "leave weights unset.")
+        return small_cnn(num_classes, image_size)
+    if key not in BACKBONES:
+        raise ValueError(f"Unknown backbone {backbone!r}; use one of "
+                         f"{', '.join(BACKBONES)}, {SMALL_CNN} or a path to "
+                         "a .keras classifier.")
+    if int(image_size) < 32:
+        raise ValueError(f"{backbone} needs images of at least 32x32 pixels; "
+                         f"received image size {image_size}.")
+    if int(num_classes) < 2:
+        raise ValueError(f"A classifier needs at least 2 classes; the data "
+                         f"has {num_classes}.")
+    if weights not in (None, "imagenet") and not os.path.isfile(weights):
+        raise FileNotFoundError(f"Backbone weights file not found: "
+                                f"'{weights}'.")
+    constructor, mode = BACKBONES[key]
+    size = int(image_size)
+    inputs = keras.Input((size, size, 3), name="image")
+    scaled = input_scaling(mode)(inputs)
+    features = getattr(keras.applications, constructor)(
+        include_top=False, weights=weights, input_shape=(size, size, 3),
+        pooling="avg")(scaled)
+    logits = keras.layers.Dense(int(num_classes), name="logits")(features)
+    return keras.Model(inputs, logits, name=f"{key}_classifier")
+
+
+def load_classifier(path, num_classes):
+    """Loads the user's own `.keras` classifier to train as an ISNet.
+
+    Args:
+        path: str or Path of a `.keras` file holding a single-input
+            classifier of images `(H, W, C)` with a logits (or softmax)
+            output.
+        num_classes: int. Number of classes in the data; the classifier's
+            output must have exactly this width.
+
+    Returns:
+        The loaded `keras.Model`.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not an image classifier, or its output width differs
+            from `num_classes`.
+
+    Example:
+
+    >>> classifier = load_classifier("my_cnn.keras", 2)  # doctest: +SKIP
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Classifier file not found: '{path}'.")
+    model = keras.models.load_model(path, compile=False)
+    if len(model.inputs) != 1 or len(model.inputs[0].shape) != 4:
+        raise ValueError(
+            f"'{path}' must take one image input (batch, height, width, "
+            f"channels); its inputs are {[i.shape for i in model.inputs]}.")
+    if len(model.outputs) != 1 or len(model.outputs[0].shape) != 2:
+        raise ValueError(
+            f"'{path}' must have one (batch, classes) output; its outputs "
+            f"are {[o.shape for o in model.outputs]}.")
+    width = model.outputs[0].shape[-1]
+    if width != int(num_classes):
+        raise ValueError(
+            f"'{path}' outputs {width} classes but the data has "
+            f"{num_classes}; give it a head with {num_classes} outputs.")
+    return model
+
+
+def make_classifier(backbone, num_classes, image_size, weights=None):
+    """A backbone name or a `.keras` path -> the classifier to train.
+
+    Args:
+        backbone: A `BACKBONES` name, or a path ending in `.keras`.
+        num_classes: int. Classes in the data.
+        image_size: int. Input size for named backbones; ignored for a
+            `.keras` file, which keeps its own input shape.
+        weights: See `build_classifier` (named backbones only).
+
+    Returns:
+        A `keras.Model` with logits output.
+
+    Example:
+
+    >>> make_classifier("vgg16", 2, 32).input_shape
+    (None, 32, 32, 3)
+    """
+    if is_backbone_name(backbone):
+        return build_classifier(backbone, num_classes, image_size, weights)
+    if str(backbone).endswith(".keras"):
+        if weights is not None:
+            raise ValueError("--weights applies to named backbones; a .keras "
+                             "classifier carries its own weights.")
+        return load_classifier(backbone, num_classes)
+    raise ValueError(f"Unknown backbone {backbone!r}; use one of "
+                     f"{', '.join(BACKBONES)}, {SMALL_CNN} or a path to a "
+                     ".keras classifier.")

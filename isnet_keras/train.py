@@ -1,0 +1,347 @@
+"""Training an ISNet on a folder dataset, in a run directory that survives
+interruptions.
+
+Run directory layout (`RUN_DIR`):
+
+    config.yaml            effective configuration (repeat or resume a run)
+    run.json               classes, split sizes, validation files, results
+    history.csv            one row of logged values per epoch
+    checkpoints/last.keras ISNet after the latest epoch (every epoch)
+    checkpoints/best.weights.h5  weights with the lowest validation loss
+    backup/                BackupAndRestore state: weights, optimizer, epoch
+    logs/                  TensorBoard: train/, validation/, heatmaps/
+    model.keras            final ISNet (best validation loss)
+    report/                evaluation.json, confusion_matrix.png, heatmaps.png
+
+`train(config)` runs it all; `isnet train` is its command line.
+"""
+
+import contextlib
+import csv
+import json
+import os
+import pathlib
+
+import numpy as np
+
+from isnet_keras import run_config
+
+# The files and folders a run writes; `overwrite` removes only these.
+RUN_ARTIFACTS = ("config.yaml", "run.json", "history.csv", "checkpoints",
+                 "backup", "logs", "model.keras", "report")
+
+
+class RunDirectoryError(ValueError):
+    """The run directory cannot be used as asked (exists, or nothing to
+    resume)."""
+
+
+def prepare_run_dir(run_dir, resume=False, overwrite=False):
+    """Checks that a run directory may be used as asked; changes nothing.
+
+    Args:
+        run_dir: str or Path.
+        resume: bool. The directory must hold a previous run's config.
+        overwrite: bool. A previous run may be replaced (see
+            `clear_run_dir`).
+
+    Returns:
+        The saved configuration dict when resuming, else None.
+
+    Raises:
+        RunDirectoryError: the directory holds files and neither flag is
+            given, or `resume` finds no run to continue, or both flags.
+
+    Example:
+
+    >>> prepare_run_dir("runs/new")  # doctest: +SKIP
+    """
+    run_dir = pathlib.Path(run_dir)
+    if resume and overwrite:
+        raise RunDirectoryError("--resume and --overwrite exclude each other.")
+    if resume:
+        saved = run_dir / run_config.CONFIG_FILE
+        if not saved.is_file():
+            raise RunDirectoryError(
+                f"--resume: {run_dir} holds no run to continue (no "
+                f"{run_config.CONFIG_FILE}).")
+        return run_config.read_config_file(saved)
+    if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
+        raise RunDirectoryError(
+            f"{run_dir} already exists and is not empty; pass --resume "
+            "to continue that run, --overwrite to replace it, or choose "
+            "another --out.")
+    return None
+
+
+def clear_run_dir(run_dir):
+    """Removes a previous run's files (`RUN_ARTIFACTS` only; anything else
+    in the folder is kept)."""
+    import shutil
+
+    for name in RUN_ARTIFACTS:
+        path = pathlib.Path(run_dir) / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def data_folders(data_dir):
+    """`(images_dir, masks_dir, labels_csv)` of a dataset folder."""
+    data_dir = pathlib.Path(data_dir)
+    return data_dir / "images", data_dir / "masks", data_dir / "labels.csv"
+
+
+def scan_data(config):
+    """Validates every file and splits the data, before any training.
+
+    Returns:
+        dict with `train_index`, `train_indices`, `val_index`,
+        `val_indices` and `class_names`.
+
+    Raises:
+        FolderDatasetError: every problem of the folders, each naming its
+            file.
+    """
+    from isnet_keras.data import scan_folder_dataset, stratified_split
+
+    index = scan_folder_dataset(*data_folders(config["data_dir"]))
+    if config["val_dir"]:
+        val_index = scan_folder_dataset(*data_folders(config["val_dir"]),
+                                        class_names=index.class_names)
+        train_indices = np.arange(len(index.labels))
+        val_indices = np.arange(len(val_index.labels))
+    else:
+        fraction = config["val_split"]
+        train_indices, val_indices = stratified_split(
+            index.labels, (1.0 - fraction, fraction), seed=config["seed"])
+        val_index = index
+        if len(val_indices) == 0 or len(train_indices) == 0:
+            raise ValueError(
+                f"val_split {fraction} leaves an empty part of the "
+                f"{len(index.labels)} images; change --val-split or pass "
+                "--val-dir.")
+    return {"train_index": index, "train_indices": train_indices,
+            "val_index": val_index, "val_indices": val_indices,
+            "class_names": index.class_names}
+
+
+@contextlib.contextmanager
+def dtype_policy(name):
+    """Sets the global Keras dtype policy inside the block."""
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def build_model(config, num_classes):
+    """The compiled ISNet of a configuration (call inside the strategy)."""
+    import keras
+
+    from isnet_keras.backbones import make_classifier
+    from isnet_keras.isnet import build_isnet
+
+    classifier = make_classifier(config["backbone"], num_classes,
+                                 config["image_size"], config["weights"])
+    isnet = build_isnet(classifier, variant=config["variant"], P=config["P"],
+                        seed=config["seed"])
+    isnet.compile(optimizer=keras.optimizers.SGD(
+        config["learning_rate"], momentum=config["momentum"],
+        global_clipnorm=config["clipnorm"]))
+    return isnet
+
+
+def _best_val_loss(history_csv):
+    """Lowest `val_loss` in a previous run's history, or None."""
+    if not history_csv.is_file():
+        return None
+    with history_csv.open(newline="") as handle:
+        values = [float(row["val_loss"]) for row in csv.DictReader(handle)
+                  if row.get("val_loss") not in (None, "", "nan")]
+    return min(values) if values else None
+
+
+def _callbacks(config, run_dir, heatmap_images, heatmap_masks, extra):
+    import keras
+
+    from isnet_keras.callbacks import TensorBoardHeatmaps
+
+    checkpoints = run_dir / "checkpoints"
+    best = _best_val_loss(run_dir / "history.csv")
+    return [
+        # First, so the weights are restored before any other callback.
+        # Kept after the last epoch, so --resume with more epochs continues
+        # a finished run; two copies, so a kill while saving loses nothing.
+        keras.callbacks.BackupAndRestore(
+            os.fspath(run_dir / "backup"), save_freq="epoch",
+            double_checkpoint=True, delete_checkpoint=False),
+        keras.callbacks.ModelCheckpoint(os.fspath(checkpoints / "last.keras")),
+        keras.callbacks.ModelCheckpoint(
+            os.fspath(checkpoints / "best.weights.h5"), monitor="val_loss",
+            save_best_only=True, save_weights_only=True,
+            initial_value_threshold=best),
+        keras.callbacks.CSVLogger(os.fspath(run_dir / "history.csv"),
+                                  append=True),
+        TensorBoardHeatmaps(run_dir / "logs", heatmap_images, heatmap_masks),
+        *extra,
+    ]
+
+
+def _fixed_images(index, indices, image_size, channels, count):
+    """The first `count` validation images and masks (for the panel)."""
+    from isnet_keras.data.pipeline import dataset_arrays, folder_dataset
+
+    if count == 0:
+        return None, None
+    images, _, masks = dataset_arrays(folder_dataset(
+        index, indices[:count], image_size, channels, count, cache=False))
+    return images, masks
+
+
+def write_report(isnet, val_images, val_labels, val_masks, class_names,
+                 report_dir, max_heatmaps, seed):
+    """Evaluates the deploy classifier on the validation set as
+    `isnet evaluate` does; writes `report_dir/evaluation.json` and figures.
+
+    Returns:
+        The `evaluate_classifier` result dict.
+    """
+    from isnet_keras import evaluate
+    from isnet_keras.cli.evaluate import write_evaluation
+
+    result = evaluate.evaluate_classifier(
+        isnet.deploy_model, val_images, val_labels, masks=val_masks,
+        seed=seed, class_names=list(class_names),
+        max_heatmaps=min(max_heatmaps, len(val_images))
+        if len(val_images) >= 2 else None)
+    write_evaluation(report_dir, {"data": "validation set", **result},
+                     isnet.deploy_model, val_images, val_labels, val_masks,
+                     title="validation set")
+    return result
+
+
+def train(config, callbacks=(), resume=False, overwrite=False):
+    """Trains an ISNet as configured; writes everything into `config["out"]`.
+
+    Every file of the data is checked, and the run directory too, before
+    the model is built. With `resume`, training continues from the last
+    completed epoch of an interrupted run (BackupAndRestore), with the same
+    data split, and appends to its history.
+
+    Args:
+        config: dict from `run_config.effective_config`.
+        callbacks: extra Keras callbacks, run after the run's own.
+        resume: bool. Continue the run in `config["out"]`.
+        overwrite: bool. Replace a previous run in `config["out"]`.
+
+    Returns:
+        dict: `run_dir`, `model` (path of the final `.keras`), `history`
+        (the `fit` history dict of this invocation), `evaluation` (the
+        report's result) and `class_names`.
+
+    Raises:
+        RunDirectoryError, ConfigError, FolderDatasetError (ValueErrors),
+        FileNotFoundError: before training, naming the file or option.
+
+    Example:
+
+    >>> config = run_config.effective_config(None, {
+    ...     "data_dir": "data/train", "out": "runs/a", "backbone": "resnet50",
+    ...     "image_size": 64, "epochs": 5})
+    >>> train(config)["model"]  # doctest: +SKIP
+    'runs/a/model.keras'
+    """
+    run_dir = pathlib.Path(config["out"])
+    saved = prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    if saved is not None:
+        run_config.check_resume_matches(config, saved, run_dir)
+    data = scan_data(config)
+    class_names = data["class_names"]
+
+    import keras
+
+    from isnet_keras.data.augment import JointAugmentation
+    from isnet_keras.data.pipeline import dataset_arrays, folder_dataset
+    from isnet_keras.distribute import make_strategy
+    from isnet_keras.export import image_input_shape
+
+    keras.utils.set_random_seed(config["seed"])
+    strategy = make_strategy(config["strategy"], config["cluster"],
+                             config["task_index"])
+    # Built before the precision policy is set: the data stays float32.
+    augmentation = JointAugmentation(
+        flip=config["flip"], rotation=config["rotation"],
+        translation=config["translation"], zoom=config["zoom"],
+        brightness=config["brightness"], contrast=config["contrast"],
+        seed=config["seed"])
+    with dtype_policy(config["precision"]):
+        with strategy.scope():
+            isnet = build_model(config, len(class_names))
+        height, width, channels = image_input_shape(isnet.deploy_model)
+        if channels not in (1, 3):
+            raise ValueError(f"The classifier takes {channels} channels; "
+                             "folder images feed 1 (grey) or 3 (RGB).")
+        cache = config["cache"]
+        train_data = folder_dataset(
+            data["train_index"], data["train_indices"], (height, width),
+            channels, config["batch_size"], augmentation=augmentation,
+            shuffle=True, seed=config["seed"],
+            cache=f"{cache}_train" if isinstance(cache, str) else cache)
+        val_data = folder_dataset(
+            data["val_index"], data["val_indices"], (height, width),
+            channels, config["batch_size"],
+            cache=f"{cache}_val" if isinstance(cache, str) else cache)
+        panel_images, panel_masks = _fixed_images(
+            data["val_index"], data["val_indices"], (height, width), channels,
+            config["heatmap_images"])
+
+        # Only now, with data and model ready, is a previous run removed.
+        if overwrite:
+            clear_run_dir(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "checkpoints").mkdir(exist_ok=True)
+        run_config.save_config(config, run_dir)
+        fit = isnet.fit(
+            train_data, validation_data=val_data, epochs=config["epochs"],
+            verbose=config["verbose"], shuffle=False,  # shuffled above
+            callbacks=_callbacks(config, run_dir, panel_images, panel_masks,
+                                 list(callbacks)))
+
+        best = run_dir / "checkpoints" / "best.weights.h5"
+        if best.is_file():
+            isnet.load_weights(best)
+        model_path = run_dir / "model.keras"
+        if not getattr(strategy.extended, "should_checkpoint", True):
+            return {"run_dir": os.fspath(run_dir), "model": None,
+                    "history": fit.history, "evaluation": None,
+                    "class_names": list(class_names)}
+        isnet.save(model_path)
+        val_images, val_labels, val_masks = dataset_arrays(val_data)
+        evaluation = write_report(isnet, val_images, val_labels, val_masks,
+                                  class_names, run_dir / "report",
+                                  config["max_heatmaps"], config["seed"])
+    val_files = [os.fspath(data["val_index"].image_paths[i])
+                 for i in data["val_indices"]]
+    _write_json(run_dir / "run.json", {
+        "class_names": list(class_names),
+        "num_train": int(len(data["train_indices"])),
+        "num_val": int(len(data["val_indices"])),
+        "input_shape": [height, width, channels],
+        "val_files": val_files,
+        "accuracy": evaluation["accuracy"],
+        "background_attention": evaluation["background_attention"],
+    })
+    return {"run_dir": os.fspath(run_dir), "model": os.fspath(model_path),
+            "history": fit.history, "evaluation": evaluation,
+            "class_names": list(class_names)}
+
+
+def _write_json(path, content):
+    text = json.dumps(content, indent=2, allow_nan=False)
+    pathlib.Path(path).write_text(text + "\n", encoding="utf-8")

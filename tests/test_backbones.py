@@ -1,0 +1,74 @@
+"""Classifiers for `isnet train`: named backbones and the user's .keras."""
+
+import keras
+import numpy as np
+import pytest
+
+from isnet_keras import backbones
+from isnet_keras.isnet import ISNet, build_isnet
+
+
+@pytest.mark.parametrize("name", [*backbones.BACKBONES, backbones.SMALL_CNN])
+def test_each_backbone_builds_small_and_is_accepted_by_build_isnet(name):
+    classifier = backbones.make_classifier(name, 3, 32)
+    assert classifier.input_shape == (None, 32, 32, 3)
+    assert classifier.output_shape == (None, 3)
+    isnet = build_isnet(classifier, P=0.7)
+    assert isinstance(isnet, ISNet) and isnet.num_classes == 3
+    assert isnet.deploy_model is classifier
+
+
+@pytest.mark.parametrize("mode,low,high", [
+    ("tf", [-1.0] * 3, [1.0] * 3),
+    ("caffe", [-123.68, -116.779, -103.939],
+     [255 - 123.68, 255 - 116.779, 255 - 103.939]),
+    ("torch", [-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225],
+     [0.515 / 0.229, 0.544 / 0.224, 0.594 / 0.225]),
+])
+def test_input_scaling_maps_unit_images_to_the_backbone_range(mode, low,
+                                                              high):
+    layer = backbones.input_scaling(mode)
+    black_white = np.stack([np.zeros((1, 1, 3)), np.ones((1, 1, 3))])
+    out = np.asarray(layer(black_white.astype("float32")))
+    np.testing.assert_allclose(out[0, 0, 0], low, rtol=1e-5)
+    np.testing.assert_allclose(out[1, 0, 0], high, rtol=1e-5)
+
+
+def test_own_classifier_must_match_the_number_of_classes(tmp_path):
+    path = tmp_path / "mine.keras"
+    keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Flatten(),
+                      keras.layers.Dense(4)]).save(path)
+    assert backbones.make_classifier(path, 4, 999).input_shape == (
+        None, 16, 16, 1)
+    with pytest.raises(ValueError, match="outputs 4 classes but the data "
+                       "has 2"):
+        backbones.make_classifier(path, 2, 16)
+    with pytest.raises(FileNotFoundError, match="missing.keras"):
+        backbones.make_classifier(tmp_path / "missing.keras", 2, 16)
+
+
+def test_bad_backbone_settings_are_named():
+    with pytest.raises(ValueError, match="Unknown backbone 'resnet9'"):
+        backbones.make_classifier("resnet9", 2, 32)
+    with pytest.raises(ValueError, match="at least 32x32"):
+        backbones.make_classifier("vgg16", 2, 16)
+    with pytest.raises(FileNotFoundError, match="nowhere.h5"):
+        backbones.make_classifier("vgg16", 2, 32, weights="nowhere.h5")
+
+
+def test_weights_path_loads_local_backbone_weights(tmp_path):
+    source = keras.applications.MobileNetV2(
+        include_top=False, weights=None, input_shape=(32, 32, 3),
+        pooling="avg")
+    rng = np.random.default_rng(0)
+    source.set_weights([rng.normal(size=w.shape).astype(w.dtype)
+                        for w in source.get_weights()])
+    path = tmp_path / "backbone.weights.h5"
+    source.save_weights(path)
+    classifier = backbones.make_classifier("mobilenetv2", 2, 32,
+                                           weights=str(path))
+    nested = [layer for layer in classifier.layers
+              if isinstance(layer, keras.Model)]
+    assert len(nested) == 1
+    for loaded, saved in zip(nested[0].get_weights(), source.get_weights()):
+        np.testing.assert_array_equal(loaded, saved)

@@ -1,0 +1,181 @@
+"""`isnet train`: checks before training, run directory, config, logs."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import yaml
+from PIL import Image
+
+from isnet_keras import run_config
+from isnet_keras.cli import main as isnet_main
+from isnet_keras.data import write_folder_dataset
+from isnet_keras.isnet import VARIANTS
+
+
+def _dataset(folder, count=12, size=16, seed=0):
+    """Two classes, the object drawn exactly inside its mask."""
+    rng = np.random.default_rng(seed)
+    masks = np.zeros((count, size, size, 1), np.float32)
+    labels = np.arange(count) % 2
+    for mask, label in zip(masks, labels):
+        top, left = rng.integers(2, size // 2, 2)
+        mask[top:top + 5, left:left + (3 if label else 6)] = 1.0
+    images = masks * rng.uniform(0.6, 1.0, masks.shape)
+    write_folder_dataset(folder, images.astype(np.float32), masks, labels,
+                         class_names=["bar", "square"])
+    return folder
+
+
+def _train(capsys, *args):
+    status = isnet_main(["train", *map(str, args)])
+    return status, capsys.readouterr().err
+
+
+@pytest.fixture
+def data(tmp_path):
+    return _dataset(tmp_path / "data")
+
+
+@pytest.mark.parametrize("problem", [
+    "missing mask", "mismatched size", "non-binary mask", "unknown label",
+    "unreadable file"])
+def test_bad_folders_fail_with_the_file_named_before_training(
+        tmp_path, capsys, data, problem):
+    val = _dataset(tmp_path / "val", count=4, seed=1)
+    if problem == "missing mask":
+        bad = data / "masks" / "image_03.png"
+        bad.unlink()
+        named = "image_03.png: no mask"
+    elif problem == "mismatched size":
+        bad = data / "masks" / "image_05.png"
+        Image.new("L", (20, 16)).save(bad)
+        named = "image_05.png: size 16x16"
+    elif problem == "non-binary mask":
+        bad = data / "masks" / "image_02.png"
+        Image.fromarray(np.full((16, 16), 128, np.uint8)).save(bad)
+        named = f"{bad}: non-binary mask"
+    elif problem == "unknown label":
+        lines = (val / "labels.csv").read_text().splitlines()
+        lines[1] = lines[1].split(",")[0] + ",circle"
+        (val / "labels.csv").write_text("\n".join(lines) + "\n")
+        named = "unknown label 'circle'"
+    else:
+        bad = data / "images" / "image_07.png"
+        bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+        named = f"{bad}: unreadable or corrupt image"
+    run = tmp_path / "run"
+    status, err = _train(capsys, "--data-dir", data, "--val-dir", val,
+                         "--backbone", "smallcnn", "--image-size", 16,
+                         "--out", run)
+    assert status == 1
+    assert named in err
+    assert not run.exists()  # stopped before anything was written
+
+
+@pytest.mark.slow
+def test_yaml_config_flags_override_saved_config_and_tensorboard_logs(
+        tmp_path, capsys, data):
+    run = tmp_path / "run"
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(yaml.safe_dump({
+        "data_dir": str(data), "val_split": 0.34, "backbone": "smallcnn",
+        "image_size": 16, "epochs": 5, "batch_size": 4, "P": 0.5,
+        "heatmap_images": 2, "verbose": 0, "out": str(tmp_path / "unused"),
+        "flip": "horizontal"}))
+    status, err = _train(capsys, "--config", config_file, "--epochs", 1,
+                         "--out", run, "--variant", "dual")
+    assert status == 0, err
+
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["epochs"] == 1 and saved["variant"] == "dual"  # flags
+    assert saved["P"] == 0.5 and saved["flip"] == "horizontal"  # file
+    assert saved["out"] == str(run)
+    assert saved["learning_rate"] == run_config.DEFAULTS["learning_rate"]
+    assert set(saved) == set(run_config.DEFAULTS)
+
+    tags = {}
+    for folder in ("train", "validation", "heatmaps"):
+        for event_file in (run / "logs" / folder).glob("events.out.*"):
+            for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+                for value in event.summary.value:
+                    tags.setdefault(folder, {})[value.tag] = value
+    for term in ("loss", "classification_loss", "heatmap_loss",
+                 "background_fraction"):
+        assert f"epoch_{term}" in tags["train"]
+        assert f"epoch_{term}" in tags["validation"]
+    panel = tags["heatmaps"]["heatmaps"]
+    png = tf.make_ndarray(panel.tensor)[2]
+    assert tf.io.decode_png(png).shape[-1] in (3, 4)
+    brf = tf.make_ndarray(
+        tags["heatmaps"]["background_relevance_fraction"].tensor)
+    assert 0.0 <= float(brf) <= 1.0
+    assert (run / "checkpoints" / "last.keras").is_file()
+    assert (run / "model.keras").is_file()
+    assert (run / "report" / "evaluation.json").is_file()
+
+    # The run directory is never overwritten by accident ...
+    before = (run / "model.keras").stat().st_mtime_ns
+    status, err = _train(capsys, "--config", config_file, "--out", run)
+    assert status == 1 and "already exists" in err and "--overwrite" in err
+    assert (run / "model.keras").stat().st_mtime_ns == before
+    # ... nor resumed with other data or model settings.
+    status, err = _train(capsys, "--out", run, "--resume", "--variant",
+                         "original")
+    assert status == 2 and "variant: 'dual' in the run" in err
+    # A finished run goes on from its last epoch when given more epochs.
+    status, err = _train(capsys, "--out", run, "--resume", "--epochs", 2)
+    assert status == 0, err
+    epochs = [line.split(",")[0] for line in
+              (run / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == ["0", "1"]
+
+
+def test_bad_options_are_named_before_anything_runs(tmp_path, capsys, data):
+    status, err = _train(capsys, "--data-dir", data, "--out",
+                         tmp_path / "r", "--P", "1.5")
+    assert status == 2 and "P must be <= 1.0" in err
+    config_file = tmp_path / "bad.yaml"
+    config_file.write_text("epochz: 3\n")
+    status, err = _train(capsys, "--config", config_file)
+    assert status == 2 and "unknown option(s) epochz" in err
+    status, err = _train(capsys, "--out", tmp_path / "nothing", "--resume")
+    assert status == 1 and "no run to continue" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_choices_follow_the_library():
+    assert run_config.VARIANTS == VARIANTS
+
+
+def test_overwrite_removes_only_run_files_and_only_once_the_data_is_good(
+        tmp_path, capsys, data):
+    from isnet_keras import train
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    for name in ("config.yaml", "model.keras", "checkpoints/last.keras",
+                 "notes.txt"):
+        (run / name).write_text("old")
+    with pytest.raises(train.RunDirectoryError, match="already exists"):
+        train.prepare_run_dir(run)
+    (data / "masks" / "image_00.png").unlink()
+    status, err = _train(capsys, "--data-dir", data, "--backbone",
+                         "smallcnn", "--out", run, "--overwrite")
+    assert status == 1 and "image_00.png: no mask" in err
+    assert (run / "model.keras").read_text() == "old"  # bad data: kept
+
+    assert train.prepare_run_dir(run, overwrite=True) is None
+    train.clear_run_dir(run)
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
+
+
+def test_multiworker_tf_config_comes_from_the_cluster_in_the_config():
+    from isnet_keras.distribute import tf_config
+
+    cluster = {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]}
+    assert tf_config(cluster, 1) == {
+        "cluster": cluster, "task": {"type": "worker", "index": 1}}
+    with pytest.raises(ValueError, match=r"task_index must lie in \[0, 1\]"):
+        tf_config(cluster, 2)
+    with pytest.raises(ValueError, match="cluster.worker"):
+        tf_config({}, 0)
