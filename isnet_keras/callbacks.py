@@ -1,7 +1,6 @@
 """Callbacks for ISNet training: heatmap-weight schedules, automatic
 foreground bounds (C1, C2) and TensorBoard logs with heatmap panels."""
 
-import io
 import os
 
 import keras
@@ -122,92 +121,46 @@ class AutoTuneForegroundBounds(keras.callbacks.Callback):
             logs.update({"C1": c1, "C2": c2})
 
 
-def _summary_metadata(plugin_name):
-    from tensorflow.core.framework import summary_pb2
-
-    metadata = summary_pb2.SummaryMetadata()
-    metadata.plugin_data.plugin_name = plugin_name
-    return metadata
-
-
 class TensorBoardHeatmaps(keras.callbacks.Callback):
-    """TensorBoard logs of every epoch: all logged values and a panel of
-    LRP heatmaps of fixed validation images.
+    """A TensorBoard panel of LRP heatmaps of fixed validation images,
+    written every epoch.
 
-    Scalars go to `log_dir/train` (`epoch_<name>`) and, for `val_` entries,
-    `log_dir/validation`, as Keras' `TensorBoard` callback lays them out,
-    so the classification loss, heatmap loss and background fraction of
-    an ISNet appear side by side. The panel (`log_dir/heatmaps`, tag
-    `heatmaps`) shows the images with their mask outlines above the LRP-e
-    heatmaps of the predicted class (red positive, blue negative), and
-    `background_relevance_fraction` logs their mean BRF.
-
-    Summaries are written with `tf.summary.write` and the TensorBoard
-    plugin names, which needs only TensorFlow: `tf.summary.scalar` and
-    Keras' callback fail when the `tensorboard` package is absent.
+    The panel (tag `heatmaps`) shows the images with their mask outlines
+    above the LRP-epsilon heatmaps of the predicted class (red positive,
+    blue negative); `background_relevance_fraction` logs their mean BRF.
+    Use it beside `keras.callbacks.TensorBoard`, which logs the loss terms.
     Only the chief worker writes.
 
     Args:
         log_dir: str. Folder of the event files.
         images: `(N, H, W, C)` fixed validation images in the model's
-            input range, or None for scalars only.
+            input range.
         masks: `(N, H, W, 1)` masks of those images, or None.
         input_bounds: Z^B bounds of the heatmaps. Defaults to `(0, 1)`.
 
     Example:
 
     >>> isnet.fit(train, validation_data=val, callbacks=[
-    ...     TensorBoardHeatmaps("runs/a/logs", val_images[:4],
+    ...     keras.callbacks.TensorBoard("runs/a/logs"),
+    ...     TensorBoardHeatmaps("runs/a/logs/heatmaps", val_images[:4],
     ...                         val_masks[:4])])  # doctest: +SKIP
     """
 
-    def __init__(self, log_dir, images=None, masks=None,
-                 input_bounds=(0.0, 1.0)):
+    def __init__(self, log_dir, images, masks=None, input_bounds=(0.0, 1.0)):
         super().__init__()
         self.log_dir = os.fspath(log_dir)
-        self.images = None if images is None else np.asarray(images,
-                                                            np.float32)
+        self.images = np.asarray(images, np.float32)
         self.masks = None if masks is None else np.asarray(masks, np.float32)
         self.input_bounds = input_bounds
-        self._writers = {}
+        self._writer = None
         self._explainer = None
-
-    def _writer(self, name):
-        import tensorflow as tf
-
-        if name not in self._writers:
-            self._writers[name] = tf.summary.create_file_writer(
-                os.path.join(self.log_dir, name))
-        return self._writers[name]
 
     def _should_write(self):
         strategy = self.model.distribute_strategy
         return getattr(strategy.extended, "should_checkpoint", True)
 
-    def _write(self, writer_name, tag, tensor, step, plugin):
-        import tensorflow as tf
-
-        with self._writer(writer_name).as_default():
-            tf.summary.write(tag, tensor, step=step,
-                             metadata=_summary_metadata(plugin))
-
-    def write_scalar(self, writer_name, tag, value, step):
-        """Logs one float under `tag` (TensorBoard's scalars plugin)."""
-        import tensorflow as tf
-
-        self._write(writer_name, tag, tf.constant(float(value), tf.float32),
-                    step, "scalars")
-
-    def write_png(self, writer_name, tag, png, width, height, step):
-        """Logs one encoded PNG (TensorBoard's images plugin layout:
-        width, height, then the encoded images, as strings)."""
-        import tensorflow as tf
-
-        tensor = tf.constant([str(width).encode(), str(height).encode(), png])
-        self._write(writer_name, tag, tensor, step, "images")
-
     def heatmap_panel(self):
-        """Returns `(png bytes, width, height, mean BRF)` of the panel."""
+        """Returns `(RGBA panel as a (H, W, 4) uint8 array, mean BRF)`."""
         import matplotlib
 
         matplotlib.use("Agg", force=False)
@@ -230,33 +183,26 @@ class TensorBoardHeatmaps(keras.callbacks.Callback):
                 background_relevance_fraction(heatmaps, self.masks))))
         figure = plot_heatmaps(self.images, heatmaps, masks=self.masks,
                                row_titles=["LRP"])
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=figure.dpi)
-        width, height = (int(v) for v in figure.canvas.get_width_height())
+        figure.canvas.draw()
+        panel = np.asarray(figure.canvas.buffer_rgba()).copy()
         plt.close(figure)
-        return buffer.getvalue(), width, height, brf
+        return panel, brf
 
     def on_epoch_end(self, epoch, logs=None):
+        import tensorflow as tf
+
         if not self._should_write():
             return
-        for name, value in (logs or {}).items():
-            if np.ndim(value) > 1 or np.size(value) != 1:
-                continue
-            if name.startswith("val_"):
-                self.write_scalar("validation", f"epoch_{name[4:]}", value,
-                                  epoch)
-            else:
-                self.write_scalar("train", f"epoch_{name}", value, epoch)
-        if self.images is not None:
-            png, width, height, brf = self.heatmap_panel()
-            self.write_png("heatmaps", "heatmaps", png, width, height, epoch)
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+        panel, brf = self.heatmap_panel()
+        with self._writer.as_default(step=epoch):
+            tf.summary.image("heatmaps", panel[None])
             if brf is not None:
-                self.write_scalar("heatmaps", "background_relevance_fraction",
-                                  brf, epoch)
-        for writer in self._writers.values():
-            writer.flush()
+                tf.summary.scalar("background_relevance_fraction", brf)
+        self._writer.flush()
 
     def on_train_end(self, logs=None):
-        for writer in self._writers.values():
-            writer.close()
-        self._writers = {}
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

@@ -188,7 +188,10 @@ def _callbacks(config, run_dir, heatmap_images, heatmap_masks, extra):
             initial_value_threshold=best),
         keras.callbacks.CSVLogger(os.fspath(run_dir / "history.csv"),
                                   append=True),
-        TensorBoardHeatmaps(run_dir / "logs", heatmap_images, heatmap_masks),
+        keras.callbacks.TensorBoard(os.fspath(run_dir / "logs"),
+                                    write_graph=False),
+        *([] if heatmap_images is None else [TensorBoardHeatmaps(
+            run_dir / "logs" / "heatmaps", heatmap_images, heatmap_masks)]),
         *extra,
     ]
 

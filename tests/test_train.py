@@ -104,8 +104,10 @@ def test_yaml_config_flags_override_saved_config_and_tensorboard_logs(
         assert f"epoch_{term}" in tags["train"]
         assert f"epoch_{term}" in tags["validation"]
     panel = tags["heatmaps"]["heatmaps"]
-    png = tf.make_ndarray(panel.tensor)[2]
-    assert tf.io.decode_png(png).shape[-1] in (3, 4)
+    width, height, png = tf.make_ndarray(panel.tensor)
+    decoded = tf.io.decode_png(png)
+    assert decoded.shape == (int(height), int(width), 4)
+    assert len(np.unique(decoded.numpy().reshape(-1, 4), axis=0)) > 10
     brf = tf.make_ndarray(
         tags["heatmaps"]["background_relevance_fraction"].tensor)
     assert 0.0 <= float(brf) <= 1.0
