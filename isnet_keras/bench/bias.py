@@ -275,7 +275,9 @@ def run_bias_benchmark(config=BiasBenchConfig()):
         report["epochs"] = epochs
         report["final_train_accuracy"] = float(history.history["accuracy"][-1])
         results["models"][name] = report
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+        # Written after every model, so an interrupted run keeps the
+        # models it finished.
+        (out / "results.json").write_text(json.dumps(results, indent=2))
     _figure(bench, explainers, out / "heatmaps.png")
     print("\n" + format_table(results))
     print(f"\nWrote {out / 'results.json'} and {out / 'heatmaps.png'}.")
