@@ -32,16 +32,22 @@ def register(subparsers):
                       help="About a minute: few images, one epoch.")
     bias.add_argument("--epochs", type=int, default=None)
     bias.add_argument("--seed", type=int, default=0)
-    bias.add_argument("--P", type=float, default=0.7)
+    # Recipe options default to None: BiasBenchConfig holds the defaults
+    # (and the reasons for them) in one place.
+    bias.add_argument("--P", type=float, default=None,
+                      help="Heatmap-loss weight of the ISNets (default: "
+                           "BiasBenchConfig.P, 0.9).")
     bias.add_argument("--P-schedule", default=None, metavar="EPOCH:P,...",
                       help="Heatmap weight per epoch for the ISNets, e.g. "
                            "'0:0.3,4:0.8' (piecewise constant).")
     bias.add_argument("--foreground-bounds", type=float, nargs=2,
-                      default=(1.0, 25.0), metavar=("C1", "C2"),
+                      default=None, metavar=("C1", "C2"),
                       help="Band of the ISNets' raw foreground relevance "
-                           "(GWRP heatmap loss).")
-    bias.add_argument("--batch-size", type=int, default=128)
-    bias.add_argument("--learning-rate", type=float, default=3e-3)
+                           "(GWRP heatmap loss; default 1 25).")
+    bias.add_argument("--batch-size", type=int, default=None,
+                      help="Training batch size (default 128).")
+    bias.add_argument("--learning-rate", type=float, default=None,
+                      help="Adam learning rate (default 3e-3).")
     bias.add_argument("--models", nargs="+", default=None,
                       help="Subset of: plain isnet_selective isnet_stochastic "
                            "isnet_original rrr masked_input.")
@@ -65,14 +71,17 @@ def run(args):
                                         run_bias_benchmark)
     from isnet_keras.data.mnist import MnistNotFoundError
 
+    recipe = {"P": args.P, "learning_rate": args.learning_rate,
+              "batch_size": args.batch_size,
+              "foreground_bounds": (tuple(args.foreground_bounds)
+                                    if args.foreground_bounds else None)}
     config = BiasBenchConfig(
         data=args.data, benchmark=args.benchmark, mnist_dir=args.mnist_dir,
         out=args.out, fast=args.fast, seed=args.seed, epochs=args.epochs,
-        models=tuple(args.models or MODEL_NAMES), P=args.P,
+        models=tuple(args.models or MODEL_NAMES),
         P_schedule=parse_schedule(args.P_schedule),
-        foreground_bounds=tuple(args.foreground_bounds),
-        batch_size=args.batch_size, learning_rate=args.learning_rate,
-        verbose=2 if not sys.stdout.isatty() else "auto")
+        verbose=2 if not sys.stdout.isatty() else "auto",
+        **{key: value for key, value in recipe.items() if value is not None})
     try:
         run_bias_benchmark(config)
     except MnistNotFoundError as error:
