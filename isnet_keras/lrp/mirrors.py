@@ -315,10 +315,24 @@ class MaxPooling2DMirror(Mirror):
             layer.padding.upper(), include_batch_in_index=False,
         )
         gain, shift = self._folded_affine(outputs[0], training)
-        input_shape = tf.shape(x)
+        pool_size = tuple(layer.pool_size)
+        if linear_maps.tiles_windows(pool_size, tuple(layer.strides),
+                                     layer.padding, tuple(x.shape)):
+            # Non-overlapping windows: `x * scatter(s)` equals
+            # `(x * winners) * broadcast(s)`, element-wise ops only, where
+            # a scatter at relevance size (B*K images) and its gather
+            # gradient are slow.
+            x = x * linear_maps.window_winners(argmax, pool_size,
+                                               tuple(x.shape), x.dtype)
 
-        def unpool(s):
-            return linear_maps.max_unpool(s, argmax, input_shape)
+            def unpool(s):
+                return linear_maps.broadcast_windows(s, pool_size,
+                                                     tuple(x.shape))
+        else:
+            input_shape = tf.shape(x)
+
+            def unpool(s):
+                return linear_maps.max_unpool(s, argmax, input_shape)
 
         return [rules.winner_take_all_rule(
             self._cast(relevance), x, self._cast(outputs[0]), unpool,

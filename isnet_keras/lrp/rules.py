@@ -68,8 +68,13 @@ def _stopped(bias):
 
 
 def _ratio(relevance, z, epsilon):
-    """`s = R / stab(z)`, with `z` (B, ...) broadcast over the class axis."""
-    return relevance / stabilize(z, epsilon)[:, None]
+    """`s = R / stab(z)`, with `z` (B, ...) broadcast over the class axis.
+
+    The reciprocal is taken once per image and multiplied into the K
+    relevances: a broadcast division would make its gradient (with respect
+    to `z`, summed over K) run several divisions at relevance size.
+    """
+    return relevance * tf.math.reciprocal(stabilize(z, epsilon))[:, None]
 
 
 def _transpose(linear, s, kernel, x, num_classes):
