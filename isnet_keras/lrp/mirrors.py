@@ -144,8 +144,13 @@ class Mirror(keras.layers.Layer):
             self.batch_norm, bn_input, self._training(training), self.lrp_dtype
         )
 
-    def _linear_rule(self, relevance, x, linear, kernel, bias):
-        """Dispatches a linear step to the configured rule."""
+    def _linear_rule(self, relevance, x, linear, kernel, bias,
+                     linear_output=None):
+        """Dispatches a linear step to the configured rule.
+
+        `linear_output`, when given, is `L(x; kernel)` taken from the
+        forward pass (z reuse); the z+ rule does not use it.
+        """
         if self.input_bounds is not None and self.first_layer_rule == "zb" \
                 and self.is_linear:
             lower, upper = (
@@ -153,12 +158,31 @@ class Mirror(keras.layers.Layer):
                 for b in self.input_bounds
             )
             return rules.zb_rule(relevance, x, linear, kernel, bias, lower,
-                                 upper, self.epsilon)
+                                 upper, self.epsilon,
+                                 linear_output=linear_output)
         if self.rule == "zplus":
             return rules.zplus_rule(relevance, x, linear, kernel, bias,
                                     self.epsilon)
+        z = None
+        if linear_output is not None:
+            z = linear_output if bias is None else \
+                linear_output + tf.stop_gradient(bias)
         return rules.epsilon_rule(relevance, x, linear, kernel, bias,
-                                  self.epsilon)
+                                  self.epsilon, z=z)
+
+    def forward_z(self, outputs, split_pre_activation):
+        """The forward-pass tensor this mirror could reuse as its `z`.
+
+        Args:
+            outputs: The mirrored layers' re-traced output tensors.
+            split_pre_activation: The pre-activation tensor of a layer whose
+                fused ReLU the re-trace split off, or None.
+
+        Returns:
+            A tensor to pass to `call` as `pre_activation=`, or None (the
+            default: the mirror takes no `pre_activation`).
+        """
+        return None
 
     def get_config(self):
         # Mirrors are rebuilt from the classifier (see `build_isnet`); the
@@ -212,7 +236,32 @@ class _WeightedMirror(Mirror):
     def linear_map(self):
         raise NotImplementedError
 
-    def call(self, relevance, inputs, outputs, training=None):
+    def forward_z(self, outputs, split_pre_activation):
+        # `z = L(x; W') + b'` exists as the split-off pre-activation, the
+        # folded batch norm's output, or a linear layer's output.
+        if split_pre_activation is not None:
+            return split_pre_activation
+        if self.batch_norm is not None or \
+                _activation_name(self.source) == "linear":
+            return outputs[-1]
+        return None
+
+    def _reusable_z(self, pre_activation, training):
+        """`pre_activation` if it may replace the recomputed `z`, else None.
+
+        Only where it has the LRP dtype (not under mixed precision) and the
+        recomputed `z`'s gradients: not after a batch norm that normalises
+        with the batch's statistics, whose gradient the fold stops (SPEC §2).
+        """
+        if pre_activation is None or pre_activation.dtype != self.lrp_dtype:
+            return None
+        if self.batch_norm is not None and folding.uses_batch_statistics(
+                self.batch_norm, self._training(training)):
+            return None
+        return pre_activation
+
+    def call(self, relevance, inputs, outputs, pre_activation=None,
+             training=None):
         layer = self.source
         x = self._cast(inputs[0])
         kernel = self._cast(layer.kernel)
@@ -221,9 +270,14 @@ class _WeightedMirror(Mirror):
         if gain is not None:
             kernel = folding.fold_kernel(kernel, gain, self.depthwise)
             bias = folding.fold_bias(bias, gain, shift)
+        # z reuse: `L(x; W') = z_fwd - b'` keeps z_fwd's gradients with
+        # respect to W' and x, and none with respect to b'.
+        linear_output = self._reusable_z(pre_activation, training)
+        if linear_output is not None and bias is not None:
+            linear_output = linear_output - bias
         relevance = self._cast(relevance)
         return [self._linear_rule(relevance, x, self.linear_map(), kernel,
-                                  bias)]
+                                  bias, linear_output)]
 
 
 @keras.saving.register_keras_serializable(package="isnet_keras")
