@@ -13,7 +13,8 @@ builder). The maths lives in `rules.py`; mirrors only gather the operands.
 Call convention: `mirror(relevance, inputs, outputs)` where `relevance` is
 `(B, K, *output_shape)`, `inputs` the list of the (first) layer's input
 tensors and `outputs` the list of each mirrored layer's output tensor.
-It returns a list of relevances, one per input.
+Linear mirrors also take `pre_activation=`, the forward pass's `z` that
+`forward_z` names (z reuse). It returns a list of relevances, one per input.
 """
 
 import types
@@ -437,8 +438,8 @@ class BatchNormalizationMirror(Mirror):
 class PassThroughMirror(Mirror):
     """ReLU, ReLU6, Activation('relu'|'linear'), Dropout: relevance unchanged.
 
-    ReLUs pass relevance unchanged because the next rule down recomputes
-    their pre-activation; dropout passes it unchanged because that rule uses
+    ReLUs pass relevance unchanged because the next rule down uses their
+    pre-activation `z` (reused or recomputed); dropout passes it unchanged because that rule uses
     the dropped tensor of the same pass, so dropped units get zero.
     """
 
