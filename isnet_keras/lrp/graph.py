@@ -26,6 +26,7 @@ class _Step:
     mirror: mirrors_lib.Mirror
     inputs: tuple
     outputs: tuple
+    pre_activation: object = None
 
     @property
     def output(self):
@@ -214,7 +215,9 @@ class LRPGraph:
             out_bounds = mirror.output_bounds()
             if out_bounds is not None:
                 bounds[id(outputs[-1])] = out_bounds
-            steps.append(_Step(mirror, call.inputs, outputs))
+            steps.append(_Step(mirror, call.inputs, outputs,
+                               mirror.forward_z(outputs,
+                                                call.pre_activation)))
         return tuple(steps)
 
     # Propagation ---------------------------------------------------------
@@ -232,7 +235,8 @@ class LRPGraph:
                 returned (LRP deep supervision); never folded away.
             values: Optional dict mapping `id(tensor)` of re-traced tensors
                 to concrete tensors: the mirrors then run eagerly on these
-                activations (e.g. held fixed) instead of symbolically.
+                activations (e.g. held fixed) instead of symbolically;
+                pre-activations are then recomputed, never reused.
 
         Returns:
             A dict mapping `self.input` and each target tensor (by identity,
@@ -250,10 +254,16 @@ class LRPGraph:
             if id(step.output) in wanted:
                 found[id(step.output)] = total
             step_inputs, step_outputs = step.inputs, step.outputs
+            extra = {}
             if values is not None:
                 step_inputs = [values[id(t)] for t in step_inputs]
                 step_outputs = [values[id(t)] for t in step_outputs]
-            results = step.mirror(total, list(step_inputs), list(step_outputs))
+            elif step.pre_activation is not None:
+                # z reuse needs the live forward tensor; with `values`
+                # (activations possibly held fixed) z is recomputed.
+                extra["pre_activation"] = step.pre_activation
+            results = step.mirror(total, list(step_inputs), list(step_outputs),
+                                  **extra)
             for tensor, part in zip(step.inputs, results):
                 pending.setdefault(id(tensor), []).append(part)
         if id(self.input) in pending:

@@ -9,7 +9,9 @@ order, on fresh symbolic tensors that start from a new `keras.Input`. The
 layer objects are the classifier's own, so the weights are shared, while
 every intermediate tensor (including those inside nested backbones such as a
 `keras.applications` model inside a Sequential head) becomes reachable from a
-single input. A nested Functional or Sequential model is inlined.
+single input. A nested Functional or Sequential model is inlined. A `Conv2D`
+or `Dense` layer with a fused ReLU is called as its pre-activation plus a
+separate ReLU (see `pre_activation.py`), so the LRP block can reuse `z`.
 """
 
 import dataclasses
@@ -17,6 +19,7 @@ import dataclasses
 import keras
 
 from isnet_keras.errors import UnsupportedLayerError
+from isnet_keras.lrp import pre_activation as pre_activation_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,12 +31,15 @@ class LayerCall:
         inputs: Tuple of the symbolic input tensors, in call order.
         output: The symbolic output tensor.
         kwargs: Non-tensor keyword arguments of the call (e.g. `training`).
+        pre_activation: The symbolic pre-activation `L(x; W) + b` of a layer
+            whose fused ReLU was split off, else None.
     """
 
     layer: keras.layers.Layer
     inputs: tuple
     output: object
     kwargs: dict
+    pre_activation: object = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,13 +143,21 @@ def _trace_layer(layer, inputs, static_kwargs, calls, args=None, kwargs=None):
         return _trace_functional(layer, inputs[0], calls)
     if args is None:
         args, kwargs = inputs, {}
-    output = layer(*args, **kwargs)
+    pre_activation = None
+    if pre_activation_lib.splits_activation(layer) and len(inputs) == 1:
+        pre_activation = pre_activation_lib.PreActivation(layer)(inputs[0])
+        output = keras.layers.Activation(
+            layer.activation, dtype=layer.dtype_policy,
+            name=f"{layer.name}_activation")(pre_activation)
+    else:
+        output = layer(*args, **kwargs)
     if isinstance(output, (list, tuple, dict)):
         raise UnsupportedLayerError(
             f"{layer.name} ({type(layer).__name__}): layers with several "
             "outputs are not supported."
         )
-    calls.append(LayerCall(layer, tuple(inputs), output, dict(static_kwargs)))
+    calls.append(LayerCall(layer, tuple(inputs), output, dict(static_kwargs),
+                           pre_activation))
     return output
 
 

@@ -13,7 +13,8 @@ builder). The maths lives in `rules.py`; mirrors only gather the operands.
 Call convention: `mirror(relevance, inputs, outputs)` where `relevance` is
 `(B, K, *output_shape)`, `inputs` the list of the (first) layer's input
 tensors and `outputs` the list of each mirrored layer's output tensor.
-It returns a list of relevances, one per input.
+Linear mirrors also take `pre_activation=`, the forward pass's `z` that
+`forward_z` names (z reuse). It returns a list of relevances, one per input.
 """
 
 import types
@@ -144,8 +145,13 @@ class Mirror(keras.layers.Layer):
             self.batch_norm, bn_input, self._training(training), self.lrp_dtype
         )
 
-    def _linear_rule(self, relevance, x, linear, kernel, bias):
-        """Dispatches a linear step to the configured rule."""
+    def _linear_rule(self, relevance, x, linear, kernel, bias,
+                     linear_output=None):
+        """Dispatches a linear step to the configured rule.
+
+        `linear_output`, when given, is `L(x; kernel)` taken from the
+        forward pass (z reuse); the z+ rule does not use it.
+        """
         if self.input_bounds is not None and self.first_layer_rule == "zb" \
                 and self.is_linear:
             lower, upper = (
@@ -153,12 +159,31 @@ class Mirror(keras.layers.Layer):
                 for b in self.input_bounds
             )
             return rules.zb_rule(relevance, x, linear, kernel, bias, lower,
-                                 upper, self.epsilon)
+                                 upper, self.epsilon,
+                                 linear_output=linear_output)
         if self.rule == "zplus":
             return rules.zplus_rule(relevance, x, linear, kernel, bias,
                                     self.epsilon)
+        z = None
+        if linear_output is not None:
+            z = linear_output if bias is None else \
+                linear_output + tf.stop_gradient(bias)
         return rules.epsilon_rule(relevance, x, linear, kernel, bias,
-                                  self.epsilon)
+                                  self.epsilon, z=z)
+
+    def forward_z(self, outputs, split_pre_activation):
+        """The forward-pass tensor this mirror could reuse as its `z`.
+
+        Args:
+            outputs: The mirrored layers' re-traced output tensors.
+            split_pre_activation: The pre-activation tensor of a layer whose
+                fused ReLU the re-trace split off, or None.
+
+        Returns:
+            A tensor to pass to `call` as `pre_activation=`, or None (the
+            default: the mirror takes no `pre_activation`).
+        """
+        return None
 
     def get_config(self):
         # Mirrors are rebuilt from the classifier (see `build_isnet`); the
@@ -212,7 +237,32 @@ class _WeightedMirror(Mirror):
     def linear_map(self):
         raise NotImplementedError
 
-    def call(self, relevance, inputs, outputs, training=None):
+    def forward_z(self, outputs, split_pre_activation):
+        # `z = L(x; W') + b'` exists as the split-off pre-activation, the
+        # folded batch norm's output, or a linear layer's output.
+        if split_pre_activation is not None:
+            return split_pre_activation
+        if self.batch_norm is not None or \
+                _activation_name(self.source) == "linear":
+            return outputs[-1]
+        return None
+
+    def _reusable_z(self, pre_activation, training):
+        """`pre_activation` if it may replace the recomputed `z`, else None.
+
+        Only where it has the LRP dtype (not under mixed precision) and the
+        recomputed `z`'s gradients: not after a batch norm that normalises
+        with the batch's statistics, whose gradient the fold stops (SPEC §2).
+        """
+        if pre_activation is None or pre_activation.dtype != self.lrp_dtype:
+            return None
+        if self.batch_norm is not None and folding.uses_batch_statistics(
+                self.batch_norm, self._training(training)):
+            return None
+        return pre_activation
+
+    def call(self, relevance, inputs, outputs, pre_activation=None,
+             training=None):
         layer = self.source
         x = self._cast(inputs[0])
         kernel = self._cast(layer.kernel)
@@ -221,9 +271,14 @@ class _WeightedMirror(Mirror):
         if gain is not None:
             kernel = folding.fold_kernel(kernel, gain, self.depthwise)
             bias = folding.fold_bias(bias, gain, shift)
+        # z reuse: `L(x; W') = z_fwd - b'` keeps z_fwd's gradients with
+        # respect to W' and x, and none with respect to b'.
+        linear_output = self._reusable_z(pre_activation, training)
+        if linear_output is not None and bias is not None:
+            linear_output = linear_output - bias
         relevance = self._cast(relevance)
         return [self._linear_rule(relevance, x, self.linear_map(), kernel,
-                                  bias)]
+                                  bias, linear_output)]
 
 
 @keras.saving.register_keras_serializable(package="isnet_keras")
@@ -315,10 +370,24 @@ class MaxPooling2DMirror(Mirror):
             layer.padding.upper(), include_batch_in_index=False,
         )
         gain, shift = self._folded_affine(outputs[0], training)
-        input_shape = tf.shape(x)
+        pool_size = tuple(layer.pool_size)
+        if linear_maps.tiles_windows(pool_size, tuple(layer.strides),
+                                     layer.padding, tuple(x.shape)):
+            # Non-overlapping windows: `x * scatter(s)` equals
+            # `(x * winners) * broadcast(s)`, element-wise ops only, where
+            # a scatter at relevance size (B*K images) and its gather
+            # gradient are slow.
+            x = x * linear_maps.window_winners(argmax, pool_size,
+                                               tuple(x.shape), x.dtype)
 
-        def unpool(s):
-            return linear_maps.max_unpool(s, argmax, input_shape)
+            def unpool(s):
+                return linear_maps.broadcast_windows(s, pool_size,
+                                                     tuple(x.shape))
+        else:
+            input_shape = tf.shape(x)
+
+            def unpool(s):
+                return linear_maps.max_unpool(s, argmax, input_shape)
 
         return [rules.winner_take_all_rule(
             self._cast(relevance), x, self._cast(outputs[0]), unpool,
@@ -369,8 +438,8 @@ class BatchNormalizationMirror(Mirror):
 class PassThroughMirror(Mirror):
     """ReLU, ReLU6, Activation('relu'|'linear'), Dropout: relevance unchanged.
 
-    ReLUs pass relevance unchanged because the next rule down recomputes
-    their pre-activation; dropout passes it unchanged because that rule uses
+    ReLUs pass relevance unchanged because the next rule down uses their
+    pre-activation `z` (reused or recomputed); dropout passes it unchanged because that rule uses
     the dropped tensor of the same pass, so dropped units get zero.
     """
 

@@ -68,8 +68,13 @@ def _stopped(bias):
 
 
 def _ratio(relevance, z, epsilon):
-    """`s = R / stab(z)`, with `z` (B, ...) broadcast over the class axis."""
-    return relevance / stabilize(z, epsilon)[:, None]
+    """`s = R / stab(z)`, with `z` (B, ...) broadcast over the class axis.
+
+    The reciprocal is taken once per image and multiplied into the K
+    relevances: a broadcast division would make its gradient (with respect
+    to `z`, summed over K) run several divisions at relevance size.
+    """
+    return relevance * tf.math.reciprocal(stabilize(z, epsilon))[:, None]
 
 
 def _transpose(linear, s, kernel, x, num_classes):
@@ -106,7 +111,8 @@ def epsilon_rule(relevance, x, linear, kernel, bias=None, epsilon=1e-2,
     return x[:, None] * _transpose(linear, s, kernel, x, num_classes)
 
 
-def zb_rule(relevance, x, linear, kernel, bias, lower, upper, epsilon=1e-2):
+def zb_rule(relevance, x, linear, kernel, bias, lower, upper, epsilon=1e-2,
+            linear_output=None):
     """The Z^B (bounded input) rule for a first linear layer.
 
     `R_j = sum_k (x_j w_jk - l_j w+_jk - h_j w-_jk) R_k / stab(z_k)` with
@@ -123,6 +129,7 @@ def zb_rule(relevance, x, linear, kernel, bias, lower, upper, epsilon=1e-2):
             them saves a transposed operator).
         upper: Upper bounds, like `lower`.
         epsilon: The stabiliser.
+        linear_output: Optional pre-computed `L(x; W)` (z reuse).
 
     Returns:
         `(B, K, *in)` relevance at the layer input.
@@ -130,7 +137,7 @@ def zb_rule(relevance, x, linear, kernel, bias, lower, upper, epsilon=1e-2):
     bound_terms = [(bound, part) for bound, part in (
         (lower, tf.maximum(kernel, 0.0)), (upper, tf.minimum(kernel, 0.0)))
         if bound is not None]
-    z = linear.forward(x, kernel)
+    z = linear.forward(x, kernel) if linear_output is None else linear_output
     for bound, part in bound_terms:
         z = z - linear.forward(bound, part)
     if bias is not None:

@@ -1,0 +1,170 @@
+"""Where the time of one ISNet training step goes.
+
+Builds the benchmark model of `bench_train.py` (64x64, batch 16) and times,
+interleaved in one process, traced functions that each add one piece of the
+training step: the classifier's forward pass; a plain classifier step
+(forward, cross-entropy, gradients); the train graph's forward pass (logits
+and heatmaps: the LRP block); plus the heatmap loss; plus the gradients of
+the total loss (the ISNet step without the optimizer update). Each median is
+printed with its ratio to the plain step. With `--ops` it then runs the full
+step under the TensorFlow profiler and lists the op types that take the
+most time.
+
+    python training/profile_train.py [--model cnn] [--variant original]
+        [--classes 10] [--repeats 7] [--ops]
+"""
+
+import argparse
+import collections
+import glob
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+PIECES = ("forward", "plain_step", "lrp_forward", "lrp_and_loss",
+          "isnet_step")
+
+
+def _pieces(model_name, variant, num_classes, size, batch):
+    """Traced functions, one per piece, in the order of `PIECES`."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_train import _classifier
+
+    from isnet_keras.isnet import build_isnet
+
+    keras.utils.set_random_seed(0)
+    classifier = _classifier(model_name, size, num_classes)
+    isnet = build_isnet(classifier, variant=variant, seed=0)
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.uniform(0, 1, (batch, size, size, 3)),
+                         "float32")
+    labels = tf.constant(rng.integers(0, num_classes, batch))
+    masks = np.zeros((batch, size, size, 1), "float32")
+    masks[:, size // 4:-size // 4, size // 4:-size // 4] = 1
+    masks = tf.constant(masks)
+    variables = classifier.trainable_variables
+
+    def forward():
+        return classifier(images, training=True)
+
+    def plain_step():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(
+                keras.losses.sparse_categorical_crossentropy(
+                    labels, classifier(images, training=True),
+                    from_logits=True))
+        return tape.gradient(loss, variables)
+
+    def lrp_forward():
+        return isnet.train_graph_outputs(images, labels,
+                                         training=True)["heatmaps"]
+
+    def lrp_and_loss():
+        return isnet._loss_terms(images, labels, masks, training=True)[0]
+
+    def isnet_step():
+        with tf.GradientTape() as tape:
+            loss = isnet._loss_terms(images, labels, masks,
+                                     training=True)[0]
+        return tape.gradient(loss, variables)
+
+    functions = (forward, plain_step, lrp_forward, lrp_and_loss, isnet_step)
+    return {name: tf.function(f) for name, f in zip(PIECES, functions)}
+
+
+def _run(function):
+    import tensorflow as tf
+
+    result = function()
+    # Fetching every output waits for the whole computation.
+    tf.nest.map_structure(lambda t: None if t is None else t.numpy(), result)
+
+
+def time_pieces(functions, repeats):
+    """Median seconds per piece, the pieces interleaved."""
+    for function in functions.values():
+        _run(function)
+        _run(function)
+    times = collections.defaultdict(list)
+    for _ in range(repeats):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            _run(function)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def op_times(function, steps=3, top=20):
+    """Milliseconds per step by op type, from a TensorFlow profiler trace.
+
+    Durations are summed over the threads that ran each op, so their sum can
+    exceed the wall time of a step.
+    """
+    import tensorflow as tf
+    # The profiler writes an XSpace protobuf; TensorFlow ships its schema
+    # (TensorBoard's profile plugin, which reads it, is not a dependency).
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        for _ in range(steps):
+            _run(function)
+        tf.profiler.experimental.stop()
+        (path,) = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"),
+                            recursive=True)
+        space = xplane_pb2.XSpace()
+        with open(path, "rb") as file:
+            space.ParseFromString(file.read())
+    totals = collections.Counter()
+    for plane in space.planes:
+        for line in plane.lines:
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name
+                # TensorFlow op events are named "op_name:OpType".
+                if ":" not in name or name.startswith(("$", "Eager",
+                                                       "KernelAndDevice")):
+                    continue
+                op_type = name.rsplit(":", 1)[1]
+                totals[op_type] += event.duration_ps / 1e9 / steps
+    return totals.most_common(top), sum(totals.values())
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="cnn")
+    parser.add_argument("--variant", default="original")
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--ops", action="store_true",
+                        help="also list op types by time (TF profiler)")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    functions = _pieces(args.model, args.variant, args.classes, args.size,
+                        args.batch)
+    medians = time_pieces(functions, args.repeats)
+    plain = medians["plain_step"]
+    print(f"{args.model}, {args.variant}, K={args.classes}, "
+          f"{args.size}x{args.size}, batch {args.batch}, median of "
+          f"{args.repeats} interleaved runs")
+    for name in PIECES:
+        print(f"  {name:<14}{medians[name] * 1e3:9.1f} ms"
+              f"{medians[name] / plain:7.2f} x plain step")
+    if args.ops:
+        ops, total = op_times(functions["isnet_step"])
+        print(f"op types in the ISNet step (thread time, {total:.0f} ms "
+              "per step in all):")
+        for name, milliseconds in ops:
+            print(f"  {name:<28}{milliseconds:9.1f} ms"
+                  f"{100 * milliseconds / total:6.1f} %")
+
+
+if __name__ == "__main__":
+    main()
