@@ -53,9 +53,9 @@ class _Baseline(keras.Model):
         return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
             labels, outputs, from_logits=from_logits))
 
-    def _forward_with_penalty(self, images, masks):
-        """Training-mode outputs and the extra loss term, from one pass."""
-        outputs = self.classifier(images, training=True)
+    def _forward_with_penalty(self, images, masks, training=True):
+        """The outputs and the extra loss term, from one pass."""
+        outputs = self.classifier(images, training=training)
         return outputs, tf.zeros((), outputs.dtype)
 
     def train_step(self, data):
@@ -74,9 +74,11 @@ class _Baseline(keras.Model):
 
     def test_step(self, data):
         images, labels, masks = _unpack(data)
-        outputs = self.classifier(self._inputs(images, masks), training=False)
+        outputs, penalty = self._forward_with_penalty(
+            self._inputs(images, masks), masks, training=False)
         classification = self._cross_entropy(labels, outputs)
-        self._update(classification, classification, labels, outputs)
+        self._update(classification + penalty, classification, labels,
+                     outputs)
         return _logs(self.metrics)
 
     def _update(self, total, classification, labels, outputs):
@@ -123,14 +125,14 @@ class RRRClassifier(_Baseline):
     def metrics(self):
         return super().metrics + [self.penalty_tracker]
 
-    def _forward_with_penalty(self, images, masks):
-        # One training-mode pass serves both the cross-entropy and the
-        # input gradient (a second pass would update batch-norm statistics
+    def _forward_with_penalty(self, images, masks, training=True):
+        # One pass serves both the cross-entropy and the input gradient (a
+        # second training-mode pass would update batch-norm statistics
         # twice and draw new dropout masks).
         images = tf.convert_to_tensor(images)
         with tf.GradientTape() as inner:
             inner.watch(images)
-            outputs = self.classifier(images, training=True)
+            outputs = self.classifier(images, training=training)
             if classifier_outputs_probabilities(self.classifier):
                 log_probs = tf.math.log(outputs + 1e-12)
             else:

@@ -129,3 +129,18 @@ def test_masked_input_classifier_predict_requires_masks():
     model = MaskedInputClassifier(_linear_classifier())
     with pytest.raises(ValueError, match=r"needs \(images, masks\)"):
         model.predict(images, verbose=0)
+
+
+def test_rrr_evaluation_reports_the_penalty_of_the_validation_data():
+    with floatx("float64"):
+        classifier = _linear_classifier()
+        images, labels, masks = _batch()
+        expected = _reference_rrr_penalty(classifier, images, masks)
+        model = RRRClassifier(classifier, penalty=7.0)
+        model.compile(optimizer=keras.optimizers.SGD(0.0))
+        logs = model.evaluate(images, {"label": labels, "mask": masks},
+                              batch_size=len(images), return_dict=True,
+                              verbose=0)
+    assert logs["input_gradient_loss"] == pytest.approx(expected, rel=1e-6)
+    assert logs["loss"] == pytest.approx(
+        logs["classification_loss"] + 7.0 * expected, rel=1e-6)
