@@ -439,8 +439,9 @@ class PassThroughMirror(Mirror):
     """ReLU, ReLU6, Activation('relu'|'linear'), Dropout: relevance unchanged.
 
     ReLUs pass relevance unchanged because the next rule down uses their
-    pre-activation `z` (reused or recomputed); dropout passes it unchanged because that rule uses
-    the dropped tensor of the same pass, so dropped units get zero.
+    pre-activation `z` (reused or recomputed); dropout passes it unchanged
+    because that rule uses the dropped tensor of the same pass, so dropped
+    units get zero.
     """
 
     def check_layers(self):
