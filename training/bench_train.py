@@ -1,16 +1,20 @@
 """Training-step cost of each ISNet variant relative to the plain classifier.
 
 For each model (a small CNN, ResNet50, DenseNet121 from keras.applications
-with random weights) at 64x64, batch 16, and each number of classes K, every
-trainer (plain, then the ISNet variants) runs in its own process: it builds
-the model, traces and warms up `train_on_batch`, then times `--steps` steps.
-The script prints the median step time, its ratio to the plain classifier's
-(same model, same K, same machine, same run) and the peak resident memory of
-that process.
+with random weights) at 64x64, batch 16, and each number of classes K, one
+process builds every trainer (the plain classifier, then the ISNet variants,
+each on its own copy of the classifier with the same initial weights),
+traces and warms up their `train_on_batch`, then times `--steps` rounds in
+which each trainer runs one step in turn. Interleaving makes the ratios
+robust to other jobs on the machine: a slow spell hits every trainer alike.
+The script prints each trainer's median step time and its ratio to the plain
+classifier's. Peak memory is measured separately, one short process per
+trainer (the peak of a process is that of its largest trainer), unless
+`--no-memory`.
 
     python training/bench_train.py [--models cnn ResNet50 DenseNet121]
         [--classes 2 10] [--steps 10] [--variants selective stochastic
-        original dual]
+        original dual] [--no-memory]
 """
 
 import argparse
@@ -45,11 +49,8 @@ def _classifier(name, size, num_classes):
                              keras.layers.Dense(num_classes)])
 
 
-def measure(model_name, trainer, num_classes, size, batch, steps):
-    """Runs in a child process; returns the median step and peak RSS."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def _trainer(model_name, trainer, num_classes, size):
     import keras
-    import numpy as np
 
     from isnet_keras.baselines import PlainClassifier
     from isnet_keras.isnet import build_isnet
@@ -62,42 +63,75 @@ def measure(model_name, trainer, num_classes, size, batch, steps):
         model = build_isnet(classifier, variant=trainer, seed=0)
     model.compile(optimizer=keras.optimizers.SGD(1e-3, momentum=0.9,
                                                  global_clipnorm=1.0))
+    return model
+
+
+def _batch(num_classes, size, batch):
+    import numpy as np
+
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 1, (batch, size, size, 3)).astype("float32")
     labels = rng.integers(0, num_classes, batch)
     masks = np.zeros((batch, size, size, 1), "float32")
     masks[:, size // 4:-size // 4, size // 4:-size // 4] = 1
-    targets = {"label": labels, "mask": masks}
+    return images, {"label": labels, "mask": masks}
+
+
+def _warm_up(model, images, targets):
     start = time.perf_counter()
     for _ in range(2):
         model.train_on_batch(images, targets)
-    warmup = time.perf_counter() - start
-    times = []
+    return time.perf_counter() - start
+
+
+def time_steps(model_name, trainers, num_classes, size, batch, steps):
+    """Median step time of each trainer, timed round-robin in one process."""
+    images, targets = _batch(num_classes, size, batch)
+    models = {name: _trainer(model_name, name, num_classes, size)
+              for name in trainers}
+    warmup = {name: _warm_up(model, images, targets)
+              for name, model in models.items()}
+    times = {name: [] for name in trainers}
     for _ in range(steps):
-        start = time.perf_counter()
-        model.train_on_batch(images, targets)
-        times.append(time.perf_counter() - start)
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"step": statistics.median(times), "peak_mib": peak_mib,
-            "warmup": warmup}
+        for name, model in models.items():
+            start = time.perf_counter()
+            model.train_on_batch(images, targets)
+            times[name].append(time.perf_counter() - start)
+    return {name: {"step": statistics.median(times[name]),
+                   "warmup": warmup[name]} for name in trainers}
+
+
+def peak_memory(model_name, trainer, num_classes, size, batch):
+    """Peak resident memory (MiB) of a process that trains `trainer`."""
+    images, targets = _batch(num_classes, size, batch)
+    _warm_up(_trainer(model_name, trainer, num_classes, size), images,
+             targets)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _child(args):
-    result = measure(args.child_model, args.child_trainer, args.child_classes,
-                     args.size, args.batch, args.steps)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.child_mode == "time":
+        result = time_steps(args.child_model, args.child_trainers,
+                            args.child_classes, args.size, args.batch,
+                            args.steps)
+    else:
+        (trainer,) = args.child_trainers
+        result = peak_memory(args.child_model, trainer, args.child_classes,
+                             args.size, args.batch)
     print("RESULT " + json.dumps(result))
 
 
-def _run_child(model_name, trainer, num_classes, args):
-    command = [sys.executable, __file__, "--child-model", model_name,
-               "--child-trainer", trainer, "--child-classes",
-               str(num_classes), "--size", str(args.size), "--batch",
-               str(args.batch), "--steps", str(args.steps)]
+def _run_child(mode, model_name, trainers, num_classes, args):
+    command = [sys.executable, __file__, "--child-mode", mode,
+               "--child-model", model_name, "--child-trainers", *trainers,
+               "--child-classes", str(num_classes), "--size", str(args.size),
+               "--batch", str(args.batch), "--steps", str(args.steps)]
     done = subprocess.run(command, capture_output=True, text=True)
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])
-    raise RuntimeError(f"{model_name}/{trainer}/K={num_classes} failed:\n"
+    raise RuntimeError(f"{model_name}/{trainers}/K={num_classes} failed:\n"
                        f"{done.stderr[-2000:]}")
 
 
@@ -110,28 +144,37 @@ def main():
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--no-memory", action="store_true",
+                        help="Skip the per-trainer peak-memory processes.")
+    parser.add_argument("--child-mode", help=argparse.SUPPRESS)
     parser.add_argument("--child-model", help=argparse.SUPPRESS)
-    parser.add_argument("--child-trainer", help=argparse.SUPPRESS)
+    parser.add_argument("--child-trainers", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--child-classes", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child_model:
+    if args.child_mode:
         return _child(args)
     print(f"Training-step time / plain step time, {args.size}x{args.size}, "
-          f"batch {args.batch}, median of {args.steps} traced steps, "
-          f"{os.cpu_count()} CPU cores; one process per row.")
+          f"batch {args.batch}, median of {args.steps} traced steps "
+          f"interleaved in one process, {os.cpu_count()} CPU cores; peak "
+          "memory of one process per trainer.")
     print(f"{'model':<13}{'K':>3} {'trainer':<11}{'step ms':>9}{'x plain':>9}"
-          f"{'peak MiB':>10}{'trace s':>9}")
+          f"{'peak MiB':>10}{'trace s':>9}", flush=True)
+    trainers = ["plain", *args.variants]
     for model_name in args.models:
         for num_classes in args.classes:
-            plain = None
-            for trainer in ["plain", *args.variants]:
-                result = _run_child(model_name, trainer, num_classes, args)
-                plain = plain or result["step"]
+            timed = _run_child("time", model_name, trainers, num_classes,
+                               args)
+            plain = timed["plain"]["step"]
+            for trainer in trainers:
+                peak = ""
+                if not args.no_memory:
+                    peak = _run_child("memory", model_name, [trainer],
+                                      num_classes, args)
+                    peak = f"{peak:.0f}"
+                step = timed[trainer]["step"]
                 print(f"{model_name:<13}{num_classes:>3} {trainer:<11}"
-                      f"{result['step'] * 1e3:>9.1f}"
-                      f"{result['step'] / plain:>9.2f}"
-                      f"{result['peak_mib']:>10.0f}{result['warmup']:>9.1f}",
-                      flush=True)
+                      f"{step * 1e3:>9.1f}{step / plain:>9.2f}{peak:>10}"
+                      f"{timed[trainer]['warmup']:>9.1f}", flush=True)
 
 
 if __name__ == "__main__":

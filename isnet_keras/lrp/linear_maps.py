@@ -230,4 +230,4 @@ def global_max_unpool(s, x, keepdims=False):
     winners = winners / tf.reduce_sum(winners, axis=(1, 2), keepdims=True)
     if not keepdims:
         s = s[:, :, None, None, :]
-    return winners[:, None] * s
+    return tf.expand_dims(winners, 1) * s

@@ -238,28 +238,29 @@ class _WeightedMirror(Mirror):
         raise NotImplementedError
 
     def forward_z(self, outputs, split_pre_activation):
-        # `z = L(x; W') + b'` exists as the split-off pre-activation, the
-        # folded batch norm's output, or a linear layer's output.
+        # The layer's own output `L(x; W) + b` exists as the split-off
+        # pre-activation or, for a linear activation, its output (also when
+        # a batch norm is folded in: the fold is applied to it in `call`).
         if split_pre_activation is not None:
             return split_pre_activation
-        if self.batch_norm is not None or \
-                _activation_name(self.source) == "linear":
-            return outputs[-1]
+        if _activation_name(self.source) == "linear":
+            return outputs[0]
         return None
 
-    def _reusable_z(self, pre_activation, training):
-        """`pre_activation` if it may replace the recomputed `z`, else None.
+    def _reused_linear_output(self, layer_output, bias, gain):
+        """`L(x; W')` from the layer's forward output, or None.
 
-        Only where it has the LRP dtype (not under mixed precision) and the
-        recomputed `z`'s gradients: not after a batch norm that normalises
-        with the batch's statistics, whose gradient the fold stops (SPEC §2).
+        `L(x; W') = (L(x; W) + b - b) * gain`: the live `b` cancels, so the
+        result has the gradients of a recomputed `L(x; W * gain)` with
+        respect to `W`, `x` and the batch norm's gamma, and none with
+        respect to `b` (SPEC §2); the folded statistics are constants in
+        either form. Not under mixed precision, where the forward output
+        is rounded to a lower precision than the LRP arithmetic.
         """
-        if pre_activation is None or pre_activation.dtype != self.lrp_dtype:
+        if layer_output is None or layer_output.dtype != self.lrp_dtype:
             return None
-        if self.batch_norm is not None and folding.uses_batch_statistics(
-                self.batch_norm, self._training(training)):
-            return None
-        return pre_activation
+        linear_output = layer_output if bias is None else layer_output - bias
+        return linear_output if gain is None else linear_output * gain
 
     def call(self, relevance, inputs, outputs, pre_activation=None,
              training=None):
@@ -268,14 +269,11 @@ class _WeightedMirror(Mirror):
         kernel = self._cast(layer.kernel)
         bias = self._cast(layer.bias) if layer.use_bias else None
         gain, shift = self._folded_affine(outputs[0], training)
+        # z reuse: `L(x; W')` from the forward pass instead of a new conv.
+        linear_output = self._reused_linear_output(pre_activation, bias, gain)
         if gain is not None:
             kernel = folding.fold_kernel(kernel, gain, self.depthwise)
             bias = folding.fold_bias(bias, gain, shift)
-        # z reuse: `L(x; W') = z_fwd - b'` keeps z_fwd's gradients with
-        # respect to W' and x, and none with respect to b'.
-        linear_output = self._reusable_z(pre_activation, training)
-        if linear_output is not None and bias is not None:
-            linear_output = linear_output - bias
         relevance = self._cast(relevance)
         return [self._linear_rule(relevance, x, self.linear_map(), kernel,
                                   bias, linear_output)]

@@ -63,6 +63,17 @@ def _repeated_shape(x, num_classes):
     return tf.concat([[shape[0] * num_classes], shape[1:]], 0)
 
 
+def per_class(tensor):
+    """`(B, ...) -> (B, 1, ...)`, to broadcast over the class axis.
+
+    `tf.expand_dims` rather than `tensor[:, None]`: the gradient of a
+    strided slice is a `StridedSliceGrad` op at activation size, that of
+    `expand_dims` a free reshape, and the training step differentiates
+    every rule.
+    """
+    return tf.expand_dims(tensor, 1)
+
+
 def _stopped(bias):
     return None if bias is None else tf.stop_gradient(bias)
 
@@ -74,7 +85,7 @@ def _ratio(relevance, z, epsilon):
     relevances: a broadcast division would make its gradient (with respect
     to `z`, summed over K) run several divisions at relevance size.
     """
-    return relevance * tf.math.reciprocal(stabilize(z, epsilon))[:, None]
+    return relevance * per_class(tf.math.reciprocal(stabilize(z, epsilon)))
 
 
 def _transpose(linear, s, kernel, x, num_classes):
@@ -108,7 +119,7 @@ def epsilon_rule(relevance, x, linear, kernel, bias=None, epsilon=1e-2,
             z = z + _stopped(bias)
     num_classes = relevance.shape[1]
     s = _ratio(relevance, z, epsilon)
-    return x[:, None] * _transpose(linear, s, kernel, x, num_classes)
+    return per_class(x) * _transpose(linear, s, kernel, x, num_classes)
 
 
 def zb_rule(relevance, x, linear, kernel, bias, lower, upper, epsilon=1e-2,
@@ -144,9 +155,9 @@ def zb_rule(relevance, x, linear, kernel, bias, lower, upper, epsilon=1e-2,
         z = z + _stopped(tf.maximum(bias, 0.0))
     num_classes = relevance.shape[1]
     s = _ratio(relevance, z, epsilon)
-    relevance_in = x[:, None] * _transpose(linear, s, kernel, x, num_classes)
+    relevance_in = per_class(x) * _transpose(linear, s, kernel, x, num_classes)
     for bound, part in bound_terms:
-        relevance_in = relevance_in - bound[:, None] * _transpose(
+        relevance_in = relevance_in - per_class(bound) * _transpose(
             linear, s, part, x, num_classes)
     return relevance_in
 
@@ -178,8 +189,8 @@ def zplus_rule(relevance, x, linear, kernel, bias=None, epsilon=1e-2):
     num_classes = relevance.shape[1]
     s = _ratio(relevance, z, epsilon)
     return (
-        x_pos[:, None] * _transpose(linear, s, k_pos, x, num_classes)
-        + x_neg[:, None] * _transpose(linear, s, k_neg, x, num_classes)
+        per_class(x_pos) * _transpose(linear, s, k_pos, x, num_classes)
+        + per_class(x_neg) * _transpose(linear, s, k_neg, x, num_classes)
     )
 
 
@@ -210,7 +221,7 @@ def winner_take_all_rule(relevance, x, pooled, unpool, epsilon=1e-2,
     s = _ratio(relevance, z, epsilon)
     if scale is not None:
         s = s * scale
-    return x[:, None] * unpool(s)
+    return per_class(x) * unpool(s)
 
 
 def affine_rule(relevance, x, scale, shift=None, epsilon=1e-2):
@@ -229,7 +240,7 @@ def affine_rule(relevance, x, scale, shift=None, epsilon=1e-2):
     z = x * scale
     if shift is not None:
         z = z + _stopped(shift)
-    return x[:, None] * scale * _ratio(relevance, z, epsilon)
+    return per_class(x) * scale * _ratio(relevance, z, epsilon)
 
 
 def sum_rule(relevance, inputs, epsilon=1e-2, weights=None):
@@ -248,4 +259,4 @@ def sum_rule(relevance, inputs, epsilon=1e-2, weights=None):
         weights = [1.0] * len(inputs)
     terms = [a * w for a, w in zip(inputs, weights)]
     s = _ratio(relevance, tf.add_n(terms), epsilon)
-    return [t[:, None] * s for t in terms]
+    return [per_class(t) * s for t in terms]

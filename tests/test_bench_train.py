@@ -1,0 +1,28 @@
+"""`training/bench_train.py` runs and prints one row per trainer."""
+
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_bench_train_prints_each_trainer_with_its_ratio_to_plain():
+    done = subprocess.run(
+        [sys.executable, "training/bench_train.py", "--models", "cnn",
+         "--classes", "3", "--variants", "selective", "original",
+         "--size", "16", "--batch", "4", "--steps", "2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {}
+    for line in done.stdout.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "cnn":
+            rows[fields[2]] = [float(f) for f in fields[3:]]
+    assert set(rows) == {"plain", "selective", "original"}
+    step_ms, ratio, peak_mib = rows["plain"][:3]
+    assert ratio == 1.0 and step_ms > 0 and peak_mib > 100
+    for name in ("selective", "original"):
+        step_ms, ratio, peak_mib = rows[name][:3]
+        assert abs(ratio - step_ms / rows["plain"][0]) < 0.01 + 0.01 * ratio
+        assert peak_mib > 100
