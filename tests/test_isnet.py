@@ -317,3 +317,44 @@ def test_logged_background_fraction_is_the_brf_of_the_heatmaps():
     expected = np.mean(np.asarray(background_relevance_fraction(heatmaps,
                                                                 masks)))
     assert logs["background_fraction"] == pytest.approx(expected, rel=1e-5)
+
+
+def _xla_friendly_cnn():
+    """Fused-ReLU convs, batch norm, an Add, average pools: no max pool."""
+    inputs = keras.Input((16, 16, 1))
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu")(inputs)
+    y = keras.layers.Conv2D(6, 3, padding="same")(x)
+    y = keras.layers.BatchNormalization()(y)
+    x = keras.layers.ReLU()(keras.layers.Add()([x, y]))
+    x = keras.layers.AveragePooling2D(2)(x)
+    x = keras.layers.Conv2D(8, 3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(10)(x))
+
+
+def test_xla_compiled_training_matches_the_default_graph():
+    # On a GPU Keras compiles with XLA by default ("auto"): the LRP block
+    # must then give the same steps (checked here on the CPU).
+    images, labels, masks = _data(num=16)
+    histories = []
+    for jit_compile in (False, True):
+        keras.utils.set_random_seed(0)
+        isnet = build_isnet(_xla_friendly_cnn(), variant="selective")
+        isnet.compile(optimizer=keras.optimizers.SGD(1e-2),
+                      jit_compile=jit_compile)
+        assert isnet.jit_compile is jit_compile
+        histories.append(isnet.fit(
+            images, {"label": labels, "mask": masks}, batch_size=8,
+            epochs=2, verbose=0, shuffle=False).history)
+    for key in ("loss", "heatmap_loss", "background_fraction"):
+        np.testing.assert_allclose(histories[1][key], histories[0][key],
+                                   rtol=1e-4, err_msg=key)
+
+
+def test_max_pool_mirrors_turn_xla_off_with_a_warning():
+    isnet = build_isnet(support.small_cnn(), variant="selective")
+    assert any(isinstance(layer, keras.layers.MaxPooling2D)
+               for layer in isnet.classifier.layers)
+    with pytest.warns(UserWarning, match="jit_compile"):
+        isnet.compile(optimizer="sgd", jit_compile=True)
+    assert isnet.jit_compile is False

@@ -354,9 +354,18 @@ class GlobalAveragePooling2DMirror(AveragePooling2DMirror):
 
 @keras.saving.register_keras_serializable(package="isnet_keras")
 class MaxPooling2DMirror(Mirror):
-    """Mirror of `MaxPooling2D`: winner-take-all by argmax, scatter-added."""
+    """Mirror of `MaxPooling2D`: winner-take-all by argmax, scatter-added.
+
+    XLA has no kernel for `max_pool_with_argmax`, so this mirror sets
+    `supports_jit = False`: Keras then compiles a model holding it without
+    XLA (`jit_compile="auto"` on a GPU, or with a warning for `True`).
+    """
 
     absorbs_batch_norm = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.supports_jit = False
 
     def call(self, relevance, inputs, outputs, training=None):
         layer = self.source
