@@ -17,6 +17,7 @@ import numpy as np
 from isnet_keras.errors import UnsupportedLayerError
 from isnet_keras.lrp import keras_graph
 from isnet_keras.lrp import mirrors as mirrors_lib
+from isnet_keras.lrp import rules
 
 _LOGIT_ACTIVATIONS = ("softmax", "sigmoid")
 
@@ -252,6 +253,7 @@ class LRPGraph:
                 continue  # downstream of `start`, or carries no relevance
             total = _sum(parts)
             if id(step.output) in wanted:
+                total = rules.materialize(total)
                 found[id(step.output)] = total
             step_inputs, step_outputs = step.inputs, step.outputs
             extra = {}
@@ -267,7 +269,8 @@ class LRPGraph:
             for tensor, part in zip(step.inputs, results):
                 pending.setdefault(id(tensor), []).append(part)
         if id(self.input) in pending:
-            found[id(self.input)] = _sum(pending.pop(id(self.input)))
+            found[id(self.input)] = rules.materialize(
+                _sum(pending.pop(id(self.input))))
         missing = [t for t in targets if id(t) not in found]
         if missing:
             raise ValueError(
@@ -278,7 +281,13 @@ class LRPGraph:
 
 
 def _sum(parts):
-    total = parts[0]
+    """The relevance of a tensor that fans out: the sum of its parts.
+
+    A single part is passed on as it is (possibly `rules.Factored`).
+    """
+    if len(parts) == 1:
+        return parts[0]
+    total = rules.materialize(parts[0])
     for part in parts[1:]:
-        total = keras.ops.add(total, part)
+        total = keras.ops.add(total, rules.materialize(part))
     return total

@@ -134,6 +134,12 @@ class Mirror(keras.layers.Layer):
     def _cast(self, tensor):
         return tf.cast(tensor, self.lrp_dtype)
 
+    def _cast_relevance(self, relevance):
+        """Casts a relevance, plain or `rules.Factored`, to the LRP dtype."""
+        if isinstance(relevance, rules.Factored):
+            return rules.Factored(*(self._cast(t) for t in relevance))
+        return self._cast(relevance)
+
     def _training(self, training):
         return training if self.fixed_training is None else self.fixed_training
 
@@ -274,7 +280,7 @@ class _WeightedMirror(Mirror):
         if gain is not None:
             kernel = folding.fold_kernel(kernel, gain, self.depthwise)
             bias = folding.fold_bias(bias, gain, shift)
-        relevance = self._cast(relevance)
+        relevance = self._cast_relevance(relevance)
         return [self._linear_rule(relevance, x, self.linear_map(), kernel,
                                   bias, linear_output)]
 
@@ -340,7 +346,7 @@ class AveragePooling2DMirror(Mirror):
         gain, shift = self._folded_affine(outputs[0], training)
         kernel = tf.ones((x.shape[-1],), self.lrp_dtype) if gain is None \
             else gain
-        return [self._linear_rule(self._cast(relevance), x, self._map(),
+        return [self._linear_rule(self._cast_relevance(relevance), x, self._map(),
                                   kernel, shift)]
 
 
@@ -397,7 +403,7 @@ class MaxPooling2DMirror(Mirror):
                 return linear_maps.max_unpool(s, argmax, input_shape)
 
         return [rules.winner_take_all_rule(
-            self._cast(relevance), x, self._cast(outputs[0]), unpool,
+            self._cast_relevance(relevance), x, self._cast(outputs[0]), unpool,
             self.epsilon, gain, shift,
         )]
 
@@ -418,7 +424,7 @@ class GlobalMaxPooling2DMirror(Mirror):
             return linear_maps.global_max_unpool(s, x, keepdims)
 
         return [rules.winner_take_all_rule(
-            self._cast(relevance), x, pooled, unpool, self.epsilon, gain,
+            self._cast_relevance(relevance), x, pooled, unpool, self.epsilon, gain,
             shift,
         )]
 
@@ -437,7 +443,7 @@ class BatchNormalizationMirror(Mirror):
         gain, shift = folding.batch_norm_affine(
             layer, inputs[0], self._training(training), self.lrp_dtype
         )
-        return [rules.affine_rule(self._cast(relevance), x, gain, shift,
+        return [rules.affine_rule(self._cast_relevance(relevance), x, gain, shift,
                                   self.epsilon)]
 
 
@@ -474,7 +480,7 @@ class PassThroughMirror(Mirror):
         return self.input_bounds
 
     def call(self, relevance, inputs, outputs, training=None):
-        return [self._cast(relevance)]
+        return [self._cast_relevance(relevance)]
 
 
 @keras.saving.register_keras_serializable(package="isnet_keras")
@@ -485,10 +491,17 @@ class ReshapeMirror(Mirror):
         pass
 
     def call(self, relevance, inputs, outputs, training=None):
-        relevance = self._cast(relevance)
-        shape = tf.concat([tf.shape(relevance)[:2], tf.shape(inputs[0])[1:]],
-                          0)
-        return [tf.reshape(relevance, shape)]
+        relevance = self._cast_relevance(relevance)
+        input_shape = tf.shape(inputs[0])
+
+        def reshaped(tensor):
+            lead = tf.shape(tensor)[:len(tensor.shape) - len(outputs[0].shape)
+                                    + 1]
+            return tf.reshape(tensor, tf.concat([lead, input_shape[1:]], 0))
+
+        if isinstance(relevance, rules.Factored):
+            return [rules.Factored(*(reshaped(t) for t in relevance))]
+        return [reshaped(relevance)]
 
 
 @keras.saving.register_keras_serializable(package="isnet_keras")
@@ -510,7 +523,7 @@ class ZeroPadding2DMirror(Mirror):
 
     def call(self, relevance, inputs, outputs, training=None):
         top, bottom, left, right = self._padding()
-        relevance = self._cast(relevance)
+        relevance = rules.materialize(self._cast_relevance(relevance))
         height = tf.shape(relevance)[2]
         width = tf.shape(relevance)[3]
         return [relevance[:, :, top:height - bottom, left:width - right]]
@@ -527,7 +540,7 @@ class AddMirror(Mirror):
         weights = None
         if isinstance(self.source, keras.layers.Average):
             weights = [1.0 / len(inputs)] * len(inputs)
-        return rules.sum_rule(self._cast(relevance),
+        return rules.sum_rule(self._cast_relevance(relevance),
                               [self._cast(a) for a in inputs], self.epsilon,
                               weights)
 
@@ -543,7 +556,8 @@ class ConcatenateMirror(Mirror):
         rank = len(inputs[0].shape)
         axis = self.source.axis % rank
         sizes = [int(a.shape[axis]) for a in inputs]
-        return tf.split(self._cast(relevance), sizes, axis=axis + 1)
+        relevance = rules.materialize(self._cast_relevance(relevance))
+        return tf.split(relevance, sizes, axis=axis + 1)
 
 
 @keras.saving.register_keras_serializable(package="isnet_keras")
@@ -579,7 +593,7 @@ class RescalingMirror(Mirror):
         return np.minimum(lower, upper), np.maximum(lower, upper)
 
     def call(self, relevance, inputs, outputs, training=None):
-        relevance = self._cast(relevance)
+        relevance = self._cast_relevance(relevance)
         if self.input_bounds is not None:
             return [relevance]
         scale, offset = self._scale_offset()

@@ -156,7 +156,8 @@ def test_overlapping_max_pool_windows_sum_their_shares():
     def unpool(s):
         return linear_maps.max_unpool(s, argmax, tf.shape(x))
 
-    out = rules.winner_take_all_rule(r, x, pooled, unpool, eps).numpy()
+    out = rules.materialize(
+        rules.winner_take_all_rule(r, x, pooled, unpool, eps)).numpy()
     expected_centre = np.sum(r.numpy() * 1.0 / _stab(1.0, eps))
     np.testing.assert_allclose(out[0, 0, 2, 2, 0], expected_centre)
     np.testing.assert_allclose(out.sum(), expected_centre)
@@ -205,3 +206,54 @@ def test_zb_skips_all_zero_bounds_without_changing_the_result(rng):
     skipped = rules.zb_rule(tf.constant(r), tf.constant(x), conv,
                             tf.constant(kernel), None, None, upper)
     np.testing.assert_allclose(skipped.numpy(), explicit.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("rule", ["epsilon", "zb", "zplus", "affine", "sum",
+                                  "pool"])
+def test_factored_relevance_gives_the_materialized_values_and_gradients(
+        rng, rule):
+    # A rule fed `Factored(a, c)` must compute what it computes from the
+    # product `a * c`, and pass the same gradients to `a` and `c`.
+    x = tf.constant(rng.uniform(0, 1, (2, 6, 6, 2)))
+    kernel = tf.constant(rng.normal(size=(3, 3, 2, 3)))
+    bias = tf.constant(rng.normal(size=3))
+    conv = linear_maps.Conv2DMap((1, 1), "same")
+    activation = tf.constant(rng.uniform(0.1, 1, (2, 6, 6, 3)))
+    pooled, argmax = tf.nn.max_pool_with_argmax(
+        activation, 2, 2, "VALID", include_batch_in_index=False)
+    # The relevance factors live at the rule's output.
+    out_shape = pooled.shape if rule == "pool" else activation.shape
+    a = tf.constant(rng.uniform(0.1, 1, out_shape))
+    c = tf.constant(rng.normal(size=(2, 4, *out_shape[1:])))
+
+    def apply(relevance):
+        if rule == "epsilon":
+            return rules.epsilon_rule(relevance, x, conv, kernel, bias)
+        if rule == "zb":
+            return rules.zb_rule(relevance, x, conv, kernel, bias, None,
+                                 tf.ones((1, 6, 6, 2), tf.float64))
+        if rule == "zplus":
+            return rules.zplus_rule(relevance, x - 0.5, conv, kernel, bias)
+        if rule == "affine":
+            return rules.affine_rule(relevance, activation, tf.constant(
+                [1.5, -2.0, 0.5], tf.float64), bias)
+        if rule == "sum":
+            return rules.sum_rule(relevance, [activation,
+                                              -0.5 * activation + 0.2])[1]
+        return rules.winner_take_all_rule(
+            relevance, activation, pooled,
+            lambda s: linear_maps.max_unpool(s, argmax, tf.shape(activation)))
+
+    results = []
+    for factored in (True, False):
+        with tf.GradientTape() as tape:
+            tape.watch([a, c])
+            relevance = rules.Factored(a, c)
+            if not factored:
+                relevance = rules.materialize(relevance)
+            out = rules.materialize(apply(relevance))
+            objective = tf.reduce_sum(out * out)
+        results.append((out.numpy(), *(
+            g.numpy() for g in tape.gradient(objective, [a, c]))))
+    for factored, plain in zip(*results):
+        np.testing.assert_allclose(factored, plain, rtol=1e-10, atol=1e-12)

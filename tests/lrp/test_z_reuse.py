@@ -207,8 +207,8 @@ def test_reused_z_passes_no_gradient_to_the_bias(layer_class):
         z_forward = split(x)
         # The seed relevance is held fixed too: only the block's path counts.
         seed = tf.stop_gradient(tf.nn.relu(z_forward)[:, None])
-        heatmap = mirror(seed, [x], [tf.nn.relu(z_forward)],
-                         pre_activation=z_forward)[0]
+        heatmap = rules.materialize(mirror(
+            seed, [x], [tf.nn.relu(z_forward)], pre_activation=z_forward)[0])
         objective = tf.reduce_sum(weights * heatmap)
     bias_gradient, kernel_gradient = tape.gradient(
         objective, [layer.bias, layer.kernel])
