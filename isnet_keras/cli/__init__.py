@@ -8,6 +8,7 @@ only when the CLI starts, and TensorFlow only when a command runs, so
 
 import argparse
 import importlib
+import os
 import sys
 
 COMMAND_MODULES = ("bench", "train", "evaluate", "metrics", "export", "predict")
@@ -29,6 +30,11 @@ def build_parser():
 
 def main(argv=None):
     """Entry point of the `isnet` console script."""
+    # TensorFlow 2.21's CPU wheels leave oneDNN kernels off; with them an
+    # ISNet training step ran 1.3-3x faster on 2 x86 cores (docs/
+    # performance.md). Read when TensorFlow is imported, i.e. by the
+    # command; `TF_ENABLE_ONEDNN_OPTS=0` keeps them off.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     args = build_parser().parse_args(argv)
     return args.func(args) or 0
 
