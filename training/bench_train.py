@@ -10,7 +10,8 @@ robust to other jobs on the machine: a slow spell hits every trainer alike.
 The script prints each trainer's median step time and its ratio to the plain
 classifier's. Peak memory is measured separately, one short process per
 trainer (the peak of a process is that of its largest trainer), unless
-`--no-memory`.
+`--no-memory`. TensorFlow's oneDNN kernels follow `TF_ENABLE_ONEDNN_OPTS`
+(the `isnet` command sets it to 1 unless it is set).
 
     python training/bench_train.py [--models cnn ResNet50 DenseNet121]
         [--classes 2 10] [--steps 10] [--variants selective stochastic
@@ -155,7 +156,9 @@ def main():
         return _child(args)
     print(f"Training-step time / plain step time, {args.size}x{args.size}, "
           f"batch {args.batch}, median of {args.steps} traced steps "
-          f"interleaved in one process, {os.cpu_count()} CPU cores; peak "
+          f"interleaved in one process, {os.cpu_count()} CPU cores, "
+          "TF_ENABLE_ONEDNN_OPTS="
+          f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', '(unset)')}; peak "
           "memory of one process per trainer.")
     print(f"{'model':<13}{'K':>3} {'trainer':<11}{'step ms':>9}{'x plain':>9}"
           f"{'peak MiB':>10}{'trace s':>9}", flush=True)
