@@ -13,8 +13,10 @@ builder). The maths lives in `rules.py`; mirrors only gather the operands.
 Call convention: `mirror(relevance, inputs, outputs)` where `relevance` is
 `(B, K, *output_shape)`, `inputs` the list of the (first) layer's input
 tensors and `outputs` the list of each mirrored layer's output tensor.
-Linear mirrors also take `pre_activation=`, the forward pass's `z` that
-`forward_z` names (z reuse). It returns a list of relevances, one per input.
+Linear mirrors also take `pre_activation=`, the layer's own forward output
+`L(x; W) + b` (before a fused ReLU or folded batch norm) that `forward_z`
+names, for z reuse. It returns a list of relevances, one per input, each a
+tensor or a `rules.Factored` pair.
 """
 
 import types
