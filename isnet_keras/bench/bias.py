@@ -85,11 +85,12 @@ class BiasBenchConfig:
     P: float = 0.9
     P_schedule: dict = None
     foreground_bounds: tuple = (1.0, 25.0)
-    # Seed-dependent (training/tune_selective.py, 2026-12-02): with seed 1
-    # "lowest" learns the shortcut in epoch 1 (6 epochs: 0.991 / 0.876 /
-    # 0.807), "label" does not (8 epochs: 0.966 / 0.929 / 0.922); with
-    # seed 0, "lowest" gives 0.974 / 0.935 / 0.929 and "highest" 0.987 /
-    # 0.942 / 0.931 after 8. Neither is yet a robust recipe.
+    # Seed-dependent (training/tune_selective.py, 2026-12-02; biased /
+    # unbiased / confounding): "lowest", 6 epochs: seed 0 0.974 / 0.935 /
+    # 0.929, seed 1 0.991 / 0.876 / 0.807 (shortcut from epoch 1).
+    # "label", 8 epochs: seed 1 0.966 / 0.929 / 0.922, seed 0 0.991 /
+    # 0.908 / 0.777 (0.901 confounding after 5, then the shortcut).
+    # "highest", seed 0, 8 epochs: 0.987 / 0.942 / 0.931.
     class_policy: str = "lowest"
     # A cosine decay did not help the Selective ISNet (seed 0, 8 epochs:
     # confounding 0.919, gap 0.061; with P 0.9 -> 0.97 at epoch 3: 0.910,
