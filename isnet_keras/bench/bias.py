@@ -21,17 +21,19 @@ MODEL_NAMES = ("plain", "isnet_selective", "isnet_stochastic",
                "isnet_original", "rrr", "masked_input")
 
 # Epochs per model in a full run, chosen so that the six models train in
-# at most 15 minutes on two idle CPU cores. Measured there (2026-12-01, 40x40,
-# batch 128): an epoch takes ~9 s plain, ~30 s for the Selective and
-# Stochastic ISNets, ~175 s for the Original ISNet (one heatmap per class,
-# K = 10), ~19 s for RRR and ~6 s for masked input; 12 epochs of each ISNet
-# and 2 of Original made a 21-minute run. Plain, RRR and masked input fit
+# at most 15 minutes on two idle CPU cores through the `isnet` command
+# (oneDNN kernels on). Measured 2026-12-01 without oneDNN (40x40, batch
+# 128): an epoch took ~9 s plain, ~25 s for the Selective and Stochastic
+# ISNets, ~145 s for the Original ISNet (one heatmap per class, K = 10),
+# ~15 s for RRR and ~9 s for masked input; oneDNN makes the ISNet steps
+# 1.3-3x faster (docs/performance.md), which buys the Original ISNet, far
+# from converged after one epoch, two more. Plain, RRR and masked input fit
 # their training set within 4 epochs (plain is at 1.000 biased validation
 # accuracy after 2). The Selective ISNet's confounding accuracy peaks early
 # and then falls as it learns part of the shortcut (P = 0.9: 0.912 after 4
 # epochs, 0.889 after 12), so it stops at 6.
 DEFAULT_EPOCHS = (("plain", 4), ("isnet_selective", 6),
-                  ("isnet_stochastic", 8), ("isnet_original", 1),
+                  ("isnet_stochastic", 8), ("isnet_original", 3),
                   ("rrr", 4), ("masked_input", 4))
 
 
