@@ -23,7 +23,7 @@ bench-explain: $(STAMP)
 	$(BIN)/python training/bench_explain.py
 
 bench-train: $(STAMP)
-	$(BIN)/python training/bench_train.py
+	TF_ENABLE_ONEDNN_OPTS=1 $(BIN)/python training/bench_train.py
 
 clean-venv:
 	rm -rf $(VENV)
