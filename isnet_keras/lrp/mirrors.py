@@ -348,8 +348,8 @@ class AveragePooling2DMirror(Mirror):
         gain, shift = self._folded_affine(outputs[0], training)
         kernel = tf.ones((x.shape[-1],), self.lrp_dtype) if gain is None \
             else gain
-        return [self._linear_rule(self._cast_relevance(relevance), x, self._map(),
-                                  kernel, shift)]
+        return [self._linear_rule(self._cast_relevance(relevance), x,
+                                  self._map(), kernel, shift)]
 
 
 @keras.saving.register_keras_serializable(package="isnet_keras")
@@ -405,8 +405,8 @@ class MaxPooling2DMirror(Mirror):
                 return linear_maps.max_unpool(s, argmax, input_shape)
 
         return [rules.winner_take_all_rule(
-            self._cast_relevance(relevance), x, self._cast(outputs[0]), unpool,
-            self.epsilon, gain, shift,
+            self._cast_relevance(relevance), x, self._cast(outputs[0]),
+            unpool, self.epsilon, gain, shift,
         )]
 
 
@@ -426,8 +426,8 @@ class GlobalMaxPooling2DMirror(Mirror):
             return linear_maps.global_max_unpool(s, x, keepdims)
 
         return [rules.winner_take_all_rule(
-            self._cast_relevance(relevance), x, pooled, unpool, self.epsilon, gain,
-            shift,
+            self._cast_relevance(relevance), x, pooled, unpool, self.epsilon,
+            gain, shift,
         )]
 
 
@@ -445,8 +445,8 @@ class BatchNormalizationMirror(Mirror):
         gain, shift = folding.batch_norm_affine(
             layer, inputs[0], self._training(training), self.lrp_dtype
         )
-        return [rules.affine_rule(self._cast_relevance(relevance), x, gain, shift,
-                                  self.epsilon)]
+        return [rules.affine_rule(self._cast_relevance(relevance), x, gain,
+                                  shift, self.epsilon)]
 
 
 @keras.saving.register_keras_serializable(package="isnet_keras")
@@ -497,8 +497,9 @@ class ReshapeMirror(Mirror):
         input_shape = tf.shape(inputs[0])
 
         def reshaped(tensor):
-            lead = tf.shape(tensor)[:len(tensor.shape) - len(outputs[0].shape)
-                                    + 1]
+            # Keeps the batch axis, and the class axis of a class part.
+            leading_axes = len(tensor.shape) - len(outputs[0].shape) + 1
+            lead = tf.shape(tensor)[:leading_axes]
             return tf.reshape(tensor, tf.concat([lead, input_shape[1:]], 0))
 
         if isinstance(relevance, rules.Factored):
