@@ -136,9 +136,10 @@ def test_fused_relus_are_split_at_retrace_without_changing_outputs():
         id(v) for v in model.weights}
 
 
-@pytest.mark.parametrize("first_layer_rule", ["zb", "epsilon"])
-def test_z_reuse_gives_recomputed_heatmaps_and_kernel_gradients(
-        monkeypatch, first_layer_rule):
+@pytest.mark.parametrize("training, first_layer_rule",
+                         [(False, "zb"), (False, "epsilon"), (True, "zb")])
+def test_z_reuse_gives_recomputed_heatmaps_and_gradients(
+        monkeypatch, training, first_layer_rule):
     keras.utils.set_random_seed(1)
     with support.floatx("float64"):
         model = _mixed_cnn()
@@ -146,48 +147,29 @@ def test_z_reuse_gives_recomputed_heatmaps_and_kernel_gradients(
     images, masks = _images_and_masks((12, 12, 2))
     spy = _RuleSpy(monkeypatch)
     reused_maps, reused_grads = _heatmaps_and_gradients(
-        model, images, masks, False, True, spy, monkeypatch,
+        model, images, masks, training, True, spy, monkeypatch,
         first_layer_rule)
-    # Every linear layer reuses z: three convs (one with its batch norm
-    # folded, inference mode) and both Dense layers.
+    # Every linear layer reuses z: three convs and both Dense layers. The
+    # conv with a folded batch norm reuses its own output, also in training
+    # mode, where the batch norm's output depends on batch moments whose
+    # gradient the fold stops.
     assert (spy.reused, spy.recomputed) == (5, 0)
     maps, grads = _heatmaps_and_gradients(
-        model, images, masks, False, False, spy, monkeypatch,
+        model, images, masks, training, False, spy, monkeypatch,
         first_layer_rule)
     assert (spy.reused, spy.recomputed) == (0, 5)
     np.testing.assert_allclose(reused_maps, maps, rtol=1e-10, atol=1e-13)
     _assert_same_gradients(model, reused_grads, grads)
-    kernels = [g for v, g in zip(model.trainable_variables, grads)
-               if "kernel" in v.path]
-    assert all(np.abs(g.numpy()).max() > 0 for g in kernels)
-
-
-def test_batch_norm_in_training_mode_reuses_the_conv_output(monkeypatch):
-    # The batch norm's output depends on batch moments whose gradient the
-    # fold stops, so the mirror folds the conv's own output instead.
-    keras.utils.set_random_seed(2)
-    with support.floatx("float64"):
-        model = _mixed_cnn()
-        support.randomize_batch_norms(model)
-    images, masks = _images_and_masks((12, 12, 2))
-    spy = _RuleSpy(monkeypatch)
-    reused_maps, reused_grads = _heatmaps_and_gradients(
-        model, images, masks, True, True, spy, monkeypatch)
-    assert (spy.reused, spy.recomputed) == (5, 0)
-    maps, grads = _heatmaps_and_gradients(
-        model, images, masks, True, False, spy, monkeypatch)
-    assert (spy.reused, spy.recomputed) == (0, 5)
-    np.testing.assert_allclose(reused_maps, maps, rtol=1e-10, atol=1e-13)
-    _assert_same_gradients(model, reused_grads, grads)
-    gamma = [g for v, g in zip(model.trainable_variables, grads)
-             if "gamma" in v.path]
-    assert gamma and np.abs(gamma[0].numpy()).max() > 0
+    for name in ("kernel", "gamma"):
+        live = [g for v, g in zip(model.trainable_variables, grads)
+                if name in v.path]
+        assert live and all(np.abs(g.numpy()).max() > 0 for g in live), name
 
 
 @pytest.mark.parametrize("layer_class", ["Conv2D", "Dense"])
 def test_reused_z_passes_no_gradient_to_the_bias(layer_class):
     # With the layer input held fixed, the relevance depends on the bias
-    # only through z = z_fwd - b + sg(b): its gradient must vanish exactly.
+    # only through z = z_fwd - b + sg(b): its gradient must vanish.
     rng = np.random.default_rng(3)
     if layer_class == "Conv2D":
         layer = keras.layers.Conv2D(4, 3, padding="same", activation="relu",
@@ -212,8 +194,13 @@ def test_reused_z_passes_no_gradient_to_the_bias(layer_class):
         objective = tf.reduce_sum(weights * heatmap)
     bias_gradient, kernel_gradient = tape.gradient(
         objective, [layer.bias, layer.kernel])
-    assert bias_gradient is None or np.all(bias_gradient.numpy() == 0)
-    assert np.abs(kernel_gradient.numpy()).max() > 0
+    # `z_fwd - b` cancels b's two gradient paths; they are summed by two
+    # reductions whose rounding may differ (it does under load), so zero up
+    # to float64 rounding, relative to the kernel's gradient.
+    scale = np.abs(kernel_gradient.numpy()).max()
+    assert scale > 0
+    assert bias_gradient is None or np.all(
+        np.abs(bias_gradient.numpy()) <= 1e-12 * scale)
 
 
 def test_no_split_under_mixed_precision_or_without_a_relu():
