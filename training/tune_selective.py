@@ -12,27 +12,26 @@ Example:
 import argparse
 import dataclasses
 import json
-import time
 
 import keras
 import numpy as np
 
 from isnet_keras.bench import bias
+from isnet_keras.cli.bench import parse_schedule
 
 
 class TestSetCurve(keras.callbacks.Callback):
-    """Accuracy of `classifier` on every test set at each epoch's end."""
+    """The trained classifier's accuracy on every test set after each epoch."""
 
-    def __init__(self, classifier, test_sets):
+    def __init__(self, test_sets):
         super().__init__()
-        self.classifier = classifier
         self.test_sets = test_sets
         self.rows = []
 
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": epoch + 1}
         for name, test in self.test_sets.items():
-            predicted = self.classifier.predict(
+            predicted = self.model.classifier.predict(
                 test.images, batch_size=256, verbose=0).argmax(-1)
             row[name] = float(np.mean(predicted == test.labels))
         row["val_background_fraction"] = float(
@@ -64,9 +63,7 @@ def main():
     if args.P is not None:
         changes["P"] = args.P
     if args.P_schedule:
-        changes["P_schedule"] = {
-            int(e): float(p) for e, p in
-            (item.split(":") for item in args.P_schedule.split(","))}
+        changes["P_schedule"] = parse_schedule(args.P_schedule)
     if args.class_policy:
         changes["class_policy"] = args.class_policy
     if args.learning_rate is not None:
@@ -79,28 +76,9 @@ def main():
     print(config, flush=True)
 
     bench = bias._load(config)
-    num_classes = int(bench.train.labels.max()) + 1
-    keras.utils.set_random_seed(config.seed)
-    classifier = bias.bench_classifier(bench.train.images.shape[1:],
-                                       num_classes)
-    steps = -(-len(bench.train.labels) // config.batch_size)
-    trainer = bias.make_trainer(args.model, classifier, config,
-                                total_steps=steps * config.epochs)
-    curve = TestSetCurve(classifier, bench.test)
-    callbacks = [curve]
-    if config.P_schedule:
-        from isnet_keras.callbacks import HeatmapWeightSchedule
-
-        callbacks.insert(0, HeatmapWeightSchedule(dict(config.P_schedule)))
-    start = time.perf_counter()
-    trainer.fit(bench.train.images, {"label": bench.train.labels,
-                                     "mask": bench.train.masks},
-                validation_data=(bench.val.images,
-                                 {"label": bench.val.labels,
-                                  "mask": bench.val.masks}),
-                epochs=config.epochs, batch_size=config.batch_size,
-                verbose=2, callbacks=callbacks)
-    seconds = (time.perf_counter() - start) / config.epochs
+    curve = TestSetCurve(bench.test)
+    classifier, _, seconds = bias.train_model(
+        args.model, bench, config, config.epochs, callbacks=[curve])
     report, _ = bias._evaluate(args.model, classifier, bench,
                                max_heatmaps=1000)
     report["seconds_per_epoch"] = seconds

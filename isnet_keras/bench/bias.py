@@ -172,6 +172,41 @@ def make_trainer(name, classifier, config, total_steps=None):
     return model
 
 
+def train_model(name, bench, config, epochs, callbacks=()):
+    """Builds and trains benchmark entry `name` on `bench` from `config`.
+
+    Args:
+        name: One of `MODEL_NAMES`.
+        bench: The loaded benchmark (train, val and test splits).
+        config: A `BiasBenchConfig`.
+        epochs: Number of epochs.
+        callbacks: Extra Keras callbacks for `fit`.
+
+    Returns:
+        `(classifier, history, seconds_per_epoch)`.
+    """
+    keras.utils.set_random_seed(config.seed)
+    num_classes = int(bench.train.labels.max()) + 1
+    classifier = bench_classifier(bench.train.images.shape[1:], num_classes)
+    steps = -(-len(bench.train.labels) // config.batch_size)
+    trainer = make_trainer(name, classifier, config,
+                           total_steps=steps * epochs)
+    callbacks = list(callbacks)
+    if config.P_schedule and name.startswith("isnet_"):
+        from isnet_keras.callbacks import HeatmapWeightSchedule
+
+        callbacks.insert(0, HeatmapWeightSchedule(dict(config.P_schedule)))
+    start = time.perf_counter()
+    history = trainer.fit(
+        bench.train.images, {"label": bench.train.labels,
+                             "mask": bench.train.masks},
+        validation_data=(bench.val.images, {"label": bench.val.labels,
+                                            "mask": bench.val.masks}),
+        epochs=epochs, batch_size=config.batch_size, verbose=config.verbose,
+        callbacks=callbacks)
+    return classifier, history, (time.perf_counter() - start) / epochs
+
+
 def _load(config):
     from isnet_keras.data import make_bias_benchmark
 
@@ -278,8 +313,6 @@ def run_bias_benchmark(config=BiasBenchConfig()):
           + ", ".join(f"{len(t.labels)} {n}" for n, t in bench.test.items())
           + " test images.", flush=True)
     default_epochs = dict(DEFAULT_EPOCHS)
-    num_classes = int(bench.train.labels.max()) + 1
-    input_shape = bench.train.images.shape[1:]
     results = {"data": _relative_source(bench.source),
                "benchmark": bench.name,
                "test_sets": list(bench.test),
@@ -289,29 +322,12 @@ def run_bias_benchmark(config=BiasBenchConfig()):
                "foreground_bounds": list(config.foreground_bounds),
                "batch_size": config.batch_size, "models": {}}
     explainers = {}
-    train = (bench.train.images, {"label": bench.train.labels,
-                                  "mask": bench.train.masks})
-    val = (bench.val.images, {"label": bench.val.labels,
-                              "mask": bench.val.masks})
     for name in config.models:
         print(f"\n== {name}", flush=True)
         epochs = config.epochs or (1 if config.fast else
                                    default_epochs[name])
-        keras.utils.set_random_seed(config.seed)
-        classifier = bench_classifier(input_shape, num_classes)
-        steps = -(-len(bench.train.labels) // config.batch_size)
-        trainer = make_trainer(name, classifier, config,
-                               total_steps=steps * epochs)
-        callbacks = []
-        if config.P_schedule and name.startswith("isnet_"):
-            from isnet_keras.callbacks import HeatmapWeightSchedule
-
-            callbacks.append(HeatmapWeightSchedule(dict(config.P_schedule)))
-        start = time.perf_counter()
-        history = trainer.fit(*train, validation_data=val, epochs=epochs,
-                              batch_size=config.batch_size,
-                              verbose=config.verbose, callbacks=callbacks)
-        seconds = (time.perf_counter() - start) / epochs
+        classifier, history, seconds = train_model(name, bench, config,
+                                                   epochs)
         report, explainers[name] = _evaluate(
             name, classifier, bench, max_heatmaps=200 if config.fast else
             1000)
