@@ -5,6 +5,11 @@ The transpose is the vector-Jacobian product of `forward` with respect to
 `x`, run as a forward op with the same kernel tensor, and it returns exactly
 `input_shape` (never a guessed output padding). Rules in `rules.py` use these
 maps without knowing which layer they come from.
+
+A map whose kernel has its input channels on axis -2, each producing its own
+input channel of the transpose (dense layers, full convolutions), sets
+`stacks_input_channels = True`: the transposes of several kernels of one `s`
+are then one transpose of their concatenation along that axis.
 """
 
 import dataclasses
@@ -15,6 +20,8 @@ import tensorflow as tf
 @dataclasses.dataclass(frozen=True)
 class DenseMap:
     """`x @ W` on the last axis."""
+
+    stacks_input_channels = True
 
     def forward(self, x, kernel):
         return tf.matmul(x, kernel)
@@ -27,6 +34,8 @@ class DenseMap:
 @dataclasses.dataclass(frozen=True)
 class Conv2DMap:
     """A 2-D convolution; its transpose is `conv2d_transpose`."""
+
+    stacks_input_channels = True
 
     strides: tuple
     padding: str
@@ -185,33 +194,44 @@ def broadcast_windows(s, pool_size, input_shape):
     return tiles
 
 
-def window_winners(argmax, pool_size, input_shape, dtype):
-    """0/1 mask of each window's maximum, from `max_pool_with_argmax`.
+def window_winners(x, pooled, pool_size):
+    """Each window's share of its maximum: 1 at a sole maximum, 1/n for ties.
 
     For windows that tile the input (`tiles_windows`) this replaces the
-    scatter of `max_unpool`: `max_unpool(s)` equals
-    `window_winners(...) * broadcast_windows(s, ...)`, with the same
-    tie-breaking (the argmax's).
+    argmax and scatter of `max_unpool`: `x * window_winners(x, pooled, ...)
+    * broadcast_windows(s, ...)` sends each window's `s` to its maximum,
+    where the scatter sends it to the argmax's pick among tied maxima.
+    Splitting ties evenly (as `global_max_unpool` does) needs no argmax
+    (`max_pool_with_argmax` took more time than the rest of the mirror and
+    has no XLA kernel), conserves relevance, and is the same on every
+    device.
 
     Args:
-        argmax: `(B, h, w, C)` per-image flat indices
-            (`include_batch_in_index=False`).
+        x: `(B, H, W, C)` pooling input.
+        pooled: `(B, h, w, C)` its max pooling (exact maxima of `x`).
         pool_size: `(ph, pw)`, equal to the strides.
-        input_shape: Static `(B, H, W, C)` of the pooling input.
-        dtype: dtype of the mask.
 
     Returns:
-        `(B, H, W, C)` mask with one 1 per window.
+        `(B, H, W, C)` weights, gradient-stopped; cells no window covers
+        (`valid` padding) get 0.
     """
-    height, width, channels = input_shape[1:]
-    positions = tf.reshape(tf.range(height * width * channels,
-                                    dtype=tf.int64),
-                           (1, height, width, channels))
-    # Cells no window covers get index 0, which only the top-left cell of
-    # the image holds, and that cell is always covered.
-    spread = broadcast_windows(tf.cast(argmax, tf.int64), pool_size,
-                               input_shape)
-    return tf.cast(tf.equal(spread, positions), dtype)
+    (ph, pw), (h, w, channels) = pool_size, pooled.shape[1:]
+    height, width = x.shape[1:3]
+    covered = x[:, :h * ph, :w * pw]
+    cells = tf.reshape(covered, [-1, h, ph, w, pw, channels])
+    peaks = tf.reshape(pooled, [-1, h, 1, w, 1, channels])
+    winners = tf.cast(tf.equal(cells, peaks), x.dtype)
+    # Ties per window by average pooling: a sum over axes 2 and 4 of the
+    # 6-D tensor is a strided reduction, several times slower.
+    ties = tf.nn.avg_pool2d(
+        tf.reshape(winners, [-1, h * ph, w * pw, channels]), pool_size,
+        pool_size, "VALID") * float(ph * pw)
+    winners = winners / tf.reshape(ties, [-1, h, 1, w, 1, channels])
+    winners = tf.reshape(winners, [-1, h * ph, w * pw, channels])
+    if height > h * ph or width > w * pw:
+        winners = tf.pad(winners, [[0, 0], [0, height - h * ph],
+                                   [0, width - w * pw], [0, 0]])
+    return tf.stop_gradient(winners)
 
 
 def global_max_unpool(s, x, keepdims=False):

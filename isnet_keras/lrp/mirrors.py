@@ -362,51 +362,64 @@ class GlobalAveragePooling2DMirror(AveragePooling2DMirror):
 
 @keras.saving.register_keras_serializable(package="isnet_keras")
 class MaxPooling2DMirror(Mirror):
-    """Mirror of `MaxPooling2D`: winner-take-all by argmax, scatter-added.
+    """Mirror of `MaxPooling2D`: winner-take-all.
 
-    XLA has no kernel for `max_pool_with_argmax`, so this mirror sets
-    `supports_jit = False`: Keras then compiles a model holding it without
-    XLA (`jit_compile="auto"` on a GPU, or with a warning for `True`).
+    Windows that tile the input (strides equal to the pool size, the usual
+    case) send relevance to their maximum with element-wise ops, ties split
+    evenly (`linear_maps.window_winners`). Overlapping windows scatter-add
+    it to the argmax of `max_pool_with_argmax`, which XLA cannot compile:
+    such a mirror sets `supports_jit = False`, and Keras then compiles a
+    model holding it without XLA (`jit_compile="auto"` on a GPU, or with a
+    warning for `True`).
     """
 
     absorbs_batch_norm = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.supports_jit = False
+        try:
+            input_shape = tuple(self.source.input.shape)
+        except (AttributeError, ValueError):  # not (or not uniquely) called
+            input_shape = None
+        self.supports_jit = input_shape is not None and self._tiles(
+            input_shape)
+
+    def _tiles(self, input_shape):
+        layer = self.source
+        return linear_maps.tiles_windows(
+            tuple(layer.pool_size), tuple(layer.strides), layer.padding,
+            input_shape)
 
     def call(self, relevance, inputs, outputs, training=None):
         layer = self.source
         x = self._cast(inputs[0])
-        # Only the indices are used: the classifier's own pooled tensor
-        # carries the (second-order) gradients.
-        _, argmax = tf.nn.max_pool_with_argmax(
-            x, tuple(layer.pool_size), tuple(layer.strides),
-            layer.padding.upper(), include_batch_in_index=False,
-        )
+        pooled = self._cast(outputs[0])
         gain, shift = self._folded_affine(outputs[0], training)
         pool_size = tuple(layer.pool_size)
-        if linear_maps.tiles_windows(pool_size, tuple(layer.strides),
-                                     layer.padding, tuple(x.shape)):
-            # Non-overlapping windows: `x * scatter(s)` equals
-            # `(x * winners) * broadcast(s)`, element-wise ops only, where
-            # a scatter at relevance size (B*K images) and its gather
-            # gradient are slow.
-            x = x * linear_maps.window_winners(argmax, pool_size,
-                                               tuple(x.shape), x.dtype)
+        if self._tiles(tuple(x.shape)):
+            # `x * scatter(s)` as `(x * winners) * broadcast(s)`: a scatter
+            # at relevance size (B*K images) and its gather gradient are
+            # slow.
+            x = x * linear_maps.window_winners(x, pooled, pool_size)
 
             def unpool(s):
                 return linear_maps.broadcast_windows(s, pool_size,
                                                      tuple(x.shape))
         else:
+            # Only the indices are used: the classifier's own pooled
+            # tensor carries the (second-order) gradients.
+            _, argmax = tf.nn.max_pool_with_argmax(
+                x, pool_size, tuple(layer.strides), layer.padding.upper(),
+                include_batch_in_index=False,
+            )
             input_shape = tf.shape(x)
 
             def unpool(s):
                 return linear_maps.max_unpool(s, argmax, input_shape)
 
         return [rules.winner_take_all_rule(
-            self._cast_relevance(relevance), x, self._cast(outputs[0]),
-            unpool, self.epsilon, gain, shift,
+            self._cast_relevance(relevance), x, pooled, unpool, self.epsilon,
+            gain, shift,
         )]
 
 

@@ -141,6 +141,25 @@ def _transpose(linear, s, kernel, x, num_classes):
     return split_classes(merged, num_classes)
 
 
+def _transposes(linear, s, kernels, x, num_classes):
+    """`[_transpose(linear, s, k, ...) for k in kernels]`, in one op if possible.
+
+    Maps with `stacks_input_channels` run one transpose of the kernels
+    concatenated along their input axis: at a first layer's full
+    resolution, each transposed operator and its two gradient operators
+    cost about as much as with one kernel.
+    """
+    if len(kernels) == 1 or not getattr(linear, "stacks_input_channels",
+                                        False):
+        return [_transpose(linear, s, k, x, num_classes) for k in kernels]
+    shape = _repeated_shape(x, num_classes)
+    shape = tf.concat([shape[:-1], shape[-1:] * len(kernels)], 0)
+    merged = linear.transpose(merge_classes(s), tf.concat(kernels, axis=-2),
+                              shape)
+    return [split_classes(part, num_classes)
+            for part in tf.split(merged, len(kernels), axis=-1)]
+
+
 def epsilon_rule(relevance, x, linear, kernel, bias=None, epsilon=1e-2,
                  z=None):
     """LRP-epsilon through a linear layer.
@@ -201,10 +220,12 @@ def zb_rule(relevance, x, linear, kernel, bias, lower, upper, epsilon=1e-2,
         z = z + _stopped(tf.maximum(bias, 0.0))
     num_classes = num_classes_of(relevance)
     s = _ratio(relevance, z, epsilon)
-    relevance_in = per_class(x) * _transpose(linear, s, kernel, x, num_classes)
-    for bound, part in bound_terms:
-        relevance_in = relevance_in - per_class(bound) * _transpose(
-            linear, s, part, x, num_classes)
+    transposed = _transposes(linear, s, [kernel] + [part for _, part in
+                                                   bound_terms],
+                             x, num_classes)
+    relevance_in = per_class(x) * transposed[0]
+    for (bound, _), term in zip(bound_terms, transposed[1:]):
+        relevance_in = relevance_in - per_class(bound) * term
     return relevance_in
 
 
@@ -234,10 +255,9 @@ def zplus_rule(relevance, x, linear, kernel, bias=None, epsilon=1e-2):
         z = z + _stopped(tf.maximum(bias, 0.0))
     num_classes = num_classes_of(relevance)
     s = _ratio(relevance, z, epsilon)
-    return (
-        per_class(x_pos) * _transpose(linear, s, k_pos, x, num_classes)
-        + per_class(x_neg) * _transpose(linear, s, k_neg, x, num_classes)
-    )
+    from_pos, from_neg = _transposes(linear, s, [k_pos, k_neg], x,
+                                     num_classes)
+    return per_class(x_pos) * from_pos + per_class(x_neg) * from_neg
 
 
 def winner_take_all_rule(relevance, x, pooled, unpool, epsilon=1e-2,

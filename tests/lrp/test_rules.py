@@ -257,3 +257,44 @@ def test_factored_relevance_gives_the_materialized_values_and_gradients(
             g.numpy() for g in tape.gradient(objective, [a, c]))))
     for factored, plain in zip(*results):
         np.testing.assert_allclose(factored, plain, rtol=1e-10, atol=1e-12)
+
+
+class _Unstacked:
+    """A map that hides `stacks_input_channels`: one transpose per kernel."""
+
+    def __init__(self, linear):
+        self.forward = linear.forward
+        self.transpose = linear.transpose
+
+
+@pytest.mark.parametrize("layer", ["dense", "conv"])
+@pytest.mark.parametrize("rule", ["zb", "zplus"])
+def test_stacked_transposes_give_the_separate_values_and_gradients(
+        rng, layer, rule):
+    if layer == "dense":
+        linear, x_shape, kernel_shape = linear_maps.DenseMap(), (3, 5), (5, 4)
+        out_shape = (3, 2, 4)
+    else:
+        linear = linear_maps.Conv2DMap((2, 2), "same")
+        x_shape, kernel_shape, out_shape = (3, 7, 6, 2), (3, 3, 2, 4), (
+            3, 2, 4, 3, 4)
+    assert linear.stacks_input_channels
+    x = tf.constant(rng.uniform(0, 1, x_shape))
+    kernel = tf.Variable(rng.normal(size=kernel_shape))
+    relevance = tf.constant(rng.normal(size=out_shape))
+    upper = tf.ones((1, *x_shape[1:]), tf.float64)
+    results = []
+    for candidate in (linear, _Unstacked(linear)):
+        with tf.GradientTape() as tape:
+            tape.watch([x, relevance])
+            if rule == "zb":
+                out = rules.zb_rule(relevance, x, candidate, kernel, None,
+                                    -upper, upper)
+            else:
+                out = rules.zplus_rule(relevance, x - 0.5, candidate, kernel)
+            objective = tf.reduce_sum(tf.sin(out))
+        results.append((out.numpy(), *(g.numpy() for g in tape.gradient(
+            objective, [x, relevance, kernel]))))
+    for stacked, separate in zip(*results):
+        np.testing.assert_allclose(stacked, separate, rtol=1e-12,
+                                   atol=1e-14)

@@ -243,10 +243,8 @@ def test_mixed_precision_classifier_recomputes_z(monkeypatch):
     ((6, 6), 3, "same")])
 def test_broadcast_unpool_equals_the_scatter_unpool(shape, pool, padding):
     rng = np.random.default_rng(5)
-    x = rng.normal(size=(2, *shape, 3))
-    x[0, :3, :3, 0] = 0.5  # ties inside a window: the argmax's pick wins
-    x = tf.constant(x)
-    _, argmax = tf.nn.max_pool_with_argmax(
+    x = tf.constant(rng.normal(size=(2, *shape, 3)))  # no ties
+    pooled, argmax = tf.nn.max_pool_with_argmax(
         x, pool, pool, padding.upper(), include_batch_in_index=False)
     assert linear_maps.tiles_windows((pool, pool), (pool, pool), padding,
                                      tuple(x.shape))
@@ -255,8 +253,7 @@ def test_broadcast_unpool_equals_the_scatter_unpool(shape, pool, padding):
         tape.watch([x, s])
         scattered = x[:, None] * linear_maps.max_unpool(s, argmax,
                                                         tf.shape(x))
-        winners = linear_maps.window_winners(argmax, (pool, pool),
-                                             tuple(x.shape), x.dtype)
+        winners = linear_maps.window_winners(x, pooled, (pool, pool))
         broadcast = (x * winners)[:, None] * linear_maps.broadcast_windows(
             s, (pool, pool), tuple(x.shape))
     np.testing.assert_array_equal(broadcast.numpy(), scattered.numpy())
@@ -268,6 +265,19 @@ def test_broadcast_unpool_equals_the_scatter_unpool(shape, pool, padding):
             tape.gradient(broadcast, variable, output_gradients=weights),
             tape.gradient(scattered, variable, output_gradients=weights),
             rtol=1e-12, atol=1e-14)
+
+
+def test_tied_window_maxima_share_the_window_relevance_evenly():
+    x = np.zeros((1, 4, 4, 1))
+    x[0, :2, :2, 0] = [[0.5, 0.5], [0.2, 0.5]]  # three tied maxima
+    x[0, :2, 2:, 0] = [[0.1, 0.9], [0.3, 0.2]]  # one maximum
+    x[0, 2:, :, 0] = 0.7  # two windows of four tied maxima
+    x = tf.constant(x)
+    pooled = tf.nn.max_pool2d(x, 2, 2, "VALID")
+    winners = linear_maps.window_winners(x, pooled, (2, 2)).numpy()[0, ..., 0]
+    np.testing.assert_array_equal(winners, [
+        [1 / 3, 1 / 3, 0, 1], [0, 1 / 3, 0, 0],
+        [0.25, 0.25, 0.25, 0.25], [0.25, 0.25, 0.25, 0.25]])
 
 
 def test_overlapping_or_uneven_same_windows_keep_the_scatter():
