@@ -145,18 +145,37 @@ def _per_heatmap(value, num_heatmaps, name):
     return array[None]
 
 
-def _replace_non_finite(absolute, masks):
-    """NaN -> the foreground mean of finite values; Inf -> the largest
-    finite value, per heatmap."""
-    finite = tf.math.is_finite(absolute)
-    clean = tf.where(finite, absolute, tf.zeros_like(absolute))
+def _finite_abs(heatmaps, masks):
+    """`|H|` with non-finite entries replaced, per heatmap (SPEC 7.3).
+
+    NaN becomes the foreground mean of the finite `|H|`, +Inf the largest
+    and -Inf the smallest finite `H`. Replaced entries pass no gradient
+    (and no NaN) back to `heatmaps`.
+    """
+    finite = tf.math.is_finite(heatmaps)
+    # The replacement and its gradient are a dozen passes over the heatmaps;
+    # skip them when, as nearly always, every value is finite.
+    return tf.cond(tf.reduce_all(finite), lambda: tf.abs(heatmaps),
+                   lambda: _replaced_abs(heatmaps, finite, masks))
+
+
+def _replaced_abs(heatmaps, finite, masks):
     axes = (2, 3, 4)
-    weight = tf.cast(finite, absolute.dtype) * masks
-    fg_mean = tf.reduce_sum(clean * weight, axes, keepdims=True) / (
+    zeros = tf.zeros_like(heatmaps)
+    # Through `where` first, so that `abs` never differentiates a NaN.
+    clean = tf.where(finite, heatmaps, zeros)
+    absolute = tf.abs(clean)
+    weight = tf.cast(finite, heatmaps.dtype) * masks
+    fg_mean = tf.reduce_sum(absolute * weight, axes, keepdims=True) / (
         tf.reduce_sum(weight, axes, keepdims=True) + 1e-10)
-    largest = tf.reduce_max(clean, axes, keepdims=True)
-    replacement = tf.where(tf.math.is_nan(absolute), fg_mean + 0 * clean,
-                           largest + 0 * clean)
+    huge = heatmaps.dtype.max
+    largest = tf.reduce_max(tf.where(finite, heatmaps, zeros - huge), axes,
+                            keepdims=True)
+    smallest = tf.reduce_min(tf.where(finite, heatmaps, zeros + huge), axes,
+                             keepdims=True)
+    replacement = tf.where(tf.math.is_nan(heatmaps), fg_mean + zeros,
+                           tf.abs(tf.where(heatmaps > 0, largest + zeros,
+                                           smallest + zeros)))
     return tf.where(finite, absolute, tf.stop_gradient(replacement))
 
 
@@ -194,7 +213,7 @@ def gwrp_heatmap_loss(masks, heatmaps, d=0.9, E=1.0, A=1.0, B=3.0, C1=1.0,
     num_heatmaps = heatmaps.shape[1]
     c1 = tf.constant(_per_heatmap(C1, num_heatmaps, "C1"), dtype)
     c2 = tf.constant(_per_heatmap(C2, num_heatmaps, "C2"), dtype)
-    absolute = _replace_non_finite(tf.abs(heatmaps), masks)
+    absolute = _finite_abs(heatmaps, masks)
     fg_mask = tf.broadcast_to(masks, tf.shape(absolute))
     foreground_total = tf.reduce_sum(absolute * fg_mask, axis=(2, 3, 4))
     fg_mean = foreground_total / (

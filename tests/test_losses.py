@@ -151,3 +151,33 @@ def test_losses_serialize_round_trip():
                                   foreground="hybrid")
     restored = keras.losses.deserialize(keras.losses.serialize(loss))
     assert restored.get_config() == loss.get_config()
+
+
+def test_non_finite_heatmap_values_are_replaced_before_the_loss(
+        maps_and_masks):
+    # SPEC 7.3: NaN -> the foreground mean of the finite |H| of its map,
+    # +Inf / -Inf -> the largest / smallest finite H of its map; the
+    # gradient stays finite.
+    maps, masks = maps_and_masks
+    broken = maps.copy()
+    broken[0, 1, 0, 0, 1] = np.nan  # background
+    broken[2, 0, 2, 3, 0] = -np.inf  # foreground
+    broken[2, 0, 0, 5, 1] = np.inf  # background
+    repaired = np.abs(broken)
+    map_0, map_2 = broken[0, 1], broken[2, 0]
+    foreground_0 = np.broadcast_to(masks[0], map_0.shape) > 0
+    repaired[0, 1, 0, 0, 1] = np.nanmean(np.abs(map_0[foreground_0]))
+    finite_2 = map_2[np.isfinite(map_2)]
+    repaired[2, 0, 2, 3, 0] = abs(finite_2.min())
+    repaired[2, 0, 0, 5, 1] = abs(finite_2.max())
+    assert np.all(np.isfinite(repaired))
+    loss = losses.GWRPHeatmapLoss()
+    tensor = tf.constant(broken)
+    with tf.GradientTape() as tape:
+        tape.watch(tensor)
+        value = loss(masks, tensor)
+    np.testing.assert_allclose(float(value), float(loss(masks, repaired)),
+                               rtol=1e-12)
+    gradient = tape.gradient(value, tensor).numpy()
+    assert np.all(np.isfinite(gradient))
+    assert gradient[0, 1, 0, 0, 1] == gradient[2, 0, 2, 3, 0] == 0

@@ -44,8 +44,9 @@ def stabilize(z, epsilon):
     """
     if not epsilon:
         return z
-    sign = tf.where(z >= 0, tf.ones_like(z), -tf.ones_like(z))
-    return z + epsilon * sign
+    # Scalar branches: no tensors of ones, and no gradient ops for them.
+    return z + tf.where(z >= 0, tf.constant(epsilon, z.dtype),
+                        tf.constant(-epsilon, z.dtype))
 
 
 def merge_classes(tensor):
