@@ -366,29 +366,19 @@ class MaxPooling2DMirror(Mirror):
 
     Windows that tile the input (strides equal to the pool size, the usual
     case) send relevance to their maximum with element-wise ops, ties split
-    evenly (`linear_maps.window_winners`). Overlapping windows scatter-add
-    it to the argmax of `max_pool_with_argmax`, which XLA cannot compile:
-    such a mirror sets `supports_jit = False`, and Keras then compiles a
-    model holding it without XLA (`jit_compile="auto"` on a GPU, or with a
-    warning for `True`).
+    evenly (`linear_maps.window_winners`), and nearest-neighbour upsampling.
+    Overlapping windows scatter-add it to the argmax of
+    `max_pool_with_argmax`. XLA has kernels for neither the upsampling's
+    gradient nor the argmax, so this mirror sets `supports_jit = False`:
+    Keras then compiles a model holding it without XLA (`jit_compile="auto"`
+    on a GPU, or with a warning for `True`).
     """
 
     absorbs_batch_norm = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        try:
-            input_shape = tuple(self.source.input.shape)
-        except (AttributeError, ValueError):  # not (or not uniquely) called
-            input_shape = None
-        self.supports_jit = input_shape is not None and self._tiles(
-            input_shape)
-
-    def _tiles(self, input_shape):
-        layer = self.source
-        return linear_maps.tiles_windows(
-            tuple(layer.pool_size), tuple(layer.strides), layer.padding,
-            input_shape)
+        self.supports_jit = False
 
     def call(self, relevance, inputs, outputs, training=None):
         layer = self.source
@@ -396,7 +386,8 @@ class MaxPooling2DMirror(Mirror):
         pooled = self._cast(outputs[0])
         gain, shift = self._folded_affine(outputs[0], training)
         pool_size = tuple(layer.pool_size)
-        if self._tiles(tuple(x.shape)):
+        if linear_maps.tiles_windows(pool_size, tuple(layer.strides),
+                                     layer.padding, tuple(x.shape)):
             # `x * scatter(s)` as `(x * winners) * broadcast(s)`: a scatter
             # at relevance size (B*K images) and its gather gradient are
             # slow.
