@@ -1,7 +1,9 @@
 """Trains one ISNet of the shapes bias benchmark and prints its test
 accuracies after every epoch (biased, unbiased, confounding), so that one
 run shows how many epochs a recipe needs and whether it drifts back to the
-shortcut later.
+shortcut later. At the end it audits how the model uses the shapes: how
+much a shape moves the logit of its class, against how much LRP relevance
+that logit's heatmap gains on the shape, on the digit and in total.
 
 Example:
 
@@ -18,6 +20,8 @@ import numpy as np
 
 from isnet_keras.bench import bias
 from isnet_keras.cli.bench import parse_schedule
+from isnet_keras.data.bias import SHAPE_SIZE, SHAPE_TABLE
+from isnet_keras.lrp.explain import Explainer
 
 
 class TestSetCurve(keras.callbacks.Callback):
@@ -38,6 +42,50 @@ class TestSetCurve(keras.callbacks.Callback):
             (logs or {}).get("val_background_fraction", np.nan))
         self.rows.append(row)
         print("  test after epoch " + json.dumps(row), flush=True)
+
+
+def shortcut_audit(classifier, bench, count=300):
+    """Where a shape's effect on its class's logit shows in the heatmaps.
+
+    Compares each confounding test image (digit `y` with the shape of class
+    `(y + 1) % 10`) with the same digit without a shape (the unbiased set):
+    the mean change of that class's logit, and the mean change of the sum
+    of its LRP-epsilon relevance on the shape's box, on the digit's mask,
+    on the rest of the background, and in all. A model that uses the shape
+    through features LRP shows would gain relevance on the box about as
+    large as its logit change.
+
+    Returns:
+        dict of mean changes (confounding minus unbiased).
+    """
+    with_shape = bench.test["confounding"]
+    without = bench.test["unbiased"]
+    images = {"with": with_shape.images[:count],
+              "without": without.images[:count]}
+    labels = with_shape.labels[:count]
+    shape_class = (labels + 1) % 10
+    rows = np.arange(len(labels))
+    box = np.zeros(images["with"].shape[:3], bool)
+    origins = {spec.label: spec.origin for spec in SHAPE_TABLE}
+    for i, k in enumerate(shape_class):
+        row, col = origins[int(k)]
+        box[i, row:row + SHAPE_SIZE, col:col + SHAPE_SIZE] = True
+    digit = with_shape.masks[:count, ..., 0] > 0
+    rest = ~digit & ~box
+    explainer = Explainer(classifier)
+    sums = {}
+    for name, batch in images.items():
+        logits = classifier.predict(batch, batch_size=256, verbose=0)
+        maps = explainer(batch, shape_class)[:, 0, ..., 0]
+        sums[name] = {
+            "logit": logits[rows, shape_class],
+            "relevance_total": maps.sum(axis=(1, 2)),
+            "relevance_on_box": (maps * box).sum(axis=(1, 2)),
+            "relevance_on_digit": (maps * digit).sum(axis=(1, 2)),
+            "relevance_on_rest": (maps * rest).sum(axis=(1, 2)),
+        }
+    return {f"shape_class_{key}_change": float(np.mean(
+        sums["with"][key] - sums["without"][key])) for key in sums["with"]}
 
 
 def parse_args():
@@ -84,9 +132,10 @@ def main():
     report["seconds_per_epoch"] = seconds
     report["gap"] = report["biased"] - report["confounding"]
     report["curve"] = curve.rows
+    report["audit"] = shortcut_audit(classifier, bench)
     summary = {k: report[k] for k in ("biased", "unbiased", "confounding",
                                       "gap", "background_fraction",
-                                      "seconds_per_epoch")}
+                                      "seconds_per_epoch", "audit")}
     print("RESULT " + json.dumps(summary), flush=True)
     if args.out:
         with open(args.out, "w") as f:
