@@ -52,11 +52,18 @@ def shortcut_audit(classifier, bench, count=300):
     the mean change of that class's logit, and the mean change of the sum
     of its LRP-epsilon relevance on the shape's box, on the digit's mask,
     on the rest of the background, and in all. A model that uses the shape
-    through features LRP shows would gain relevance on the box about as
-    large as its logit change.
+    through features LRP shows gains about as much relevance, on the box
+    and the background around it, as its logit gains.
+
+    Args:
+        classifier: The trained classifier (logits).
+        bench: The shapes benchmark it was trained on.
+        count: Number of test images compared.
 
     Returns:
-        dict of mean changes (confounding minus unbiased).
+        dict of mean changes (confounding minus unbiased), keys
+        `shape_class_{logit, relevance_total, relevance_on_box,
+        relevance_on_digit, relevance_on_rest}_change`.
     """
     with_shape = bench.test["confounding"]
     without = bench.test["unbiased"]
