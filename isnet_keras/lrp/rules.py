@@ -221,9 +221,8 @@ def zb_rule(relevance, x, linear, kernel, bias, lower, upper, epsilon=1e-2,
         z = z + _stopped(tf.maximum(bias, 0.0))
     num_classes = num_classes_of(relevance)
     s = _ratio(relevance, z, epsilon)
-    transposed = _transposes(linear, s, [kernel] + [part for _, part in
-                                                   bound_terms],
-                             x, num_classes)
+    kernels = [kernel] + [part for _, part in bound_terms]
+    transposed = _transposes(linear, s, kernels, x, num_classes)
     relevance_in = per_class(x) * transposed[0]
     for (bound, _), term in zip(bound_terms, transposed[1:]):
         relevance_in = relevance_in - per_class(bound) * term
