@@ -195,16 +195,16 @@ def broadcast_windows(s, pool_size, input_shape):
 
 
 def window_winners(x, pooled, pool_size):
-    """Each window's share of its maximum: 1 at a sole maximum, 1/n for ties.
+    """Where each window's maxima lie, and the share each of them gets.
 
     For windows that tile the input (`tiles_windows`) this replaces the
-    argmax and scatter of `max_unpool`: `x * window_winners(x, pooled, ...)
-    * broadcast_windows(s, ...)` sends each window's `s` to its maximum,
-    where the scatter sends it to the argmax's pick among tied maxima.
-    Splitting ties evenly (as `global_max_unpool` does) needs no argmax
-    (`max_pool_with_argmax` took more time than the rest of the mirror and
-    has no XLA kernel), conserves relevance, and is the same on every
-    device.
+    argmax and scatter of `max_unpool`: `x * mask * broadcast_windows(share
+    * s, ...)` sends each window's `s` to its maximum, where the scatter
+    sends it to the argmax's pick among tied maxima. Splitting ties evenly
+    (as `global_max_unpool` does) needs no argmax (`max_pool_with_argmax`
+    took more time than the rest of the mirror and has no XLA kernel),
+    conserves relevance, and is the same on every device. The share is
+    returned at the pooled size, where multiplying by it is cheaper.
 
     Args:
         x: `(B, H, W, C)` pooling input.
@@ -212,26 +212,38 @@ def window_winners(x, pooled, pool_size):
         pool_size: `(ph, pw)`, equal to the strides.
 
     Returns:
-        `(B, H, W, C)` weights, gradient-stopped; cells no window covers
-        (`valid` padding) get 0.
+        `(mask, share)`, both gradient-stopped: `mask` `(B, H, W, C)` is 1
+        at every maximum of a window, else 0 (also in cells no window
+        covers, for `valid` padding); `share` `(B, h, w, C)` is 1 over the
+        number of maxima of each window.
+
+    Example:
+
+    >>> x = tf.constant([[1.0, 2.0], [2.0, 0.0]])[None, ..., None]
+    >>> mask, share = window_winners(x, tf.nn.max_pool2d(x, 2, 2, "VALID"),
+    ...                              (2, 2))
+    >>> mask[0, ..., 0].numpy(), share.numpy().ravel()
+    (array([[0., 1.],
+           [1., 0.]], dtype=float32), array([0.5], dtype=float32))
     """
     (ph, pw), (h, w, channels) = pool_size, pooled.shape[1:]
     height, width = x.shape[1:3]
-    covered = x[:, :h * ph, :w * pw]
+    uncovered = height > h * ph or width > w * pw
+    # A slice that keeps everything would still copy the tensor.
+    covered = x[:, :h * ph, :w * pw] if uncovered else x
     cells = tf.reshape(covered, [-1, h, ph, w, pw, channels])
     peaks = tf.reshape(pooled, [-1, h, 1, w, 1, channels])
-    winners = tf.cast(tf.equal(cells, peaks), x.dtype)
-    # Ties per window by average pooling: a sum over axes 2 and 4 of the
+    mask = tf.reshape(tf.cast(tf.equal(cells, peaks), x.dtype),
+                      [-1, h * ph, w * pw, channels])
+    # Maxima per window by average pooling: a sum over axes 2 and 4 of the
     # 6-D tensor is a strided reduction, several times slower.
-    ties = tf.nn.avg_pool2d(
-        tf.reshape(winners, [-1, h * ph, w * pw, channels]), pool_size,
-        pool_size, "VALID") * float(ph * pw)
-    winners = winners / tf.reshape(ties, [-1, h, 1, w, 1, channels])
-    winners = tf.reshape(winners, [-1, h * ph, w * pw, channels])
-    if height > h * ph or width > w * pw:
-        winners = tf.pad(winners, [[0, 0], [0, height - h * ph],
-                                   [0, width - w * pw], [0, 0]])
-    return tf.stop_gradient(winners)
+    share = tf.math.reciprocal(
+        tf.nn.avg_pool2d(mask, pool_size, pool_size, "VALID")
+        * float(ph * pw))
+    if uncovered:
+        mask = tf.pad(mask, [[0, 0], [0, height - h * ph],
+                             [0, width - w * pw], [0, 0]])
+    return tf.stop_gradient(mask), tf.stop_gradient(share)
 
 
 def global_max_unpool(s, x, keepdims=False):

@@ -157,8 +157,9 @@ class Mirror(keras.layers.Layer):
                      linear_output=None):
         """Dispatches a linear step to the configured rule.
 
-        `linear_output`, when given, is `L(x; kernel)` taken from the
-        forward pass (z reuse); the z+ rule does not use it.
+        `linear_output`, when given, is `L(x; kernel)` or a
+        `rules.BiasedOutput` taken from the forward pass (z reuse); the z+
+        rule does not use it.
         """
         if self.input_bounds is not None and self.first_layer_rule == "zb" \
                 and self.is_linear:
@@ -172,12 +173,8 @@ class Mirror(keras.layers.Layer):
         if self.rule == "zplus":
             return rules.zplus_rule(relevance, x, linear, kernel, bias,
                                     self.epsilon)
-        z = None
-        if linear_output is not None:
-            z = linear_output if bias is None else \
-                linear_output + tf.stop_gradient(bias)
         return rules.epsilon_rule(relevance, x, linear, kernel, bias,
-                                  self.epsilon, z=z)
+                                  self.epsilon, linear_output=linear_output)
 
     def forward_z(self, outputs, split_pre_activation):
         """The forward-pass tensor this mirror could reuse as its `z`.
@@ -258,7 +255,10 @@ class _WeightedMirror(Mirror):
     def _reused_linear_output(self, layer_output, bias, gain):
         """`L(x; W')` from the layer's forward output, or None.
 
-        `L(x; W') = (L(x; W) + b - b) * gain`: the live `b` cancels, so the
+        With a bias it is a `rules.BiasedOutput`, `(L(x; W) + b) * gain`
+        with its bias `b * gain`, which the rule subtracts as part of its
+        `z`: `L(x; W') = (L(x; W) + b) * gain - b * gain`. The live `b`
+        cancels, so the
         result has the gradients of a recomputed `L(x; W * gain)` with
         respect to `W`, `x` and the batch norm's gamma, and none with
         respect to `b` (SPEC §2); the folded statistics are constants in
@@ -267,8 +267,11 @@ class _WeightedMirror(Mirror):
         """
         if layer_output is None or layer_output.dtype != self.lrp_dtype:
             return None
-        linear_output = layer_output if bias is None else layer_output - bias
-        return linear_output if gain is None else linear_output * gain
+        if gain is not None:
+            layer_output = layer_output * gain
+            bias = None if bias is None else bias * gain
+        return layer_output if bias is None else rules.BiasedOutput(
+            layer_output, bias)
 
     def call(self, relevance, inputs, outputs, pre_activation=None,
              training=None):
@@ -386,12 +389,14 @@ class MaxPooling2DMirror(Mirror):
         pooled = self._cast(outputs[0])
         gain, shift = self._folded_affine(outputs[0], training)
         pool_size = tuple(layer.pool_size)
+        winners = None
         if linear_maps.tiles_windows(pool_size, tuple(layer.strides),
                                      layer.padding, tuple(x.shape)):
-            # `x * scatter(s)` as `(x * winners) * broadcast(s)`: a scatter
-            # at relevance size (B*K images) and its gather gradient are
-            # slow.
-            x = x * linear_maps.window_winners(x, pooled, pool_size)
+            # `x * scatter(s)` as `winners * broadcast(s * pooled)`: a
+            # scatter at relevance size (B*K images) and its gather
+            # gradient are slow, and the product with the activation is
+            # cheaper at the pooled size.
+            winners = linear_maps.window_winners(x, pooled, pool_size)
 
             def unpool(s):
                 return linear_maps.broadcast_windows(s, pool_size,
@@ -410,7 +415,7 @@ class MaxPooling2DMirror(Mirror):
 
         return [rules.winner_take_all_rule(
             self._cast_relevance(relevance), x, pooled, unpool, self.epsilon,
-            gain, shift,
+            gain, shift, winners=winners,
         )]
 
 

@@ -121,18 +121,58 @@ def _stopped(bias):
     return None if bias is None else tf.stop_gradient(bias)
 
 
-def _ratio(relevance, z, epsilon):
+def _ratio(relevance, z, epsilon, per_image_factor=None):
     """`s = R / stab(z)`, with `z` (B, ...) broadcast over the class axis.
 
     The reciprocal is taken once per image and multiplied into the K
     relevances: a broadcast division would make its gradient (with respect
     to `z`, summed over K) run several divisions at relevance size. A
-    `Factored` relevance gets its per-image factor multiplied in first.
+    `Factored` relevance gets its per-image factor multiplied in first, and
+    so does `per_image_factor` (B, ...), an optional extra factor of `s`.
     """
     inverse = tf.math.reciprocal(stabilize(z, epsilon))
+    if per_image_factor is not None:
+        inverse = inverse * per_image_factor
     if isinstance(relevance, Factored):
         return relevance.per_class * per_class(relevance.per_image * inverse)
     return relevance * per_class(inverse)
+
+
+class BiasedOutput(collections.namedtuple("BiasedOutput",
+                                          ["output", "bias"])):
+    """A linear layer's forward output `L(x; W) + bias`, kept with its bias.
+
+    For z reuse: a rule forms its `z = L(x; W) + c` as
+    `output + (c - bias)`, so the bias-sized (or one-image) terms combine
+    first and the activation-size tensor takes one addition, not a
+    subtraction and an addition. `bias` carries its live gradient, which
+    cancels that of the bias inside `output` (rules take biases stopped).
+
+    Attributes:
+        output: `(B, *out)` tensor `L(x; W) + bias`.
+        bias: Tensor broadcastable to `output`.
+    """
+
+
+def _pre_activation(linear, x, kernel, linear_output, offset):
+    """`z = L(x; W) + offset`, from `linear_output` when given.
+
+    Args:
+        linear: A linear map.
+        x: `(B, *in)` layer input.
+        kernel: The kernel tensor.
+        linear_output: None (compute `L(x; W)`), the tensor `L(x; W)`, or
+            a `BiasedOutput`.
+        offset: None or a tensor broadcastable to the output that does not
+            depend on the batch (a bias, bound terms).
+    """
+    if isinstance(linear_output, BiasedOutput):
+        offset = -linear_output.bias if offset is None \
+            else offset - linear_output.bias
+        linear_output = linear_output.output
+    elif linear_output is None:
+        linear_output = linear.forward(x, kernel)
+    return linear_output if offset is None else linear_output + offset
 
 
 def _transpose(linear, s, kernel, x, num_classes):
@@ -162,7 +202,7 @@ def _transposes(linear, s, kernels, x, num_classes):
 
 
 def epsilon_rule(relevance, x, linear, kernel, bias=None, epsilon=1e-2,
-                 z=None):
+                 linear_output=None):
     """LRP-epsilon through a linear layer.
 
     `R_j = x_j * sum_k w_jk R_k / stab(z_k)` with `z = L(x; W) + sg(b)`.
@@ -174,15 +214,21 @@ def epsilon_rule(relevance, x, linear, kernel, bias=None, epsilon=1e-2,
         kernel: The kernel tensor passed to `linear`.
         bias: Optional bias broadcastable to the output; gradient-stopped.
         epsilon: The stabiliser. 0 gives LRP-0.
-        z: Optional pre-computed `L(x; W) + sg(b)` (z reuse).
+        linear_output: Optional `L(x; W)` from the forward pass, or a
+            `BiasedOutput` (z reuse).
 
     Returns:
         `Factored(x, ...)`: the `(B, K, *in)` relevance at the layer input.
+
+    Example:
+
+    >>> from isnet_keras.lrp import linear_maps
+    >>> R = epsilon_rule(tf.ones((1, 1, 2)), tf.constant([[1.0, 3.0]]),
+    ...                  linear_maps.DenseMap(), tf.eye(2), epsilon=0.0)
+    >>> materialize(R).numpy()
+    array([[[1., 1.]]], dtype=float32)
     """
-    if z is None:
-        z = linear.forward(x, kernel)
-        if bias is not None:
-            z = z + _stopped(bias)
+    z = _pre_activation(linear, x, kernel, linear_output, _stopped(bias))
     num_classes = num_classes_of(relevance)
     s = _ratio(relevance, z, epsilon)
     return Factored(x, _transpose(linear, s, kernel, x, num_classes))
@@ -206,7 +252,8 @@ def zb_rule(relevance, x, linear, kernel, bias, lower, upper, epsilon=1e-2,
             them saves a transposed operator).
         upper: Upper bounds, like `lower`.
         epsilon: The stabiliser.
-        linear_output: Optional pre-computed `L(x; W)` (z reuse).
+        linear_output: Optional `L(x; W)` from the forward pass, or a
+            `BiasedOutput` (z reuse).
 
     Returns:
         `(B, K, *in)` relevance at the layer input.
@@ -214,11 +261,13 @@ def zb_rule(relevance, x, linear, kernel, bias, lower, upper, epsilon=1e-2,
     bound_terms = [(bound, part) for bound, part in (
         (lower, tf.maximum(kernel, 0.0)), (upper, tf.minimum(kernel, 0.0)))
         if bound is not None]
-    z = linear.forward(x, kernel) if linear_output is None else linear_output
+    # The bounds are one image: their terms and the bias combine before
+    # they meet the batch.
+    offset = None if bias is None else _stopped(tf.maximum(bias, 0.0))
     for bound, part in bound_terms:
-        z = z - linear.forward(bound, part)
-    if bias is not None:
-        z = z + _stopped(tf.maximum(bias, 0.0))
+        term = linear.forward(bound, part)
+        offset = -term if offset is None else offset - term
+    z = _pre_activation(linear, x, kernel, linear_output, offset)
     num_classes = num_classes_of(relevance)
     s = _ratio(relevance, z, epsilon)
     kernels = [kernel] + [part for _, part in bound_terms]
@@ -261,7 +310,7 @@ def zplus_rule(relevance, x, linear, kernel, bias=None, epsilon=1e-2):
 
 
 def winner_take_all_rule(relevance, x, pooled, unpool, epsilon=1e-2,
-                         scale=None, shift=None):
+                         scale=None, shift=None, winners=None):
     """Max pooling: each window's relevance goes to its maximum.
 
     `z = scale * p + sg(shift)` (a following batch norm folded in, else
@@ -277,6 +326,13 @@ def winner_take_all_rule(relevance, x, pooled, unpool, epsilon=1e-2,
         epsilon: The stabiliser.
         scale: Optional per-channel gain of a folded batch norm.
         shift: Optional per-channel shift of a folded batch norm.
+        winners: Optional `(mask, share)` for windows that tile the input,
+            where `unpool` copies each window's value over it: `mask`
+            `(B, *in)` is 1 at each window's maxima and `share` `(B, *out)`
+            the fraction of the window's relevance each receives. Since
+            `x` equals `pooled` at the maxima, the result is then
+            `Factored(mask, unpool(s * pooled * share))`: the product with
+            the live activation is taken at the pooled size.
 
     Returns:
         `Factored`: the `(B, K, *in)` relevance at the pooling input.
@@ -284,10 +340,13 @@ def winner_take_all_rule(relevance, x, pooled, unpool, epsilon=1e-2,
     z = pooled if scale is None else pooled * scale
     if shift is not None:
         z = z + _stopped(shift)
-    s = _ratio(relevance, z, epsilon)
-    if scale is not None:
-        s = s * scale
-    return Factored(x, unpool(s))
+    if winners is None:
+        s = _ratio(relevance, z, epsilon, per_image_factor=scale)
+        return Factored(x, unpool(s))
+    mask, share = winners
+    factor = pooled * share if scale is None else pooled * share * scale
+    return Factored(mask, unpool(_ratio(relevance, z, epsilon,
+                                        per_image_factor=factor)))
 
 
 def affine_rule(relevance, x, scale, shift=None, epsilon=1e-2):

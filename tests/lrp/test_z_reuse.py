@@ -44,9 +44,9 @@ class _RuleSpy:
         self.reused, self.recomputed = 0, 0
         epsilon_rule, zb_rule = rules.epsilon_rule, rules.zb_rule
 
-        def spy_epsilon(*args, z=None, **kwargs):
-            self._count(z)
-            return epsilon_rule(*args, z=z, **kwargs)
+        def spy_epsilon(*args, linear_output=None, **kwargs):
+            self._count(linear_output)
+            return epsilon_rule(*args, linear_output=linear_output, **kwargs)
 
         def spy_zb(*args, linear_output=None, **kwargs):
             self._count(linear_output)
@@ -253,12 +253,16 @@ def test_broadcast_unpool_equals_the_scatter_unpool(shape, pool, padding):
         tape.watch([x, s])
         scattered = x[:, None] * linear_maps.max_unpool(s, argmax,
                                                         tf.shape(x))
-        winners = linear_maps.window_winners(x, pooled, (pool, pool))
-        broadcast = (x * winners)[:, None] * linear_maps.broadcast_windows(
-            s, (pool, pool), tuple(x.shape))
+        # The product with the activation moves to the pooled size, so
+        # the gradient reaches `x` through the pooling.
+        live = tf.nn.max_pool2d(x, pool, pool, padding.upper())
+        mask, share = linear_maps.window_winners(x, live, (pool, pool))
+        broadcast = mask[:, None] * linear_maps.broadcast_windows(
+            s * (live * share)[:, None], (pool, pool), tuple(x.shape))
     np.testing.assert_array_equal(broadcast.numpy(), scattered.numpy())
-    assert np.all(winners.numpy().sum(axis=(1, 2)) == argmax.shape[1] *
+    assert np.all(mask.numpy().sum(axis=(1, 2)) == argmax.shape[1] *
                   argmax.shape[2])
+    np.testing.assert_array_equal(share.numpy(), 1.0)
     weights = tf.constant(rng.normal(size=scattered.shape))
     for variable in (x, s):
         np.testing.assert_allclose(
@@ -274,8 +278,10 @@ def test_tied_window_maxima_share_the_window_relevance_evenly():
     x[0, 2:, :, 0] = 0.7  # two windows of four tied maxima
     x = tf.constant(x)
     pooled = tf.nn.max_pool2d(x, 2, 2, "VALID")
-    winners = linear_maps.window_winners(x, pooled, (2, 2)).numpy()[0, ..., 0]
-    np.testing.assert_array_equal(winners, [
+    mask, share = linear_maps.window_winners(x, pooled, (2, 2))
+    winners = mask * linear_maps.broadcast_windows(share, (2, 2),
+                                                   tuple(x.shape))
+    np.testing.assert_array_equal(winners.numpy()[0, ..., 0], [
         [1 / 3, 1 / 3, 0, 1], [0, 1 / 3, 0, 0],
         [0.25, 0.25, 0.25, 0.25], [0.25, 0.25, 0.25, 0.25]])
 
