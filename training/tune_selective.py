@@ -107,6 +107,11 @@ def parse_args():
     parser.add_argument("--learning-rate", type=float, default=None)
     parser.add_argument("--learning-rate-decay", default=None,
                         choices=("none", "cosine"))
+    parser.add_argument("--deep-supervision", nargs="*", default=None,
+                        metavar="LAYER",
+                        help="Hidden layers whose relevance is penalised "
+                             "too (none if given without names; default: "
+                             "BiasBenchConfig's).")
     parser.add_argument("--out", default=None, help="JSON file of the run.")
     return parser.parse_args()
 
@@ -127,6 +132,10 @@ def main():
         changes["learning_rate_decay"] = (
             None if args.learning_rate_decay == "none"
             else args.learning_rate_decay)
+    if args.deep_supervision is not None:
+        # Given without names: none.
+        changes["deep_supervision"] = tuple(args.deep_supervision)
+        changes["deep_supervision_models"] = (args.model,)
     config = dataclasses.replace(bias.BiasBenchConfig(), **changes)
     print(config, flush=True)
 

@@ -48,6 +48,11 @@ def register(subparsers):
                       help="Training batch size (default 128).")
     bias.add_argument("--learning-rate", type=float, default=None,
                       help="Adam learning rate (default 3e-3).")
+    bias.add_argument("--deep-supervision", nargs="*", default=None,
+                      metavar="LAYER",
+                      help="Hidden layers (relu_1 relu_2 relu_3) whose "
+                           "relevance the Selective ISNet penalises too; "
+                           "without names, none (default: all three).")
     bias.add_argument("--models", nargs="+", default=None,
                       help="Subset of: plain isnet_selective isnet_stochastic "
                            "isnet_original rrr masked_input.")
@@ -74,7 +79,10 @@ def run(args):
     recipe = {"P": args.P, "learning_rate": args.learning_rate,
               "batch_size": args.batch_size,
               "foreground_bounds": (tuple(args.foreground_bounds)
-                                    if args.foreground_bounds else None)}
+                                    if args.foreground_bounds else None),
+              "deep_supervision": (tuple(args.deep_supervision)
+                                   if args.deep_supervision is not None
+                                   else None)}
     config = BiasBenchConfig(
         data=args.data, benchmark=args.benchmark, mnist_dir=args.mnist_dir,
         out=args.out, fast=args.fast, seed=args.seed, epochs=args.epochs,

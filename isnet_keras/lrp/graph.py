@@ -253,8 +253,8 @@ class LRPGraph:
                 continue  # downstream of `start`, or carries no relevance
             total = _sum(parts)
             if id(step.output) in wanted:
-                total = rules.materialize(total)
-                found[id(step.output)] = total
+                # The mirror still takes the relevance in parts.
+                found[id(step.output)] = _materialize(total)
             step_inputs, step_outputs = step.inputs, step.outputs
             extra = {}
             if values is not None:
@@ -269,7 +269,7 @@ class LRPGraph:
             for tensor, part in zip(step.inputs, results):
                 pending.setdefault(id(tensor), []).append(part)
         if id(self.input) in pending:
-            found[id(self.input)] = rules.materialize(
+            found[id(self.input)] = _materialize(
                 _sum(pending.pop(id(self.input))))
         missing = [t for t in targets if id(t) not in found]
         if missing:
@@ -287,7 +287,21 @@ def _sum(parts):
     """
     if len(parts) == 1:
         return parts[0]
-    total = rules.materialize(parts[0])
+    total = _materialize(parts[0])
     for part in parts[1:]:
-        total = keras.ops.add(total, rules.materialize(part))
+        total = keras.ops.add(total, _materialize(part))
     return total
+
+
+class _Materialize(keras.layers.Layer):
+    """`rules.materialize` as a layer, for symbolic relevances in parts."""
+
+    def call(self, relevance):
+        return rules.materialize(relevance)
+
+
+def _materialize(relevance):
+    """The `(B, K, ...)` tensor of a relevance, symbolic or concrete."""
+    if isinstance(relevance, tuple):
+        return _Materialize()(relevance)
+    return relevance

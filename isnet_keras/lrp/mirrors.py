@@ -16,7 +16,7 @@ tensors and `outputs` the list of each mirrored layer's output tensor.
 Linear mirrors also take `pre_activation=`, the layer's own forward output
 `L(x; W) + b` (before a fused ReLU or folded batch norm) that `forward_z`
 names, for z reuse. It returns a list of relevances, one per input, each a
-tensor or a `rules.Factored` pair.
+tensor, a `rules.Factored` pair or a `rules.WindowRelevance`.
 """
 
 import types
@@ -137,9 +137,10 @@ class Mirror(keras.layers.Layer):
         return tf.cast(tensor, self.lrp_dtype)
 
     def _cast_relevance(self, relevance):
-        """Casts a relevance, plain or `rules.Factored`, to the LRP dtype."""
-        if isinstance(relevance, rules.Factored):
-            return rules.Factored(*(self._cast(t) for t in relevance))
+        """Casts a relevance, plain or in parts (`rules.Factored`,
+        `rules.WindowRelevance`), to the LRP dtype."""
+        if isinstance(relevance, tuple):
+            return type(relevance)(*(self._cast(t) for t in relevance))
         return self._cast(relevance)
 
     def _training(self, training):
@@ -153,16 +154,22 @@ class Mirror(keras.layers.Layer):
             self.batch_norm, bn_input, self._training(training), self.lrp_dtype
         )
 
+    def _linear_rule_name(self):
+        """`"zb"` (a first layer), `"zplus"` or `"epsilon"`."""
+        if self.input_bounds is not None and self.first_layer_rule == "zb" \
+                and self.is_linear:
+            return "zb"
+        return self.rule
+
     def _linear_rule(self, relevance, x, linear, kernel, bias,
-                     linear_output=None):
+                     linear_output=None, z_at_maxima=None):
         """Dispatches a linear step to the configured rule.
 
         `linear_output`, when given, is `L(x; kernel)` or a
         `rules.BiasedOutput` taken from the forward pass (z reuse); the z+
-        rule does not use it.
+        rule does not use it. `z_at_maxima` goes to the epsilon rule.
         """
-        if self.input_bounds is not None and self.first_layer_rule == "zb" \
-                and self.is_linear:
+        if self._linear_rule_name() == "zb":
             lower, upper = (
                 None if not np.any(b) else self._cast(np.asarray(b)[None])
                 for b in self.input_bounds
@@ -170,11 +177,12 @@ class Mirror(keras.layers.Layer):
             return rules.zb_rule(relevance, x, linear, kernel, bias, lower,
                                  upper, self.epsilon,
                                  linear_output=linear_output)
-        if self.rule == "zplus":
+        if self._linear_rule_name() == "zplus":
             return rules.zplus_rule(relevance, x, linear, kernel, bias,
                                     self.epsilon)
         return rules.epsilon_rule(relevance, x, linear, kernel, bias,
-                                  self.epsilon, linear_output=linear_output)
+                                  self.epsilon, linear_output=linear_output,
+                                  z_at_maxima=z_at_maxima)
 
     def forward_z(self, outputs, split_pre_activation):
         """The forward-pass tensor this mirror could reuse as its `z`.
@@ -273,6 +281,24 @@ class _WeightedMirror(Mirror):
         return layer_output if bias is None else rules.BiasedOutput(
             layer_output, bias)
 
+    @staticmethod
+    def _z_at_maxima(relevance, bias, gain):
+        """`z` at the maxima of a `rules.WindowRelevance`, or None.
+
+        The relevance reaches this layer from a max pooling through
+        nothing but ReLUs (`PassThroughMirror` hands on no other), and the
+        layer's own activation is ReLU or linear: wherever the window
+        maxima are positive they are this layer's `z`, up to a folded
+        batch norm (then None). The live bias cancels, as in
+        `_reused_linear_output`.
+        """
+        if not isinstance(relevance, rules.WindowRelevance) or \
+                gain is not None:
+            return None
+        if bias is None:
+            return relevance.peaks
+        return relevance.peaks + (tf.stop_gradient(bias) - bias)
+
     def call(self, relevance, inputs, outputs, pre_activation=None,
              training=None):
         layer = self.source
@@ -282,12 +308,15 @@ class _WeightedMirror(Mirror):
         gain, shift = self._folded_affine(outputs[0], training)
         # z reuse: `L(x; W')` from the forward pass instead of a new conv.
         linear_output = self._reused_linear_output(pre_activation, bias, gain)
+        relevance = self._cast_relevance(relevance)
+        z_at_maxima = None
+        if self._linear_rule_name() == "epsilon":
+            z_at_maxima = self._z_at_maxima(relevance, bias, gain)
         if gain is not None:
             kernel = folding.fold_kernel(kernel, gain, self.depthwise)
             bias = folding.fold_bias(bias, gain, shift)
-        relevance = self._cast_relevance(relevance)
         return [self._linear_rule(relevance, x, self.linear_map(), kernel,
-                                  bias, linear_output)]
+                                  bias, linear_output, z_at_maxima)]
 
 
 @keras.saving.register_keras_serializable(package="isnet_keras")
@@ -396,7 +425,8 @@ class MaxPooling2DMirror(Mirror):
             # scatter at relevance size (B*K images) and its gather
             # gradient are slow, and the product with the activation is
             # cheaper at the pooled size.
-            winners = linear_maps.window_winners(x, pooled, pool_size)
+            winners = (*linear_maps.window_winners(x, pooled, pool_size),
+                       pool_size)
 
             def unpool(s):
                 return linear_maps.broadcast_windows(s, pool_size,
@@ -413,10 +443,14 @@ class MaxPooling2DMirror(Mirror):
             def unpool(s):
                 return linear_maps.max_unpool(s, argmax, input_shape)
 
-        return [rules.winner_take_all_rule(
+        result = rules.winner_take_all_rule(
             self._cast_relevance(relevance), x, pooled, unpool, self.epsilon,
             gain, shift, winners=winners,
-        )]
+        )
+        if outputs[0].dtype != self.lrp_dtype:
+            # Peaks rounded to a lower precision are not the layer's `z`.
+            result = rules.as_factored(result)
+        return [result]
 
 
 @keras.saving.register_keras_serializable(package="isnet_keras")
@@ -490,8 +524,21 @@ class PassThroughMirror(Mirror):
     def output_bounds(self):
         return self.input_bounds
 
+    def _keeps_positive_values(self):
+        """Whether every positive input passes unchanged (ReLU, linear)."""
+        layer = self.source
+        if isinstance(layer, keras.layers.ReLU):
+            return layer.max_value is None
+        return isinstance(layer, keras.layers.Activation) and \
+            _activation_name(layer) in ("relu", "linear")
+
     def call(self, relevance, inputs, outputs, training=None):
-        return [self._cast_relevance(relevance)]
+        relevance = self._cast_relevance(relevance)
+        if not self._keeps_positive_values():
+            # A `WindowRelevance`'s peaks are values of this layer's
+            # output, not of its input.
+            relevance = rules.as_factored(relevance)
+        return [relevance]
 
 
 @keras.saving.register_keras_serializable(package="isnet_keras")
@@ -502,7 +549,7 @@ class ReshapeMirror(Mirror):
         pass
 
     def call(self, relevance, inputs, outputs, training=None):
-        relevance = self._cast_relevance(relevance)
+        relevance = rules.as_factored(self._cast_relevance(relevance))
         input_shape = tf.shape(inputs[0])
 
         def reshaped(tensor):
@@ -605,7 +652,7 @@ class RescalingMirror(Mirror):
         return np.minimum(lower, upper), np.maximum(lower, upper)
 
     def call(self, relevance, inputs, outputs, training=None):
-        relevance = self._cast_relevance(relevance)
+        relevance = rules.as_factored(self._cast_relevance(relevance))
         if self.input_bounds is not None:
             return [relevance]
         scale, offset = self._scale_offset()

@@ -5,7 +5,9 @@ Relevance tensors carry a class axis right after the batch axis,
 `(B, K, ...)`: K heatmaps per image are propagated in parallel, and K is
 folded into the batch axis wherever a transposed operator runs. Most rules
 return their relevance as `Factored(x, class_part)`, the product left to the
-next rule down (see `Factored`); every rule accepts either form.
+next rule down (see `Factored`), and max pooling over windows that tile its
+input as a `WindowRelevance`, kept at the pooled size; every rule accepts
+each form.
 
 Rules know nothing about Keras layers or graphs. Linear rules take a *linear
 map* (see `linear_maps.py`): an object with `forward(x, kernel)`, the
@@ -25,6 +27,8 @@ import collections
 
 import keras
 import tensorflow as tf
+
+from isnet_keras.lrp import linear_maps
 
 
 def stabilize(z, epsilon):
@@ -98,11 +102,52 @@ class Factored(collections.namedtuple("Factored", ["per_image",
     """
 
 
-def materialize(relevance):
-    """The `(B, K, ...)` tensor of a relevance, `Factored` or plain.
+class WindowRelevance(collections.namedtuple(
+        "WindowRelevance", ["mask", "peaks", "per_window"])):
+    """Relevance on the maxima of max-pool windows that tile the input.
 
-    In `keras.ops`, so that graph builders may call it on symbolic tensors.
+    The relevance is `mask * broadcast(per_window)`, each window's share
+    copied onto its maxima, kept at the pooled size. The linear layer below
+    divides it by its `stab(z)`; where it knows that its `z` equals the
+    pooling's input at the maxima (a ReLU or no activation between them),
+    it divides at the pooled size by `stab(peaks)` (`epsilon_rule`'s
+    `z_at_maxima`), and the only work left at the input's size is the
+    product with the mask. Any other rule takes it as `as_factored` gives
+    it.
+
+    Windows tile the input exactly: `H = h * ph`, `W = w * pw`.
+
+    Attributes:
+        mask: `(B, H, W, C)`, 1 at each window's maxima, else 0
+            (gradient-stopped).
+        peaks: `(B, h, w, C)`, the pooling's output: wherever it is
+            positive, the value of the pooling's input at the maxima.
+        per_window: `(B, K, h, w, C)` relevance of each maximum (a window's
+            relevance divided among its tied maxima); 0 where `peaks` is 0.
     """
+
+    def broadcast(self, values):
+        """Copies `(B, K, h, w, C)` values over their windows."""
+        (height, width), (h, w) = self.mask.shape[1:3], self.peaks.shape[1:3]
+        return linear_maps.broadcast_windows(
+            values, (height // h, width // w), tuple(self.mask.shape))
+
+
+def as_factored(relevance):
+    """A `WindowRelevance` as `Factored`; any other relevance unchanged."""
+    if isinstance(relevance, WindowRelevance):
+        return Factored(relevance.mask,
+                        relevance.broadcast(relevance.per_window))
+    return relevance
+
+
+def materialize(relevance):
+    """The `(B, K, ...)` tensor of a relevance, plain or in parts.
+
+    On concrete tensors; graph builders call it inside a layer (a
+    `WindowRelevance` is expanded with TensorFlow ops).
+    """
+    relevance = as_factored(relevance)
     if isinstance(relevance, Factored):
         return keras.ops.multiply(
             keras.ops.expand_dims(relevance.per_image, 1),
@@ -112,6 +157,8 @@ def materialize(relevance):
 
 def num_classes_of(relevance):
     """K, the static size of the class axis of a relevance."""
+    if isinstance(relevance, WindowRelevance):
+        relevance = relevance.per_window
     if isinstance(relevance, Factored):
         relevance = relevance.per_class
     return relevance.shape[1]
@@ -130,6 +177,7 @@ def _ratio(relevance, z, epsilon, per_image_factor=None):
     `Factored` relevance gets its per-image factor multiplied in first, and
     so does `per_image_factor` (B, ...), an optional extra factor of `s`.
     """
+    relevance = as_factored(relevance)
     inverse = tf.math.reciprocal(stabilize(z, epsilon))
     if per_image_factor is not None:
         inverse = inverse * per_image_factor
@@ -202,7 +250,7 @@ def _transposes(linear, s, kernels, x, num_classes):
 
 
 def epsilon_rule(relevance, x, linear, kernel, bias=None, epsilon=1e-2,
-                 linear_output=None):
+                 linear_output=None, z_at_maxima=None):
     """LRP-epsilon through a linear layer.
 
     `R_j = x_j * sum_k w_jk R_k / stab(z_k)` with `z = L(x; W) + sg(b)`.
@@ -216,6 +264,11 @@ def epsilon_rule(relevance, x, linear, kernel, bias=None, epsilon=1e-2,
         epsilon: The stabiliser. 0 gives LRP-0.
         linear_output: Optional `L(x; W)` from the forward pass, or a
             `BiasedOutput` (z reuse).
+        z_at_maxima: Optional, with a `WindowRelevance`: `(B, h, w, C)`
+            values of `z` at the relevance's maxima wherever its `peaks`
+            are positive (the caller knows that the pooling's input is `z`
+            there). `s` is then formed at the pooled size, and `z` itself
+            is never needed at the full size.
 
     Returns:
         `Factored(x, ...)`: the `(B, K, *in)` relevance at the layer input.
@@ -228,9 +281,13 @@ def epsilon_rule(relevance, x, linear, kernel, bias=None, epsilon=1e-2,
     >>> materialize(R).numpy()
     array([[[1., 1.]]], dtype=float32)
     """
-    z = _pre_activation(linear, x, kernel, linear_output, _stopped(bias))
     num_classes = num_classes_of(relevance)
-    s = _ratio(relevance, z, epsilon)
+    if z_at_maxima is not None and isinstance(relevance, WindowRelevance):
+        s = per_class(relevance.mask) * relevance.broadcast(
+            _ratio(relevance.per_window, z_at_maxima, epsilon))
+    else:
+        z = _pre_activation(linear, x, kernel, linear_output, _stopped(bias))
+        s = _ratio(relevance, z, epsilon)
     return Factored(x, _transpose(linear, s, kernel, x, num_classes))
 
 
@@ -326,16 +383,19 @@ def winner_take_all_rule(relevance, x, pooled, unpool, epsilon=1e-2,
         epsilon: The stabiliser.
         scale: Optional per-channel gain of a folded batch norm.
         shift: Optional per-channel shift of a folded batch norm.
-        winners: Optional `(mask, share)` for windows that tile the input,
-            where `unpool` copies each window's value over it: `mask`
-            `(B, *in)` is 1 at each window's maxima and `share` `(B, *out)`
-            the fraction of the window's relevance each receives. Since
-            `x` equals `pooled` at the maxima, the result is then
-            `Factored(mask, unpool(s * pooled * share))`: the product with
-            the live activation is taken at the pooled size.
+        winners: Optional `(mask, share, pool_size)` for windows that
+            tile the input, where `unpool` copies each window's value over
+            it: `mask` `(B, *in)` is 1 at each window's maxima and `share`
+            `(B, *out)` the fraction of the window's relevance each
+            receives. Since
+            `x` equals `pooled` at the maxima, the relevance is then
+            `mask * unpool(s * pooled * share)`: the product with the live
+            activation is taken at the pooled size. Returned as a
+            `WindowRelevance` where the windows cover the input exactly.
 
     Returns:
-        `Factored`: the `(B, K, *in)` relevance at the pooling input.
+        `Factored` or `WindowRelevance`: the `(B, K, *in)` relevance at the
+        pooling input.
     """
     z = pooled if scale is None else pooled * scale
     if shift is not None:
@@ -343,10 +403,12 @@ def winner_take_all_rule(relevance, x, pooled, unpool, epsilon=1e-2,
     if winners is None:
         s = _ratio(relevance, z, epsilon, per_image_factor=scale)
         return Factored(x, unpool(s))
-    mask, share = winners
+    mask, share, (ph, pw) = winners
     factor = pooled * share if scale is None else pooled * share * scale
-    return Factored(mask, unpool(_ratio(relevance, z, epsilon,
-                                        per_image_factor=factor)))
+    per_window = _ratio(relevance, z, epsilon, per_image_factor=factor)
+    if tuple(mask.shape[1:3]) != (pooled.shape[1] * ph, pooled.shape[2] * pw):
+        return Factored(mask, unpool(per_window))
+    return WindowRelevance(mask, pooled, per_window)
 
 
 def affine_rule(relevance, x, scale, shift=None, epsilon=1e-2):

@@ -53,3 +53,19 @@ def test_decay_needs_the_run_length_and_a_known_name():
         make_trainer("isnet_selective", _classifier(),
                      BiasBenchConfig(learning_rate_decay="step"),
                      total_steps=10)
+
+
+def test_only_the_configured_isnets_supervise_hidden_relevance():
+    config = BiasBenchConfig()
+    selective = make_trainer("isnet_selective", _classifier(), config)
+    assert selective.deep_supervision == ("relu_1", "relu_2", "relu_3")
+    # One relevance map per supervised layer, at that layer's size.
+    hidden = selective.train_graph.output["hidden"]
+    assert [tuple(h.shape[2:]) for h in hidden] == [
+        (40, 40, 16), (20, 20, 32), (10, 10, 64)]
+    for name in ("isnet_stochastic", "isnet_original"):
+        assert make_trainer(name, _classifier(), config).deep_supervision \
+            == ()
+    none = BiasBenchConfig(deep_supervision=())
+    assert make_trainer("isnet_selective", _classifier(),
+                        none).deep_supervision == ()

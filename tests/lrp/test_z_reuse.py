@@ -308,3 +308,64 @@ def test_retrace_records_the_pre_activation_tensor():
     layer = model.layers[0]
     expected = x @ layer.kernel.numpy() + layer.bias.numpy()
     np.testing.assert_allclose(pre, expected, rtol=1e-6, atol=1e-6)
+
+
+def _pooled_cnn():
+    """Max pools after a fused ReLU, a ReLU layer, and a ReLU6 + dropout."""
+    layers = keras.layers
+    return keras.Sequential([
+        keras.Input((16, 16, 2)),
+        layers.Conv2D(4, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(5, 3, padding="same"),
+        layers.ReLU(),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(6, 3, padding="same"),
+        layers.ReLU(max_value=6.0),
+        layers.Dropout(0.25),
+        layers.MaxPooling2D(2),
+        layers.Flatten(),
+        layers.Dense(3),
+    ])
+
+
+@pytest.mark.parametrize("first_layer_rule, divided_at_peaks",
+                         [("epsilon", 2), ("zb", 1)])
+def test_division_at_the_window_maxima_gives_full_size_results(
+        monkeypatch, first_layer_rule, divided_at_peaks):
+    # A linear layer whose ReLU (fused or its own layer) feeds a max pool
+    # divides by stab(z) at the pooled size; the reference divides at full
+    # size. ReLU6 and dropout change values, so the third conv must not,
+    # and Z^B (first layer) has its own z.
+    keras.utils.set_random_seed(2)
+    with support.floatx("float64"):
+        model = _pooled_cnn()
+    images = np.random.default_rng(7).uniform(0, 1, (4, 16, 16, 2))
+    masks = np.zeros((4, 16, 16, 1))
+    masks[:, 4:12, 3:13] = 1
+    original = mirrors._WeightedMirror._z_at_maxima
+    used = []
+
+    def counted(relevance, bias, gain):
+        z = original(relevance, bias, gain)
+        used.append(z is not None)
+        return z
+
+    spy = _RuleSpy(monkeypatch)
+    with monkeypatch.context() as patch:
+        patch.setattr(mirrors._WeightedMirror, "_z_at_maxima",
+                      staticmethod(counted))
+        fast_maps, fast_grads = _heatmaps_and_gradients(
+            model, images, masks, False, True, spy, monkeypatch,
+            first_layer_rule)
+    # Build and run call each mirror: the run's calls are the second half.
+    assert sum(used[len(used) // 2:]) == divided_at_peaks
+    with monkeypatch.context() as patch:
+        patch.setattr(mirrors._WeightedMirror, "_z_at_maxima",
+                      staticmethod(lambda relevance, bias, gain: None))
+        maps, grads = _heatmaps_and_gradients(
+            model, images, masks, False, True, spy, monkeypatch,
+            first_layer_rule)
+    assert np.abs(maps).max() > 0
+    np.testing.assert_allclose(fast_maps, maps, rtol=1e-10, atol=1e-13)
+    _assert_same_gradients(model, fast_grads, grads)
