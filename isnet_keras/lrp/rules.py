@@ -387,11 +387,11 @@ def winner_take_all_rule(relevance, x, pooled, unpool, epsilon=1e-2,
             tile the input, where `unpool` copies each window's value over
             it: `mask` `(B, *in)` is 1 at each window's maxima and `share`
             `(B, *out)` the fraction of the window's relevance each
-            receives. Since
-            `x` equals `pooled` at the maxima, the relevance is then
-            `mask * unpool(s * pooled * share)`: the product with the live
-            activation is taken at the pooled size. Returned as a
-            `WindowRelevance` where the windows cover the input exactly.
+            receives. Since `x` equals `pooled` at the maxima, the
+            relevance is then `mask * unpool(s * pooled * share)`: the
+            product with the live activation is taken at the pooled size.
+            Returned as a `WindowRelevance` where the windows cover the
+            input exactly.
 
     Returns:
         `Factored` or `WindowRelevance`: the `(B, K, *in)` relevance at the
