@@ -5,10 +5,15 @@ shortcut later. At the end it audits how the model uses the shapes: how
 much a shape moves the logit of its class, against how much LRP relevance
 that logit's heatmap gains on the shape, on the digit and in total.
 
-Example:
+Examples:
 
-    python training/tune_selective.py --epochs 8 --seed 1 \
+    python training/tune_selective.py --epochs 6 --seed 2 \
+        --deep-supervision relu_1 relu_2 relu_3
+    python training/tune_selective.py --epochs 8 --seed 1 --deep-supervision \
         --P-schedule 0:0.9,4:0.97 --class-policy highest
+
+(`--deep-supervision` without names trains without it; by default the
+benchmark's Selective ISNet supervises all three ReLU layers.)
 """
 
 import argparse
