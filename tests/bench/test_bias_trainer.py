@@ -69,3 +69,20 @@ def test_only_the_configured_isnets_supervise_hidden_relevance():
     none = BiasBenchConfig(deep_supervision=())
     assert make_trainer("isnet_selective", _classifier(),
                         none).deep_supervision == ()
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ([], ("relu_1", "relu_2", "relu_3")),
+    (["--deep-supervision"], ()),
+    (["--deep-supervision", "relu_3"], ("relu_3",))])
+def test_command_line_chooses_the_supervised_layers(monkeypatch, flags,
+                                                    expected):
+    from isnet_keras import cli
+    from isnet_keras.bench import bias
+
+    configs = []
+    monkeypatch.setattr(bias, "run_bias_benchmark", configs.append)
+    args = cli.build_parser().parse_args(["bench", "bias", *flags])
+    assert args.func(args) == 0
+    assert configs[0].deep_supervision == expected
+    assert configs[0].deep_supervision_models == ("isnet_selective",)
