@@ -162,12 +162,12 @@ class Mirror(keras.layers.Layer):
         return self.rule
 
     def _linear_rule(self, relevance, x, linear, kernel, bias,
-                     linear_output=None, z_at_maxima=None):
+                     linear_output=None, output_at_maxima=None):
         """Dispatches a linear step to the configured rule.
 
         `linear_output`, when given, is `L(x; kernel)` or a
         `rules.BiasedOutput` taken from the forward pass (z reuse); the z+
-        rule does not use it. `z_at_maxima` goes to the epsilon rule.
+        rule does not use it. `output_at_maxima` goes to the epsilon rule.
         """
         if self._linear_rule_name() == "zb":
             lower, upper = (
@@ -182,7 +182,7 @@ class Mirror(keras.layers.Layer):
                                     self.epsilon)
         return rules.epsilon_rule(relevance, x, linear, kernel, bias,
                                   self.epsilon, linear_output=linear_output,
-                                  z_at_maxima=z_at_maxima)
+                                  output_at_maxima=output_at_maxima)
 
     def forward_z(self, outputs, split_pre_activation):
         """The forward-pass tensor this mirror could reuse as its `z`.
@@ -282,22 +282,23 @@ class _WeightedMirror(Mirror):
             layer_output, bias)
 
     @staticmethod
-    def _z_at_maxima(relevance, bias, gain):
-        """`z` at the maxima of a `rules.WindowRelevance`, or None.
+    def _output_at_maxima(relevance, bias, gain):
+        """This layer's forward output at a `rules.WindowRelevance`'s maxima.
 
         The relevance reaches this layer from a max pooling through
         nothing but ReLUs (`PassThroughMirror` hands on no other), and the
         layer's own activation is ReLU or linear: wherever the window
-        maxima are positive they are this layer's `z`, up to a folded
-        batch norm (then None). The live bias cancels, as in
-        `_reused_linear_output`.
+        maxima are positive they are this layer's output `L(x; W) + b`.
+        Returned like `_reused_linear_output` (a `rules.BiasedOutput` with
+        a bias, so that the rule's `z` has no bias gradient), or None
+        without that form or with a folded batch norm.
         """
         if not isinstance(relevance, rules.WindowRelevance) or \
                 gain is not None:
             return None
         if bias is None:
             return relevance.peaks
-        return relevance.peaks + (tf.stop_gradient(bias) - bias)
+        return rules.BiasedOutput(relevance.peaks, bias)
 
     def call(self, relevance, inputs, outputs, pre_activation=None,
              training=None):
@@ -309,14 +310,14 @@ class _WeightedMirror(Mirror):
         # z reuse: `L(x; W')` from the forward pass instead of a new conv.
         linear_output = self._reused_linear_output(pre_activation, bias, gain)
         relevance = self._cast_relevance(relevance)
-        z_at_maxima = None
+        output_at_maxima = None
         if self._linear_rule_name() == "epsilon":
-            z_at_maxima = self._z_at_maxima(relevance, bias, gain)
+            output_at_maxima = self._output_at_maxima(relevance, bias, gain)
         if gain is not None:
             kernel = folding.fold_kernel(kernel, gain, self.depthwise)
             bias = folding.fold_bias(bias, gain, shift)
         return [self._linear_rule(relevance, x, self.linear_map(), kernel,
-                                  bias, linear_output, z_at_maxima)]
+                                  bias, linear_output, output_at_maxima)]
 
 
 @keras.saving.register_keras_serializable(package="isnet_keras")

@@ -111,7 +111,7 @@ class WindowRelevance(collections.namedtuple(
     divides it by its `stab(z)`; where it knows that its `z` equals the
     pooling's input at the maxima (a ReLU or no activation between them),
     it divides at the pooled size by `stab(peaks)` (`epsilon_rule`'s
-    `z_at_maxima`), and the only work left at the input's size is the
+    `output_at_maxima`), and the only work left at the input's size is the
     product with the mask. Any other rule takes it as `as_factored` gives
     it.
 
@@ -250,7 +250,7 @@ def _transposes(linear, s, kernels, x, num_classes):
 
 
 def epsilon_rule(relevance, x, linear, kernel, bias=None, epsilon=1e-2,
-                 linear_output=None, z_at_maxima=None):
+                 linear_output=None, output_at_maxima=None):
     """LRP-epsilon through a linear layer.
 
     `R_j = x_j * sum_k w_jk R_k / stab(z_k)` with `z = L(x; W) + sg(b)`.
@@ -264,11 +264,12 @@ def epsilon_rule(relevance, x, linear, kernel, bias=None, epsilon=1e-2,
         epsilon: The stabiliser. 0 gives LRP-0.
         linear_output: Optional `L(x; W)` from the forward pass, or a
             `BiasedOutput` (z reuse).
-        z_at_maxima: Optional, with a `WindowRelevance`: `(B, h, w, C)`
-            values of `z` at the relevance's maxima wherever its `peaks`
-            are positive (the caller knows that the pooling's input is `z`
-            there). `s` is then formed at the pooled size, and `z` itself
-            is never needed at the full size.
+        output_at_maxima: Optional, with a `WindowRelevance`: `L(x; W)`
+            at the relevance's maxima wherever its `peaks` are positive,
+            `(B, h, w, C)`, as a tensor or `BiasedOutput` (the caller knows
+            that the pooling's input is this layer's output there). `s` is
+            then formed at the pooled size, and `z` is never needed at the
+            full size.
 
     Returns:
         `Factored(x, ...)`: the `(B, K, *in)` relevance at the layer input.
@@ -282,9 +283,12 @@ def epsilon_rule(relevance, x, linear, kernel, bias=None, epsilon=1e-2,
     array([[[1., 1.]]], dtype=float32)
     """
     num_classes = num_classes_of(relevance)
-    if z_at_maxima is not None and isinstance(relevance, WindowRelevance):
+    if output_at_maxima is not None and isinstance(relevance,
+                                                   WindowRelevance):
+        z = _pre_activation(linear, x, kernel, output_at_maxima,
+                            _stopped(bias))
         s = per_class(relevance.mask) * relevance.broadcast(
-            _ratio(relevance.per_window, z_at_maxima, epsilon))
+            _ratio(relevance.per_window, z, epsilon))
     else:
         z = _pre_activation(linear, x, kernel, linear_output, _stopped(bias))
         s = _ratio(relevance, z, epsilon)

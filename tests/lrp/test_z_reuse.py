@@ -343,7 +343,7 @@ def test_division_at_the_window_maxima_gives_full_size_results(
     images = np.random.default_rng(7).uniform(0, 1, (4, 16, 16, 2))
     masks = np.zeros((4, 16, 16, 1))
     masks[:, 4:12, 3:13] = 1
-    original = mirrors._WeightedMirror._z_at_maxima
+    original = mirrors._WeightedMirror._output_at_maxima
     used = []
 
     def counted(relevance, bias, gain):
@@ -353,7 +353,7 @@ def test_division_at_the_window_maxima_gives_full_size_results(
 
     spy = _RuleSpy(monkeypatch)
     with monkeypatch.context() as patch:
-        patch.setattr(mirrors._WeightedMirror, "_z_at_maxima",
+        patch.setattr(mirrors._WeightedMirror, "_output_at_maxima",
                       staticmethod(counted))
         fast_maps, fast_grads = _heatmaps_and_gradients(
             model, images, masks, False, True, spy, monkeypatch,
@@ -361,7 +361,7 @@ def test_division_at_the_window_maxima_gives_full_size_results(
     # Build and run call each mirror: the run's calls are the second half.
     assert sum(used[len(used) // 2:]) == divided_at_peaks
     with monkeypatch.context() as patch:
-        patch.setattr(mirrors._WeightedMirror, "_z_at_maxima",
+        patch.setattr(mirrors._WeightedMirror, "_output_at_maxima",
                       staticmethod(lambda relevance, bias, gain: None))
         maps, grads = _heatmaps_and_gradients(
             model, images, masks, False, True, spy, monkeypatch,
