@@ -186,6 +186,15 @@ def test_labels_out_of_range_raise_a_clear_error():
                   epochs=1, verbose=0)
 
 
+def test_images_outside_the_input_bounds_raise_a_clear_error():
+    isnet = build_isnet(support.small_cnn(num_classes=3))
+    isnet.compile(optimizer="sgd")
+    images, _, masks = _data(num=4)
+    with pytest.raises(Exception, match=r"needs inputs within input_bounds"):
+        isnet.fit(255 * images, {"label": np.array([0, 1, 2, 0]),
+                                 "mask": masks}, epochs=1, verbose=0)
+
+
 def test_heatmap_weight_schedule_sets_P_per_epoch():
     isnet = build_isnet(support.small_cnn())
     isnet.compile(optimizer="sgd")

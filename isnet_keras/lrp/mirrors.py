@@ -281,6 +281,28 @@ class _WeightedMirror(Mirror):
         return layer_output if bias is None else rules.BiasedOutput(
             layer_output, bias)
 
+    def _bounded_input(self, x, input_dtype, linear_output):
+        """`x` checked against the Z^B bounds (`rules.check_within_bounds`).
+
+        The tolerance admits rounding: of bounds mapped through a
+        `Rescaling` layer, and of inputs computed in a lower precision.
+        Such inputs are clipped into the bounds when `z` is recomputed
+        from them (z reuse is off below the LRP precision), so that every
+        term of Z^B's `z` stays non-negative.
+        """
+        lower, upper = (np.asarray(b, "float64") for b in self.input_bounds)
+        scale = max(1.0, float(np.max(np.abs(lower))),
+                    float(np.max(np.abs(upper))))
+        resolution = 1e-5
+        if input_dtype in ("float16", "bfloat16"):
+            # Two units in the last place of the lower precision.
+            resolution = 2.0 ** (-9 if input_dtype == "float16" else -6)
+        lower, upper = (self._cast(b[None]) for b in (lower, upper))
+        x = rules.check_within_bounds(x, lower, upper, resolution * scale)
+        if linear_output is None and input_dtype != self.lrp_dtype:
+            x = tf.clip_by_value(x, lower, upper)
+        return x
+
     @staticmethod
     def _output_at_maxima(relevance, bias, gain):
         """This layer's forward output at a `rules.WindowRelevance`'s maxima.
@@ -309,6 +331,8 @@ class _WeightedMirror(Mirror):
         gain, shift = self._folded_affine(outputs[0], training)
         # z reuse: `L(x; W')` from the forward pass instead of a new conv.
         linear_output = self._reused_linear_output(pre_activation, bias, gain)
+        if self._linear_rule_name() == "zb":
+            x = self._bounded_input(x, inputs[0].dtype, linear_output)
         relevance = self._cast_relevance(relevance)
         output_at_maxima = None
         if self._linear_rule_name() == "epsilon":

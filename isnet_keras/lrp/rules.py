@@ -295,12 +295,62 @@ def epsilon_rule(relevance, x, linear, kernel, bias=None, epsilon=1e-2,
     return Factored(x, _transpose(linear, s, kernel, x, num_classes))
 
 
+def _plus_epsilon(offset, epsilon, dtype):
+    """`offset + epsilon`, the stabiliser of a `z` known to be `>= 0`."""
+    if not epsilon:
+        return offset
+    if offset is None:
+        return tf.constant(epsilon, dtype)
+    return offset + tf.constant(epsilon, offset.dtype)
+
+
+def check_within_bounds(x, lower, upper, tolerance=0.0):
+    """`x`, after asserting `lower - tolerance <= x <= upper + tolerance`.
+
+    Z^B's relevance and its `z` are non-negative only for inputs within
+    its bounds; outside them it would divide by values near zero without
+    any sign of it. The tolerance admits rounding (bounds mapped through a
+    `Rescaling` layer, inputs rounded to a lower precision).
+
+    Args:
+        x: `(B, *in)` layer input.
+        lower: Bounds broadcastable to `x`, or None for zeros.
+        upper: Like `lower`.
+        tolerance: Non-negative float.
+
+    Returns:
+        `x`, which now depends on the check (an `InvalidArgumentError`
+        that names the offending range when it fails).
+
+    Example:
+
+    >>> check_within_bounds(tf.constant([0.0, 0.5]), None, 1.0).numpy()
+    array([0. , 0.5], dtype=float32)
+    """
+    below = tf.reduce_min(x if lower is None else x - lower)
+    above = tf.reduce_max(x if upper is None else x - upper)
+    inside = (below >= -tolerance) & (above <= tolerance)
+    check = tf.debugging.Assert(inside, [
+        "The first layer's Z^B rule needs inputs within input_bounds "
+        "(lower <= x <= upper). Scale the images into the bounds, or pass "
+        "the range of the preprocessed inputs as input_bounds (or "
+        "first_layer_rule='epsilon'). Smallest x - lower, largest "
+        "x - upper:", below, above])
+    with tf.control_dependencies([check]):
+        return tf.identity(x)
+
+
 def zb_rule(relevance, x, linear, kernel, bias, lower, upper, epsilon=1e-2,
             linear_output=None):
     """The Z^B (bounded input) rule for a first linear layer.
 
-    `R_j = sum_k (x_j w_jk - l_j w+_jk - h_j w-_jk) R_k / stab(z_k)` with
-    `z_k = sum_j (x_j w_jk - l_j w+_jk - h_j w-_jk) + sg(max(b_k, 0))`.
+    `R_j = sum_k (x_j w_jk - l_j w+_jk - h_j w-_jk) R_k / (z_k + epsilon)`
+    with `z_k = sum_j (x_j w_jk - l_j w+_jk - h_j w-_jk) + sg(max(b_k, 0))`.
+
+    For inputs within the bounds every term of `z` is non-negative, so
+    `stab(z) = z + epsilon` needs no sign test: epsilon joins the one-image
+    bound and bias terms. Callers check the bounds (`check_within_bounds`);
+    out of them `z` may be negative and the relevance meaningless.
 
     Args:
         relevance: `(B, K, *out)` relevance at the layer output.
@@ -328,9 +378,10 @@ def zb_rule(relevance, x, linear, kernel, bias, lower, upper, epsilon=1e-2,
     for bound, part in bound_terms:
         term = linear.forward(bound, part)
         offset = -term if offset is None else offset - term
+    offset = _plus_epsilon(offset, epsilon, x.dtype)
     z = _pre_activation(linear, x, kernel, linear_output, offset)
     num_classes = num_classes_of(relevance)
-    s = _ratio(relevance, z, epsilon)
+    s = _ratio(relevance, z, 0.0)
     kernels = [kernel] + [part for _, part in bound_terms]
     transposed = _transposes(linear, s, kernels, x, num_classes)
     relevance_in = per_class(x) * transposed[0]
@@ -343,7 +394,8 @@ def zplus_rule(relevance, x, linear, kernel, bias=None, epsilon=1e-2):
     """The z+ rule (alpha=1, beta=0), valid for signed inputs.
 
     `z+ = L(x+; W+) + L(x-; W-) + sg(max(b, 0))` and
-    `R = x+ * L^T(s; W+) + x- * L^T(s; W-)`, `s = R_out / stab(z+)`.
+    `R = x+ * L^T(s; W+) + x- * L^T(s; W-)`, `s = R_out / (z+ + epsilon)`
+    (`z+ >= 0`: its stabiliser needs no sign).
 
     Args:
         relevance: `(B, K, *out)` relevance at the layer output.
@@ -360,11 +412,14 @@ def zplus_rule(relevance, x, linear, kernel, bias=None, epsilon=1e-2):
     x_neg = tf.minimum(x, 0.0)
     k_pos = tf.maximum(kernel, 0.0)
     k_neg = tf.minimum(kernel, 0.0)
+    # Every term of z+ is non-negative: stab(z+) = z+ + epsilon.
+    offset = None if bias is None else _stopped(tf.maximum(bias, 0.0))
+    offset = _plus_epsilon(offset, epsilon, x.dtype)
     z = linear.forward(x_pos, k_pos) + linear.forward(x_neg, k_neg)
-    if bias is not None:
-        z = z + _stopped(tf.maximum(bias, 0.0))
+    if offset is not None:
+        z = z + offset
     num_classes = num_classes_of(relevance)
-    s = _ratio(relevance, z, epsilon)
+    s = _ratio(relevance, z, 0.0)
     from_pos, from_neg = _transposes(linear, s, [k_pos, k_neg], x,
                                      num_classes)
     return per_class(x_pos) * from_pos + per_class(x_neg) * from_neg

@@ -57,3 +57,33 @@ def test_plot_heatmaps_writes_a_png(model_and_images, tmp_path):
     assert len(figure.axes) == 5 * 3
     with pytest.raises(ValueError, match="B = 3"):
         plot_heatmaps(images[:3], heatmaps[:2, 0])
+
+
+def test_inputs_outside_the_first_layer_bounds_raise_a_clear_error(
+        model_and_images):
+    model, images = model_and_images
+    images = images.copy()
+    images[0, 0, 0] = 1.0  # 255 after scaling: 254 above the bound 1
+    with pytest.raises(Exception, match=r"Z\^B rule needs inputs within "
+                       r"input_bounds[\s\S]*\[254\]"):
+        explain(model, images * 255, 1)
+    # The same images are fine with their range as the bounds, or with
+    # the epsilon rule at the first layer.
+    assert np.isfinite(explain(model, images * 255, 1,
+                               input_bounds=(0.0, 255.0))).all()
+    assert np.isfinite(explain(model, images * 255, 1,
+                               first_layer_rule="epsilon")).all()
+
+
+def test_bounds_mapped_through_rescaling_admit_inputs_at_the_bounds():
+    import keras
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
+    x = keras.layers.Conv2D(4, 3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3)(x))
+    images = np.zeros((4, 8, 8, 3))
+    images[:2] = 255.0
+    images[2, ::2] = 255.0
+    heatmaps = explain(model, images, 1, input_bounds=(0.0, 255.0))
+    assert np.isfinite(heatmaps).all()

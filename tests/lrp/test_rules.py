@@ -298,3 +298,44 @@ def test_stacked_transposes_give_the_separate_values_and_gradients(
     for stacked, separate in zip(*results):
         np.testing.assert_allclose(stacked, separate, rtol=1e-12,
                                    atol=1e-14)
+
+
+def test_bounds_check_passes_inputs_within_the_tolerance_and_names_the_excess():
+    x = tf.constant([[0.0, 0.5, 1.0 + 1e-7]])
+    np.testing.assert_array_equal(
+        rules.check_within_bounds(x, None, tf.constant(1.0), 1e-6).numpy(),
+        x.numpy())
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"input_bounds[\s\S]*0\.5"):
+        rules.check_within_bounds(tf.constant([[0.2, 1.5]]), None,
+                                  tf.constant(1.0))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="input_bounds"):
+        rules.check_within_bounds(tf.constant([[-0.1, 0.5]]),
+                                  tf.constant(0.0), tf.constant(1.0))
+
+
+def test_zb_and_zplus_denominators_add_epsilon_without_a_sign_test(rng):
+    # z >= 0 for Z^B within its bounds and for z+: the result must equal
+    # the explicit sums with stab(z) = z + epsilon, also where z = 0
+    # (a black image under a kernel without negative weights).
+    kernel = np.abs(rng.normal(size=(4, 3)))
+    x = np.zeros((1, 4))
+    r = rng.normal(size=(1, 1, 3))
+    zb = rules.zb_rule(tf.constant(r), tf.constant(x), linear_maps.DenseMap(),
+                       tf.constant(kernel), None, None,
+                       tf.ones((1, 4), tf.float64), 1e-2)
+    zplus = rules.zplus_rule(tf.constant(r), tf.constant(x),
+                             linear_maps.DenseMap(), tf.constant(kernel),
+                             None, 1e-2)
+    # All terms vanish: z = 0, R_in = 0 for both, with finite gradients.
+    np.testing.assert_array_equal(rules.materialize(zb).numpy(), 0.0)
+    np.testing.assert_array_equal(rules.materialize(zplus).numpy(), 0.0)
+    x = rng.uniform(0, 1, (3, 4))
+    kernel = rng.normal(size=(4, 3))
+    out = rules.zb_rule(tf.constant(r), tf.constant(x),
+                        linear_maps.DenseMap(), tf.constant(kernel), None,
+                        None, tf.ones((1, 4), tf.float64), 1e-2)
+    terms = x[:, :, None] * kernel - np.minimum(kernel, 0)
+    expected = (terms * r[:, 0, None, :] / (terms.sum(1)[:, None, :] + 1e-2)
+                ).sum(-1)
+    np.testing.assert_allclose(out.numpy()[:, 0], expected, rtol=1e-12)
