@@ -69,7 +69,8 @@ def small_cnn(num_classes, image_size, channels=3):
     """A compact CNN for small images, logits output.
 
     Three Conv-BatchNorm-ReLU blocks (16, 32, 64 filters, the last two
-    after 2x2 max pooling), global average pooling and a Dense layer: a
+    after 2x2 max pooling; the ReLUs are `block1_relu` to `block3_relu`),
+    global average pooling and a Dense layer: a
     fast classifier for digits or thumbnails, where the `keras.applications`
     networks are far larger than the task.
 
@@ -95,7 +96,7 @@ def small_cnn(num_classes, image_size, channels=3):
         layers += [keras.layers.Conv2D(filters, 3, padding="same",
                                        use_bias=False),
                    keras.layers.BatchNormalization(),
-                   keras.layers.ReLU()]
+                   keras.layers.ReLU(name=f"block{block + 1}_relu")]
     layers += [keras.layers.GlobalAveragePooling2D(),
                keras.layers.Dense(int(num_classes), name="logits")]
     return keras.Sequential(layers, name=f"{SMALL_CNN}_classifier")
@@ -229,3 +230,59 @@ def make_classifier(backbone, num_classes, image_size, weights=None):
     raise ValueError(f"Unknown backbone {backbone!r}; use one of "
                      f"{', '.join(BACKBONES)}, {SMALL_CNN} or a path to a "
                      ".keras classifier.")
+
+
+def _last_block_outputs(names, pattern, stages):
+    """`pattern.format(stage, block)` of each stage's last block."""
+    found = []
+    for stage in stages:
+        blocks = [block for block in range(1, 100)
+                  if pattern.format(stage, block) in names]
+        if blocks:
+            found.append(pattern.format(stage, max(blocks)))
+    return found
+
+
+def deep_supervision_layers(classifier):
+    """Default hidden layers for LRP deep supervision of a classifier.
+
+    Recognises, by layer names, the `keras.applications` families (also
+    nested in a head, as `build_classifier` makes them) and `small_cnn`:
+
+    - DenseNet: each transition block's ReLU and the last ReLU;
+    - ResNet (v1 and v2): each stage's output;
+    - VGG: each block's max pooling;
+    - MobileNetV2: the last residual sum of each resolution, and the last
+      ReLU;
+    - `small_cnn`: its three ReLUs.
+
+    Args:
+        classifier: A `keras.Model`.
+
+    Returns:
+        A tuple of layer names, shallowest first.
+
+    Raises:
+        ValueError: the classifier is none of these; name the layers.
+
+    Example:
+
+    >>> deep_supervision_layers(small_cnn(10, 28))
+    ('block1_relu', 'block2_relu', 'block3_relu')
+    """
+    names = {layer.name for layer in classifier._flatten_layers()}
+    candidates = [
+        ["pool2_relu", "pool3_relu", "pool4_relu", "relu"],
+        _last_block_outputs(names, "conv{}_block{}_out", range(2, 6)),
+        [f"block{block}_pool" for block in range(1, 6)],
+        ["block_2_add", "block_5_add", "block_12_add", "out_relu"],
+        [f"block{block}_relu" for block in range(1, 4)],
+    ]
+    for layers in candidates:
+        if len(layers) > 2 and names.issuperset(layers):
+            return tuple(layers)
+    raise ValueError(
+        f"No default deep-supervision layers for '{classifier.name}': they "
+        "are known for keras.applications DenseNet, ResNet, VGG and "
+        "MobileNetV2 backbones and for small_cnn. Pass the names of the "
+        "hidden layers (4-D feature maps) to supervise.")

@@ -189,7 +189,9 @@ class ISNet(keras.Model):
         class_policy: Selective only: `"lowest"` (default), `"highest"`,
             `"label"`.
         deep_supervision: Optional names of hidden layers whose relevance is
-            penalised too (LRP deep supervision).
+            penalised too (LRP deep supervision), or `"auto"`: the defaults
+            of `backbones.deep_supervision_layers` for `keras.applications`
+            backbones.
         deep_supervision_decay: GWRP decay combining per-layer losses.
         seed: Seed of the Stochastic variant's class draws.
     """
@@ -213,6 +215,13 @@ class ISNet(keras.Model):
         self.first_layer_rule = first_layer_rule
         self.input_bounds = tuple(np.asarray(b).tolist() for b in input_bounds)
         self.class_policy = class_policy
+        if isinstance(deep_supervision, str):
+            if deep_supervision != "auto":
+                raise ValueError(
+                    "deep_supervision must be a sequence of layer names or "
+                    f"'auto', received {deep_supervision!r}.")
+            from isnet_keras.backbones import deep_supervision_layers
+            deep_supervision = deep_supervision_layers(classifier)
         self.deep_supervision = tuple(deep_supervision or ())
         self.deep_supervision_decay = float(deep_supervision_decay)
         self.seed = seed
@@ -396,7 +405,8 @@ def build_isnet(classifier, variant="selective", heatmap_loss=None, P=0.7,
         first_layer_rule: `"zb"` or `"epsilon"`.
         input_bounds: `(lower, upper)` input range for Z^B.
         class_policy: Selective: `"lowest"`, `"highest"` or `"label"`.
-        deep_supervision: Hidden layer names penalised too.
+        deep_supervision: Hidden layer names penalised too, or `"auto"`
+            (defaults for `keras.applications` backbones).
         seed: Stochastic variant seed.
 
     Returns:

@@ -30,6 +30,8 @@ DEFAULTS = {
     "weights": None,
     "variant": "selective",
     "P": 0.7,
+    # None: off; "auto": the backbone's defaults; or a list of layer names.
+    "deep_supervision": None,
     # Optimisation (SPEC §8: SGD, momentum 0.99, global norm clipping)
     "epochs": 10,
     "batch_size": 32,
@@ -187,6 +189,17 @@ def check_config(config):
     for key in ("data_dir", "val_dir", "out", "backbone", "weights"):
         if config[key] is not None:
             config[key] = str(config[key])
+    layers = config["deep_supervision"]
+    if isinstance(layers, (list, tuple)):
+        if not layers or not all(isinstance(name, str) and name
+                                 for name in layers):
+            raise ConfigError("deep_supervision must be 'auto' or a "
+                              "non-empty list of layer names; received "
+                              f"{layers!r}.")
+        config["deep_supervision"] = list(layers)
+    elif layers not in (None, "auto"):
+        raise ConfigError("deep_supervision must be 'auto' or a list of "
+                          f"layer names; received {layers!r}.")
     if not isinstance(config["cache"], (bool, str)):
         raise ConfigError(f"cache must be true, false or a file path; "
                           f"received {config['cache']!r}.")

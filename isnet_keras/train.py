@@ -150,6 +150,7 @@ def build_model(config, num_classes):
     classifier = make_classifier(config["backbone"], num_classes,
                                  config["image_size"], config["weights"])
     isnet = build_isnet(classifier, variant=config["variant"], P=config["P"],
+                        deep_supervision=config["deep_supervision"],
                         seed=config["seed"])
     isnet.compile(optimizer=keras.optimizers.SGD(
         config["learning_rate"], momentum=config["momentum"],

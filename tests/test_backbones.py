@@ -72,3 +72,35 @@ def test_weights_path_loads_local_backbone_weights(tmp_path):
     assert len(nested) == 1
     for loaded, saved in zip(nested[0].get_weights(), source.get_weights()):
         np.testing.assert_array_equal(loaded, saved)
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("densenet121", ("pool2_relu", "pool3_relu", "pool4_relu", "relu")),
+    ("resnet50", ("conv2_block3_out", "conv3_block4_out",
+                  "conv4_block6_out", "conv5_block3_out")),
+    ("vgg16", ("block1_pool", "block2_pool", "block3_pool", "block4_pool",
+               "block5_pool")),
+    ("mobilenetv2", ("block_2_add", "block_5_add", "block_12_add",
+                     "out_relu")),
+    ("smallcnn", ("block1_relu", "block2_relu", "block3_relu")),
+])
+def test_auto_deep_supervision_picks_each_backbones_stage_outputs(name,
+                                                                  expected):
+    classifier = backbones.make_classifier(name, 3, 32)
+    assert backbones.deep_supervision_layers(classifier) == expected
+    # build_isnet checks that each is a 4-D feature map of the classifier.
+    isnet = build_isnet(classifier, deep_supervision="auto")
+    assert isnet.deep_supervision == expected
+    assert len(isnet.hidden_losses) == len(expected)
+
+
+def test_auto_deep_supervision_asks_for_names_on_other_classifiers():
+    inputs = keras.Input((16, 16, 1))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    classifier = keras.Model(inputs, keras.layers.Dense(2)(x), name="mine")
+    with pytest.raises(ValueError, match="No default deep-supervision layers "
+                       "for 'mine'"):
+        build_isnet(classifier, deep_supervision="auto")
+    with pytest.raises(ValueError, match="'auto', received 'all'"):
+        build_isnet(classifier, deep_supervision="all")

@@ -181,3 +181,50 @@ def test_multiworker_tf_config_comes_from_the_cluster_in_the_config():
         tf_config(cluster, 2)
     with pytest.raises(ValueError, match="cluster.worker"):
         tf_config({}, 0)
+
+
+@pytest.mark.parametrize("flags,file_value,expected", [
+    ([], None, None),
+    (["--deep-supervision"], None, "auto"),
+    (["--deep-supervision", "block3_relu"], "auto", ["block3_relu"]),
+    ([], ["block1_relu", "block2_relu"], ["block1_relu", "block2_relu"]),
+])
+def test_deep_supervision_comes_from_flags_or_the_config_file(
+        tmp_path, flags, file_value, expected):
+    from isnet_keras import cli
+    from isnet_keras.cli import train as train_cli
+
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(yaml.safe_dump({
+        "data_dir": "d", "out": "r", "deep_supervision": file_value}))
+    args = cli.build_parser().parse_args(
+        ["train", "--config", str(config_file), *flags])
+    assert train_cli.effective_config(args)["deep_supervision"] == expected
+
+
+def test_bad_deep_supervision_values_are_named(tmp_path, capsys):
+    config_file = tmp_path / "run.yaml"
+    for value in ("all", [], [3]):
+        config_file.write_text(yaml.safe_dump({
+            "data_dir": "d", "out": str(tmp_path / "r"),
+            "deep_supervision": value}))
+        status, err = _train(capsys, "--config", config_file)
+        assert status == 2 and "deep_supervision must be 'auto'" in err
+
+
+@pytest.mark.slow
+def test_training_with_auto_deep_supervision_logs_and_saves_it(
+        tmp_path, capsys, data):
+    run = tmp_path / "run"
+    status, err = _train(capsys, "--data-dir", data, "--backbone",
+                         "smallcnn", "--image-size", 16, "--epochs", 1,
+                         "--batch-size", 4, "--verbose", 0,
+                         "--heatmap-images", 0, "--deep-supervision",
+                         "--out", run)
+    assert status == 0, err
+    assert yaml.safe_load((run / "config.yaml").read_text())[
+        "deep_supervision"] == "auto"
+    import keras
+    isnet = keras.models.load_model(run / "model.keras")
+    assert isnet.deep_supervision == ("block1_relu", "block2_relu",
+                                      "block3_relu")

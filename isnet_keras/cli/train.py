@@ -76,6 +76,10 @@ def register(subparsers):
           f"{defaults['variant']})", choices=rc.VARIANTS)
     _flag(model, "--P", "weight of the heatmap loss in (1-P) CE + P L_H "
           f"(default {defaults['P']})", type=float, dest="P")
+    model.add_argument(
+        "--deep-supervision", nargs="*", default=None, metavar="LAYER",
+        help="also penalise the relevance at these hidden layers (LRP deep "
+        "supervision); without names, the backbone's defaults")
     fit = parser.add_argument_group("optimisation")
     _flag(fit, "--epochs", f"(default {defaults['epochs']})", type=int)
     _flag(fit, "--batch-size", "global batch size (default "
@@ -138,6 +142,8 @@ def effective_config(args):
     from isnet_keras import run_config as rc
 
     overrides = {key: getattr(args, key, None) for key in rc.DEFAULTS}
+    if overrides.get("deep_supervision") == []:
+        overrides["deep_supervision"] = "auto"
     config_file = args.config
     if config_file is None and args.resume and args.out:
         saved = Path(args.out) / rc.CONFIG_FILE
