@@ -181,3 +181,23 @@ def test_non_finite_heatmap_values_are_replaced_before_the_loss(
     gradient = tape.gradient(value, tensor).numpy()
     assert np.all(np.isfinite(gradient))
     assert gradient[0, 1, 0, 0, 1] == gradient[2, 0, 2, 3, 0] == 0
+
+
+def test_gwrp_top_entries_have_top_ks_values_and_gradients():
+    # `_largest` replaces top_k's gradient with a segment sum: first and
+    # second derivatives must be those of `tf.math.top_k`.
+    values = tf.Variable(np.random.default_rng(3).normal(size=(2, 3, 40)))
+    weights = tf.constant(0.9 ** np.arange(7))
+    results = []
+    for top in (lambda x: tf.math.top_k(x, 7).values,
+                lambda x: losses._largest(x, 7)):
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                objective = tf.reduce_sum(tf.sin(top(values)) * weights)
+            gradient = inner.gradient(objective, values)
+            curvature = tf.reduce_sum(gradient ** 2)
+        results.append((objective.numpy(), gradient.numpy(),
+                        outer.gradient(curvature, values).numpy()))
+    assert np.count_nonzero(results[0][1]) == 2 * 3 * 7
+    for expected, actual in zip(*results):
+        np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-15)
