@@ -246,10 +246,7 @@ def gwrp_heatmap_loss(masks, heatmaps, d=0.9, E=1.0, A=1.0, B=3.0, C1=1.0,
     foreground_total = tf.reduce_sum(absolute * fg_mask, axis=(2, 3, 4))
     fg_mean = foreground_total / (
         tf.reduce_sum(fg_mask, axis=(2, 3, 4)) + 1e-10)
-    # A product with the (B, K) reciprocal: the gradient of a broadcast
-    # division runs two more divisions at heatmap size.
-    normalised = absolute * tf.math.reciprocal(
-        fg_mean + 1e-10)[:, :, None, None, None]
+    normalised = absolute / (fg_mean[:, :, None, None, None] + 1e-10)
     background = normalised * (1.0 - masks)
     shape = tf.shape(background)
     # (B, K, H, W, C) -> (B, K, C, H*W): one GWRP per channel.
