@@ -26,3 +26,20 @@ def test_bench_train_prints_each_trainer_with_its_ratio_to_plain():
         step_ms, ratio, peak_mib = rows[name][:3]
         assert abs(ratio - step_ms / rows["plain"][0]) < 0.01 + 0.01 * ratio
         assert peak_mib > 100
+
+
+def test_repeats_print_the_median_ratio_inside_its_range():
+    done = subprocess.run(
+        [sys.executable, "training/bench_train.py", "--models", "cnn",
+         "--classes", "2", "--variants", "selective", "--size", "16",
+         "--batch", "4", "--steps", "2", "--repeats", "3", "--no-memory"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "(3 process(es), medians)" in done.stdout
+    rows = {line.split()[2]: line.split()[3:] for line in
+            done.stdout.splitlines() if line.startswith("cnn")}
+    assert set(rows) == {"plain", "selective"}
+    for name, (step_ms, ratio, warmup, spread) in rows.items():
+        low, high = (float(v) for v in spread.split("-"))
+        assert low <= float(ratio) <= high and float(step_ms) > 0
+    assert rows["plain"][1:] == ["1.00", rows["plain"][2], "1.00-1.00"]

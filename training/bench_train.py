@@ -8,14 +8,17 @@ traces and warms up their `train_on_batch`, then times `--steps` rounds in
 which each trainer runs one step in turn. Interleaving makes the ratios
 robust to other jobs on the machine: a slow spell hits every trainer alike.
 The script prints each trainer's median step time and its ratio to the plain
-classifier's. Peak memory is measured separately, one short process per
-trainer (the peak of a process is that of its largest trainer), unless
-`--no-memory`. TensorFlow's oneDNN kernels follow `TF_ENABLE_ONEDNN_OPTS`
+classifier's. On a shared or throttled machine the ratio itself moves
+between processes (element-wise work and convolutions slow down unequally):
+`--repeats N` runs N timing processes and prints the median over them of
+each trainer's step time and ratio, and the ratios' range. Peak memory is
+measured separately, one short process per trainer (the peak of a process
+is that of its largest trainer), unless `--no-memory`. TensorFlow's oneDNN kernels follow `TF_ENABLE_ONEDNN_OPTS`
 (the `isnet` command sets it to 1 unless it is set).
 
     python training/bench_train.py [--models cnn ResNet50 DenseNet121]
-        [--classes 2 10] [--steps 10] [--variants selective stochastic
-        original dual] [--no-memory]
+        [--classes 2 10] [--steps 10] [--repeats 1] [--variants selective
+        stochastic original dual] [--no-memory]
 """
 
 import argparse
@@ -145,6 +148,9 @@ def main():
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="Timing processes per model and K (medians "
+                        "and the ratio's range are printed).")
     parser.add_argument("--no-memory", action="store_true",
                         help="Skip the per-trainer peak-memory processes.")
     parser.add_argument("--child-mode", help=argparse.SUPPRESS)
@@ -154,30 +160,39 @@ def main():
     args = parser.parse_args()
     if args.child_mode:
         return _child(args)
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     print(f"Training-step time / plain step time, {args.size}x{args.size}, "
           f"batch {args.batch}, median of {args.steps} traced steps "
-          f"interleaved in one process, {os.cpu_count()} CPU cores, "
-          "TF_ENABLE_ONEDNN_OPTS="
+          f"interleaved in one process ({args.repeats} process(es), "
+          f"medians), {os.cpu_count()} CPU cores, TF_ENABLE_ONEDNN_OPTS="
           f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', '(unset)')}; peak "
           "memory of one process per trainer.")
+    spread = "  x plain range" if args.repeats > 1 else ""
     print(f"{'model':<13}{'K':>3} {'trainer':<11}{'step ms':>9}{'x plain':>9}"
-          f"{'peak MiB':>10}{'trace s':>9}", flush=True)
+          f"{'peak MiB':>10}{'trace s':>9}{spread}", flush=True)
     trainers = ["plain", *args.variants]
     for model_name in args.models:
         for num_classes in args.classes:
-            timed = _run_child("time", model_name, trainers, num_classes,
-                               args)
-            plain = timed["plain"]["step"]
+            runs = [_run_child("time", model_name, trainers, num_classes,
+                               args) for _ in range(args.repeats)]
             for trainer in trainers:
                 peak = ""
                 if not args.no_memory:
                     peak = _run_child("memory", model_name, [trainer],
                                       num_classes, args)
                     peak = f"{peak:.0f}"
-                step = timed[trainer]["step"]
+                ratios = [run[trainer]["step"] / run["plain"]["step"]
+                          for run in runs]
+                step = statistics.median(run[trainer]["step"]
+                                         for run in runs)
+                warmup = statistics.median(run[trainer]["warmup"]
+                                           for run in runs)
+                extra = (f"  {min(ratios):.2f}-{max(ratios):.2f}"
+                         if args.repeats > 1 else "")
                 print(f"{model_name:<13}{num_classes:>3} {trainer:<11}"
-                      f"{step * 1e3:>9.1f}{step / plain:>9.2f}{peak:>10}"
-                      f"{timed[trainer]['warmup']:>9.1f}", flush=True)
+                      f"{step * 1e3:>9.1f}{statistics.median(ratios):>9.2f}"
+                      f"{peak:>10}{warmup:>9.1f}{extra}", flush=True)
 
 
 if __name__ == "__main__":
