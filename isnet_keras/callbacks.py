@@ -62,7 +62,10 @@ class AutoTuneForegroundBounds(keras.callbacks.Callback):
     `C2 = min(25 C1, m + 3 s)`. The warm-up weights and optimizer state are
     then discarded (the model restarts from its initial weights) and
     training goes on with the configured P. The values are kept in
-    `self.result` (C1, C2, m, s) and in the logs.
+    `self.result` (C1, C2, m, s) and in the logs. With LRP deep
+    supervision every supervised layer's loss gets its own C1 and C2, from
+    the totals of its relevance map the same way (SPEC §6), kept in
+    `self.result["hidden"]` by layer name.
 
     Args:
         data: Images, or a dataset of `(images, ...)`, to measure.
@@ -86,30 +89,45 @@ class AutoTuneForegroundBounds(keras.callbacks.Callback):
         self.model.P = 0.0
 
     def _totals(self):
+        """Per-image totals of the input heatmaps, then of each hidden map."""
         batches = self.data
         if isinstance(batches, np.ndarray):
             batches = [batches[i:i + 64] for i in range(0, len(batches), 64)]
         totals = []
         for batch in batches:
             images = batch[0] if isinstance(batch, (tuple, list)) else batch
-            heatmaps = self.model.train_graph_outputs(images)["heatmaps"]
-            totals.append(np.abs(np.asarray(heatmaps)).sum(axis=(2, 3, 4))
-                          .mean(axis=1))
-        return np.concatenate(totals)
+            outputs = self.model.train_graph_outputs(images)
+            totals.append([
+                np.abs(np.asarray(maps)).sum(axis=(2, 3, 4)).mean(axis=1)
+                for maps in [outputs["heatmaps"], *outputs["hidden"]]])
+        return [np.concatenate(parts) for parts in zip(*totals)]
+
+    @staticmethod
+    def _bounds(totals, where):
+        mean, std = float(totals.mean()), float(totals.std(ddof=1))
+        if mean <= 0:
+            raise ValueError(f"Warm-up {where} carry no relevance (mean "
+                             f"total {mean}); C1/C2 cannot be chosen.")
+        c1 = max(mean / 5.0, mean - 3.0 * std)
+        c2 = min(25.0 * c1, mean + 3.0 * std)
+        return {"C1": c1, "C2": c2, "mean": mean, "std": std}
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch + 1 != self.warmup_epochs:
             return
-        totals = self._totals()
-        mean, std = float(totals.mean()), float(totals.std(ddof=1))
-        if mean <= 0:
-            raise ValueError("Warm-up heatmaps carry no relevance (mean total "
-                             f"{mean}); C1/C2 cannot be chosen.")
-        c1 = max(mean / 5.0, mean - 3.0 * std)
-        c2 = min(25.0 * c1, mean + 3.0 * std)
-        loss = self.model.heatmap_loss
-        loss.C1, loss.C2 = c1, c2
-        self.result = {"C1": c1, "C2": c2, "mean": mean, "std": std}
+        input_totals, *hidden_totals = self._totals()
+        self.result = self._bounds(input_totals, "heatmaps")
+        self.result["hidden"] = {
+            name: self._bounds(totals, f"relevance maps of '{name}'")
+            for name, totals in zip(self.model.deep_supervision,
+                                    hidden_totals)}
+        tuned = [(self.model.heatmap_loss, self.result)] + [
+            (loss, self.result["hidden"][name]) for loss, name in zip(
+                getattr(self.model, "hidden_losses", []),
+                self.model.deep_supervision)]
+        for loss, bounds in tuned:
+            loss.C1, loss.C2 = bounds["C1"], bounds["C2"]
+        c1, c2 = self.result["C1"], self.result["C2"]
         self.model.classifier.set_weights(self._initial_weights)
         for variable in self.model.optimizer.variables:
             variable.assign(np.zeros(variable.shape, variable.dtype))

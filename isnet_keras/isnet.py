@@ -194,13 +194,15 @@ class ISNet(keras.Model):
             backbones.
         deep_supervision_decay: GWRP decay combining per-layer losses.
         seed: Seed of the Stochastic variant's class draws.
+        hidden_losses: Optional `GWRPHeatmapLoss` per deep-supervision
+            layer (each with its own C1, C2); default ones otherwise.
     """
 
     def __init__(self, classifier, variant="selective", heatmap_loss=None,
                  P=0.7, epsilon=1e-2, first_layer_rule="zb",
                  input_bounds=(0.0, 1.0), class_policy="lowest",
                  deep_supervision=None, deep_supervision_decay=0.8,
-                 seed=None, **kwargs):
+                 seed=None, hidden_losses=None, **kwargs):
         kwargs.setdefault("name", f"isnet_{classifier.name}")
         super().__init__(**kwargs)
         if not 0.0 <= float(P) <= 1.0:
@@ -229,9 +231,14 @@ class ISNet(keras.Model):
             import warnings
             warnings.warn("class_policy='label' explains the true class; the "
                           "papers' code trains with 'lowest'.", stacklevel=2)
+        if hidden_losses is not None and len(hidden_losses) != len(
+                self.deep_supervision):
+            raise ValueError(
+                f"{len(hidden_losses)} hidden_losses for "
+                f"{len(self.deep_supervision)} deep-supervision layers.")
         if self.deep_supervision:
-            self.hidden_losses = [losses_lib.GWRPHeatmapLoss()
-                                  for _ in self.deep_supervision]
+            self.hidden_losses = list(hidden_losses or (
+                losses_lib.GWRPHeatmapLoss() for _ in self.deep_supervision))
         lrp_graph = graph_lib.LRPGraph(
             classifier, epsilon=epsilon, first_layer_rule=first_layer_rule,
             input_bounds=input_bounds)
@@ -377,6 +384,8 @@ class ISNet(keras.Model):
             "deep_supervision": list(self.deep_supervision),
             "deep_supervision_decay": self.deep_supervision_decay,
             "seed": self.seed,
+            "hidden_losses": [keras.saving.serialize_keras_object(loss)
+                              for loss in getattr(self, "hidden_losses", [])],
         }
 
     @classmethod
@@ -386,6 +395,9 @@ class ISNet(keras.Model):
             config["classifier"])
         config["heatmap_loss"] = keras.saving.deserialize_keras_object(
             config["heatmap_loss"])
+        config["hidden_losses"] = [
+            keras.saving.deserialize_keras_object(loss)
+            for loss in config.get("hidden_losses", [])] or None
         return cls(**config)
 
 

@@ -367,3 +367,42 @@ def test_max_pool_mirrors_turn_xla_off_with_a_warning():
     with pytest.warns(UserWarning, match="jit_compile"):
         isnet.compile(optimizer="sgd", jit_compile=True)
     assert isnet.jit_compile is False
+
+
+def test_auto_tuning_gives_each_supervised_layer_its_own_bounds(tmp_path):
+    keras.utils.set_random_seed(0)
+    classifier = support.small_cnn(batch_norm=False, dropout=0.0)
+    hidden_names = [layer.name for layer in classifier.layers
+                    if isinstance(layer, (keras.layers.ReLU,
+                                          keras.layers.MaxPooling2D))]
+    assert len(hidden_names) == 2
+    isnet = build_isnet(classifier, P=0.5, deep_supervision=hidden_names)
+    isnet.compile(optimizer=keras.optimizers.SGD(1e-2))
+    images, labels, masks = _data(num=16)
+    tuner = callbacks.AutoTuneForegroundBounds(images, warmup_epochs=1)
+    warm = {}
+
+    class Capture(keras.callbacks.Callback):  # runs before the tuner
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                warm["hidden"] = self.model.train_graph_outputs(
+                    images)["hidden"]
+
+    isnet.fit(images, {"label": labels, "mask": masks}, batch_size=8,
+              epochs=2, verbose=0, callbacks=[Capture(), tuner])
+    assert list(tuner.result["hidden"]) == hidden_names
+    for name, maps, loss in zip(hidden_names, warm["hidden"],
+                                isnet.hidden_losses):
+        totals = np.abs(maps.numpy()).sum((2, 3, 4)).mean(1)
+        mean, std = totals.mean(), totals.std(ddof=1)
+        c1 = max(mean / 5, mean - 3 * std)
+        assert tuner.result["hidden"][name]["C1"] == pytest.approx(
+            c1, rel=1e-5)
+        assert loss.C1 == tuner.result["hidden"][name]["C1"]
+        assert loss.C2 == pytest.approx(min(25 * c1, mean + 3 * std),
+                                        rel=1e-5)
+    assert isnet.hidden_losses[0].C1 != isnet.hidden_losses[1].C1
+    isnet.save(tmp_path / "tuned.keras")
+    loaded = keras.models.load_model(tmp_path / "tuned.keras")
+    assert [(loss.C1, loss.C2) for loss in loaded.hidden_losses] == [
+        (loss.C1, loss.C2) for loss in isnet.hidden_losses]
