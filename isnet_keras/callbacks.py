@@ -123,7 +123,7 @@ class AutoTuneForegroundBounds(keras.callbacks.Callback):
                                     hidden_totals)}
         tuned = [(self.model.heatmap_loss, self.result)] + [
             (loss, self.result["hidden"][name]) for loss, name in zip(
-                getattr(self.model, "hidden_losses", []),
+                self.model.hidden_losses,
                 self.model.deep_supervision)]
         for loss, bounds in tuned:
             loss.C1, loss.C2 = bounds["C1"], bounds["C2"]

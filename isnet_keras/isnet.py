@@ -236,9 +236,8 @@ class ISNet(keras.Model):
             raise ValueError(
                 f"{len(hidden_losses)} hidden_losses for "
                 f"{len(self.deep_supervision)} deep-supervision layers.")
-        if self.deep_supervision:
-            self.hidden_losses = list(hidden_losses or (
-                losses_lib.GWRPHeatmapLoss() for _ in self.deep_supervision))
+        self.hidden_losses = list(hidden_losses or (
+            losses_lib.GWRPHeatmapLoss() for _ in self.deep_supervision))
         lrp_graph = graph_lib.LRPGraph(
             classifier, epsilon=epsilon, first_layer_rule=first_layer_rule,
             input_bounds=input_bounds)
@@ -385,7 +384,7 @@ class ISNet(keras.Model):
             "deep_supervision_decay": self.deep_supervision_decay,
             "seed": self.seed,
             "hidden_losses": [keras.saving.serialize_keras_object(loss)
-                              for loss in getattr(self, "hidden_losses", [])],
+                              for loss in self.hidden_losses],
         }
 
     @classmethod

@@ -170,10 +170,7 @@ class Mirror(keras.layers.Layer):
         rule does not use it. `output_at_maxima` goes to the epsilon rule.
         """
         if self._linear_rule_name() == "zb":
-            lower, upper = (
-                None if not np.any(b) else self._cast(np.asarray(b)[None])
-                for b in self.input_bounds
-            )
+            lower, upper = self._bound_tensors()
             return rules.zb_rule(relevance, x, linear, kernel, bias, lower,
                                  upper, self.epsilon,
                                  linear_output=linear_output)
@@ -183,6 +180,11 @@ class Mirror(keras.layers.Layer):
         return rules.epsilon_rule(relevance, x, linear, kernel, bias,
                                   self.epsilon, linear_output=linear_output,
                                   output_at_maxima=output_at_maxima)
+
+    def _bound_tensors(self):
+        """Z^B's `(lower, upper)` as `(1, *in)` tensors, None for zeros."""
+        return tuple(None if not np.any(b) else self._cast(np.asarray(b)[None])
+                     for b in self.input_bounds)
 
     def forward_z(self, outputs, split_pre_activation):
         """The forward-pass tensor this mirror could reuse as its `z`.
@@ -290,17 +292,17 @@ class _WeightedMirror(Mirror):
         from them (z reuse is off below the LRP precision), so that every
         term of Z^B's `z` stays non-negative.
         """
-        lower, upper = (np.asarray(b, "float64") for b in self.input_bounds)
-        scale = max(1.0, float(np.max(np.abs(lower))),
-                    float(np.max(np.abs(upper))))
+        scale = max(1.0, *(float(np.max(np.abs(b)))
+                           for b in self.input_bounds))
         resolution = 1e-5
         if input_dtype in ("float16", "bfloat16"):
             # Two units in the last place of the lower precision.
             resolution = 2.0 ** (-9 if input_dtype == "float16" else -6)
-        lower, upper = (self._cast(b[None]) for b in (lower, upper))
+        lower, upper = self._bound_tensors()
         x = rules.check_within_bounds(x, lower, upper, resolution * scale)
         if linear_output is None and input_dtype != self.lrp_dtype:
-            x = tf.clip_by_value(x, lower, upper)
+            x = tf.clip_by_value(x, 0.0 if lower is None else lower,
+                                 0.0 if upper is None else upper)
         return x
 
     @staticmethod
