@@ -25,6 +25,7 @@ _EXPORTS = {
     "VarianceHeatmapLoss": "isnet_keras.losses",
     "HeatmapWeightSchedule": "isnet_keras.callbacks",
     "AutoTuneForegroundBounds": "isnet_keras.callbacks",
+    "apply_foreground_bounds": "isnet_keras.callbacks",
     "PlainClassifier": "isnet_keras.baselines",
     "RRRClassifier": "isnet_keras.baselines",
     "MaskedInputClassifier": "isnet_keras.baselines",

@@ -52,6 +52,54 @@ class HeatmapWeightSchedule(keras.callbacks.Callback):
             logs["P"] = self.model.P
 
 
+def _band(totals, where):
+    """SPEC 7.4's band from per-image relevance totals."""
+    mean, std = float(totals.mean()), float(totals.std(ddof=1))
+    if mean <= 0:
+        raise ValueError(f"Warm-up {where} carry no relevance (mean "
+                         f"total {mean}); C1/C2 cannot be chosen.")
+    c1 = max(mean / 5.0, mean - 3.0 * std)
+    c2 = min(25.0 * c1, mean + 3.0 * std)
+    return {"C1": c1, "C2": c2, "mean": mean, "std": std}
+
+
+def apply_foreground_bounds(isnet, bounds):
+    """Sets the foreground bands (C1, C2) of an ISNet's GWRP heatmap losses.
+
+    Args:
+        isnet: An `ISNet` whose heatmap losses are `GWRPHeatmapLoss`es.
+        bounds: dict with `C1` and `C2` (floats, or one per heatmap of an
+            image) for the input heatmaps and, optionally, `hidden`: a dict
+            `{layer name: {"C1": ..., "C2": ...}}` for deep-supervision
+            layers (those not named keep their bands), as
+            `AutoTuneForegroundBounds.result` holds them.
+
+    Raises:
+        ValueError: `hidden` names a layer that is not supervised.
+
+    Example:
+
+    >>> apply_foreground_bounds(isnet, {"C1": 2.0, "C2": 40.0})
+    """
+    hidden = dict(bounds.get("hidden") or {})
+    unknown = sorted(set(hidden) - set(isnet.deep_supervision))
+    if unknown:
+        raise ValueError(f"Foreground bounds for {', '.join(unknown)}, which "
+                         "the ISNet does not supervise (deep_supervision: "
+                         f"{list(isnet.deep_supervision)}).")
+    tuned = [(isnet.heatmap_loss, bounds)] + [
+        (loss, hidden[name]) for loss, name in zip(
+            isnet.hidden_losses, isnet.deep_supervision) if name in hidden]
+    for loss, band in tuned:
+        loss.C1, loss.C2 = band["C1"], band["C2"]
+    # The loss constants are traced into the step functions: rebuild those
+    # that exist.
+    if getattr(isnet, "train_function", None) is not None:
+        isnet.make_train_function(force=True)
+    if getattr(isnet, "test_function", None) is not None:
+        isnet.make_test_function(force=True)
+
+
 class AutoTuneForegroundBounds(keras.callbacks.Callback):
     """Chooses the GWRP loss's C1 and C2 from warm-up heatmaps.
 
@@ -59,17 +107,25 @@ class AutoTuneForegroundBounds(keras.callbacks.Callback):
     (P = 0). At the end of the last warm-up epoch, heatmaps of `data` give
     per-image totals `v = mean_k sum |H|` (whole image); with their mean m
     and sample standard deviation s, `C1 = max(m / 5, m - 3 s)` and
-    `C2 = min(25 C1, m + 3 s)`. The warm-up weights and optimizer state are
-    then discarded (the model restarts from its initial weights) and
-    training goes on with the configured P. The values are kept in
-    `self.result` (C1, C2, m, s) and in the logs. With LRP deep
-    supervision every supervised layer's loss gets its own C1 and C2, from
-    the totals of its relevance map the same way (SPEC §6), kept in
-    `self.result["hidden"]` by layer name.
+    `C2 = min(25 C1, m + 3 s)` (SPEC 7.4). The Dual ISNet's two maps (z+
+    and LRP-epsilon relevance, of different scales) get a band each, from
+    their own totals, as lists `[map 0, map 1]`. The warm-up weights and
+    optimizer state are then discarded (the model restarts from its
+    initial weights) and training goes on with the configured P. The values
+    are kept in `self.result` (C1, C2, m, s) and C1, C2 in the logs of
+    that epoch. With LRP deep supervision every supervised layer's loss
+    gets its own C1 and C2, from the totals of its relevance map the same
+    way (SPEC §6), kept in `self.result["hidden"]` by layer name.
 
     Args:
         data: Images, or a dataset of `(images, ...)`, to measure.
         warmup_epochs: int. Defaults to 5.
+
+    Example:
+
+    >>> tuner = AutoTuneForegroundBounds(train_images, warmup_epochs=5)
+    >>> isnet.fit(train_ds, epochs=25, callbacks=[tuner])  # 20 ISNet epochs
+    >>> tuner.result["C1"], tuner.result["C2"]
     """
 
     def __init__(self, data, warmup_epochs=5):
@@ -89,7 +145,8 @@ class AutoTuneForegroundBounds(keras.callbacks.Callback):
         self.model.P = 0.0
 
     def _totals(self):
-        """Per-image totals of the input heatmaps, then of each hidden map."""
+        """Per-image, per-map totals `(N, K)` of the input heatmaps, then
+        of each hidden map."""
         batches = self.data
         if isinstance(batches, np.ndarray):
             batches = [batches[i:i + 64] for i in range(0, len(batches), 64)]
@@ -98,19 +155,17 @@ class AutoTuneForegroundBounds(keras.callbacks.Callback):
             images = batch[0] if isinstance(batch, (tuple, list)) else batch
             outputs = self.model.train_graph_outputs(images)
             totals.append([
-                np.abs(np.asarray(maps)).sum(axis=(2, 3, 4)).mean(axis=1)
+                np.abs(np.asarray(maps)).sum(axis=(2, 3, 4))
                 for maps in [outputs["heatmaps"], *outputs["hidden"]]])
         return [np.concatenate(parts) for parts in zip(*totals)]
 
-    @staticmethod
-    def _bounds(totals, where):
-        mean, std = float(totals.mean()), float(totals.std(ddof=1))
-        if mean <= 0:
-            raise ValueError(f"Warm-up {where} carry no relevance (mean "
-                             f"total {mean}); C1/C2 cannot be chosen.")
-        c1 = max(mean / 5.0, mean - 3.0 * std)
-        c2 = min(25.0 * c1, mean + 3.0 * std)
-        return {"C1": c1, "C2": c2, "mean": mean, "std": std}
+    def _bounds(self, totals, where):
+        if self.model.variant != "dual":
+            return _band(totals.mean(axis=1), where)
+        per_map = [_band(totals[:, k], f"{where} (map {k})")
+                   for k in range(totals.shape[1])]
+        return {key: [band[key] for band in per_map]
+                for key in ("C1", "C2", "mean", "std")}
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch + 1 != self.warmup_epochs:
@@ -121,22 +176,16 @@ class AutoTuneForegroundBounds(keras.callbacks.Callback):
             name: self._bounds(totals, f"relevance maps of '{name}'")
             for name, totals in zip(self.model.deep_supervision,
                                     hidden_totals)}
-        tuned = [(self.model.heatmap_loss, self.result)] + [
-            (loss, self.result["hidden"][name]) for loss, name in zip(
-                self.model.hidden_losses,
-                self.model.deep_supervision)]
-        for loss, bounds in tuned:
-            loss.C1, loss.C2 = bounds["C1"], bounds["C2"]
-        c1, c2 = self.result["C1"], self.result["C2"]
         self.model.classifier.set_weights(self._initial_weights)
         for variable in self.model.optimizer.variables:
             variable.assign(np.zeros(variable.shape, variable.dtype))
         self.model.P = self._target_P
-        # The loss constants are traced into the step functions: rebuild.
-        self.model.make_train_function(force=True)
-        self.model.make_test_function(force=True)
+        apply_foreground_bounds(self.model, self.result)
         if logs is not None:
-            logs.update({"C1": c1, "C2": c2})
+            for key in ("C1", "C2"):
+                values = np.atleast_1d(self.result[key])
+                logs.update({key: float(values[0])} if len(values) == 1 else {
+                    f"{key}_map{k}": float(v) for k, v in enumerate(values)})
 
 
 class TensorBoardHeatmaps(keras.callbacks.Callback):

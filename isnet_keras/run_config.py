@@ -32,6 +32,11 @@ DEFAULTS = {
     "P": 0.7,
     # None: off; "auto": the backbone's defaults; or a list of layer names.
     "deep_supervision": None,
+    # The heatmap losses' foreground band: None (the loss defaults, C1 = 1,
+    # C2 = 25) or [C1, C2] for every loss; or tuned after this many
+    # cross-entropy warm-up epochs (SPEC 7.4; 0: off).
+    "foreground_bounds": None,
+    "tune_bounds": 0,
     # Optimisation (SPEC §8: SGD, momentum 0.99, global norm clipping)
     "epochs": 10,
     "batch_size": 32,
@@ -64,7 +69,8 @@ CHOICES = {
 }
 # Keys a resumed run must share with the run it continues.
 RESUME_KEYS = ("data_dir", "val_split", "val_dir", "image_size", "backbone",
-               "weights", "variant", "seed", "precision")
+               "weights", "variant", "seed", "precision", "foreground_bounds",
+               "tune_bounds")
 # Options of one invocation only, never saved.
 INVOCATION_KEYS = ("config", "resume", "overwrite")
 CONFIG_FILE = "config.yaml"
@@ -200,10 +206,28 @@ def check_config(config):
     elif layers not in (None, "auto"):
         raise ConfigError("deep_supervision must be 'auto' or a list of "
                           f"layer names; received {layers!r}.")
+    _number(config, "tune_bounds", int, 0)
+    _check_foreground_bounds(config)
     if not isinstance(config["cache"], (bool, str)):
         raise ConfigError(f"cache must be true, false or a file path; "
                           f"received {config['cache']!r}.")
     return config
+
+
+def _check_foreground_bounds(config):
+    bounds = config["foreground_bounds"]
+    if bounds is None:
+        return
+    if not (isinstance(bounds, (list, tuple)) and len(bounds) == 2 and all(
+            isinstance(value, (int, float)) and not isinstance(value, bool)
+            for value in bounds) and 0 < bounds[0] < bounds[1]):
+        raise ConfigError("foreground_bounds must be two numbers [C1, C2] "
+                          f"with 0 < C1 < C2; received {bounds!r}.")
+    if config["tune_bounds"]:
+        raise ConfigError("foreground_bounds and tune_bounds exclude each "
+                          "other: give the band, or the warm-up epochs that "
+                          "choose it.")
+    config["foreground_bounds"] = [float(value) for value in bounds]
 
 
 def save_config(config, run_dir):
@@ -220,8 +244,11 @@ def check_resume_matches(config, saved, run_dir):
     Raises:
         ConfigError: listing every differing key with both values.
     """
-    different = [f"{key}: {saved.get(key)!r} in the run, {config[key]!r} now"
-                 for key in RESUME_KEYS if saved.get(key) != config[key]]
+    # Keys that a run from an older version did not save had their defaults.
+    different = [
+        f"{key}: {saved.get(key, DEFAULTS[key])!r} in the run, "
+        f"{config[key]!r} now" for key in RESUME_KEYS
+        if saved.get(key, DEFAULTS[key]) != config[key]]
     if different:
         raise ConfigError(
             f"--resume: {run_dir} was trained with other settings "

@@ -10,6 +10,7 @@ Run directory layout (`RUN_DIR`):
     checkpoints/best.weights.h5  weights with the lowest validation loss
     backup/                BackupAndRestore state: weights, optimizer, epoch
     logs/                  TensorBoard: train/, validation/, heatmaps/
+    foreground_bounds.json bands (C1, C2) chosen by --tune-bounds
     model.keras            final ISNet (best validation loss)
     report/                evaluation.json, confusion_matrix.png, heatmaps.png
 
@@ -27,8 +28,9 @@ import numpy as np
 from isnet_keras import run_config
 
 # The files and folders a run writes; `overwrite` removes only these.
+BOUNDS_FILE = "foreground_bounds.json"
 RUN_ARTIFACTS = ("config.yaml", "run.json", "history.csv", "checkpoints",
-                 "backup", "logs", "model.keras", "report")
+                 "backup", "logs", BOUNDS_FILE, "model.keras", "report")
 
 
 class RunDirectoryError(ValueError):
@@ -156,6 +158,60 @@ def build_model(config, num_classes):
         config["learning_rate"], momentum=config["momentum"],
         global_clipnorm=config["clipnorm"]))
     return isnet
+
+
+def set_foreground_bounds(isnet, config, run_dir, train_data, tuning_data):
+    """Sets the heatmap losses' bands (C1, C2) as configured.
+
+    `foreground_bounds` sets every loss's band. `tune_bounds` epochs of
+    warm-up (a `fit` of their own, kept out of the run's history and
+    checkpoints) choose them with `AutoTuneForegroundBounds` from
+    `tuning_data()` and restart from the initial weights; the result goes
+    to `run_dir/foreground_bounds.json`, which a resumed run reads instead
+    of tuning again. A run stopped during the warm-up repeats it.
+
+    Args:
+        isnet: The compiled ISNet, before training.
+        config: The run configuration.
+        run_dir: Path of the run directory.
+        train_data: The training dataset (for the warm-up).
+        tuning_data: Callable returning the unaugmented training images.
+
+    Returns:
+        The bands as `AutoTuneForegroundBounds.result` holds them, or None
+        for the loss defaults.
+    """
+    from isnet_keras.callbacks import (AutoTuneForegroundBounds,
+                                       apply_foreground_bounds)
+
+    saved = run_dir / BOUNDS_FILE
+    if config["foreground_bounds"] is not None:
+        c1, c2 = config["foreground_bounds"]
+        bounds = {"C1": c1, "C2": c2, "hidden": {
+            name: {"C1": c1, "C2": c2} for name in isnet.deep_supervision}}
+    elif not config["tune_bounds"]:
+        return None
+    elif saved.is_file():
+        bounds = json.loads(saved.read_text(encoding="utf-8"))
+    else:
+        tuner = AutoTuneForegroundBounds(
+            tuning_data(), warmup_epochs=config["tune_bounds"])
+        if config["verbose"]:
+            print(f"Warm-up: {config['tune_bounds']} epoch(s) of "
+                  "cross-entropy to choose the foreground bands (C1, C2).")
+        isnet.fit(train_data, epochs=config["tune_bounds"],
+                  verbose=config["verbose"], shuffle=False,
+                  callbacks=[tuner])
+        bounds = tuner.result
+        # Every worker writes the same values: a resumed worker reads them
+        # from its own run directory.
+        _write_json(saved, bounds)
+        if config["verbose"]:
+            print(f"Foreground bands: C1 = {bounds['C1']}, C2 = "
+                  f"{bounds['C2']} (written to {saved}); training restarts "
+                  "from the initial weights.")
+    apply_foreground_bounds(isnet, bounds)
+    return bounds
 
 
 def _best_val_loss(history_csv):
@@ -311,6 +367,11 @@ def train(config, callbacks=(), resume=False, overwrite=False):
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "checkpoints").mkdir(exist_ok=True)
         run_config.save_config(config, run_dir)
+        bounds = set_foreground_bounds(
+            isnet, config, run_dir, train_data,
+            lambda: folder_dataset(
+                data["train_index"], data["train_indices"], (height, width),
+                channels, config["batch_size"], cache=False))
         fit = isnet.fit(
             train_data, validation_data=val_data, epochs=config["epochs"],
             verbose=config["verbose"], shuffle=False,  # shuffled above
@@ -340,6 +401,7 @@ def train(config, callbacks=(), resume=False, overwrite=False):
         "val_files": val_files,
         "accuracy": evaluation["accuracy"],
         "background_attention": evaluation["background_attention"],
+        "foreground_bounds": bounds,
     })
     return {"run_dir": os.fspath(run_dir), "model": os.fspath(model_path),
             "history": fit.history, "evaluation": evaluation,
@@ -347,5 +409,10 @@ def train(config, callbacks=(), resume=False, overwrite=False):
 
 
 def _write_json(path, content):
-    text = json.dumps(content, indent=2, allow_nan=False)
-    pathlib.Path(path).write_text(text + "\n", encoding="utf-8")
+    # Written beside and then renamed: a stop while writing leaves the
+    # previous file (or none), never a truncated one.
+    path = pathlib.Path(path)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(content, indent=2, allow_nan=False) + "\n",
+                       encoding="utf-8")
+    os.replace(partial, path)

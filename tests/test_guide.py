@@ -136,3 +136,20 @@ def test_guide_worked_example_trains_resumes_evaluates_and_exports(
         (run / "eval_clean" / "evaluation.json").read_text())
     assert clean["num_images"] == 10
     assert (tmp_path / "serving" / "decoy" / "1" / "saved_model.pb").is_file()
+
+
+def test_guide_config_files_are_valid_run_configurations():
+    import yaml
+
+    from isnet_keras import run_config
+
+    blocks = re.findall(r"```yaml\n(.*?)```",
+                        GUIDE.read_text(encoding="utf-8"), flags=re.S)
+    assert blocks
+    for block in blocks:
+        values = yaml.safe_load(block)
+        assert set(values) <= set(run_config.DEFAULTS)
+        config = run_config.effective_config(values, {"data_dir": "d",
+                                                      "out": "r"})
+        assert all(config[key] == value for key, value in values.items()
+                   if key not in ("data_dir", "out"))

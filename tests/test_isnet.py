@@ -315,6 +315,47 @@ def test_auto_tuned_bounds_follow_the_warm_up_heatmaps_and_restart_weights():
     assert isnet.heatmap_loss.C1 == tuner.result["C1"]
 
 
+def test_dual_tuning_gives_each_map_its_own_band():
+    keras.utils.set_random_seed(0)
+    isnet = build_isnet(support.small_cnn(batch_norm=False, dropout=0.0),
+                        variant="dual", P=0.5)
+    isnet.compile(optimizer=keras.optimizers.SGD(1e-2))
+    images, labels, masks = _data(num=16)
+    tuner = callbacks.AutoTuneForegroundBounds(images, warmup_epochs=1)
+    warm = {}
+
+    class Capture(keras.callbacks.Callback):  # runs before the tuner
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                maps = self.model.train_graph_outputs(images)["heatmaps"]
+                warm["totals"] = np.abs(maps.numpy()).sum((2, 3, 4))
+
+    history = isnet.fit(images, {"label": labels, "mask": masks},
+                        batch_size=8, epochs=2, verbose=0,
+                        callbacks=[Capture(), tuner])
+    assert warm["totals"].shape == (16, 2)
+    for k in range(2):  # z+ map, then LRP-epsilon map
+        totals = warm["totals"][:, k]
+        mean, std = totals.mean(), totals.std(ddof=1)
+        c1 = max(mean / 5, mean - 3 * std)
+        assert isnet.heatmap_loss.C1[k] == pytest.approx(c1, rel=1e-5)
+        assert isnet.heatmap_loss.C2[k] == pytest.approx(
+            min(25 * c1, mean + 3 * std), rel=1e-5)
+    assert isnet.heatmap_loss.C1[0] != pytest.approx(
+        isnet.heatmap_loss.C1[1], rel=0.01)
+    assert history.history["C1_map1"][0] == isnet.heatmap_loss.C1[1]
+    assert np.all(np.isfinite(history.history["heatmap_loss"]))
+
+
+def test_bounds_for_layers_that_are_not_supervised_are_refused():
+    isnet = build_isnet(support.small_cnn(batch_norm=False, dropout=0.0))
+    with pytest.raises(ValueError, match="relu_9, which the ISNet does not "
+                       "supervise"):
+        callbacks.apply_foreground_bounds(isnet, {
+            "C1": 2.0, "C2": 30.0, "hidden": {"relu_9": {"C1": 1, "C2": 5}}})
+    assert (isnet.heatmap_loss.C1, isnet.heatmap_loss.C2) == (1.0, 25.0)
+
+
 def test_logged_background_fraction_is_the_brf_of_the_heatmaps():
     from isnet_keras.metrics import background_relevance_fraction
     isnet = build_isnet(support.small_cnn(batch_norm=False, dropout=0.0))

@@ -142,6 +142,15 @@ def test_bad_options_are_named_before_anything_runs(tmp_path, capsys, data):
     assert status == 2 and "unknown option(s) epochz" in err
     status, err = _train(capsys, "--out", tmp_path / "nothing", "--resume")
     assert status == 1 and "no run to continue" in err
+    for flags, message in [
+            (["--foreground-bounds", 5, 2], "with 0 < C1 < C2; received "
+             "[5.0, 2.0]"),
+            (["--tune-bounds", -1], "tune_bounds must be >= 0"),
+            (["--foreground-bounds", 1, 9, "--tune-bounds", 2],
+             "foreground_bounds and tune_bounds exclude each other")]:
+        status, err = _train(capsys, "--data-dir", data, "--out",
+                             tmp_path / "r", *flags)
+        assert status == 2 and message in err
     assert not (tmp_path / "r").exists()
 
 
@@ -228,3 +237,70 @@ def test_training_with_auto_deep_supervision_logs_and_saves_it(
     isnet = keras.models.load_model(run / "model.keras")
     assert isnet.deep_supervision == ("block1_relu", "block2_relu",
                                       "block3_relu")
+
+
+@pytest.mark.slow
+def test_tuned_bounds_are_saved_applied_and_kept_when_resuming(
+        tmp_path, capsys, data, monkeypatch):
+    import json
+
+    import keras
+
+    from isnet_keras import callbacks
+
+    run = tmp_path / "run"
+    common = ["--data-dir", data, "--backbone", "smallcnn", "--image-size",
+              16, "--batch-size", 4, "--verbose", 0, "--heatmap-images", 0,
+              "--deep-supervision", "block3_relu", "--out", run]
+    status, err = _train(capsys, *common, "--epochs", 1, "--tune-bounds", 1)
+    assert status == 0, err
+    bounds = json.loads((run / "foreground_bounds.json").read_text())
+    for band in (bounds, bounds["hidden"]["block3_relu"]):  # SPEC 7.4
+        assert band["C1"] == pytest.approx(
+            max(band["mean"] / 5, band["mean"] - 3 * band["std"]))
+        assert band["C2"] == pytest.approx(
+            min(25 * band["C1"], band["mean"] + 3 * band["std"]))
+    assert bounds["C1"] != bounds["hidden"]["block3_relu"]["C1"]
+    isnet = keras.models.load_model(run / "model.keras")
+    assert (isnet.heatmap_loss.C1, isnet.heatmap_loss.C2) == (
+        bounds["C1"], bounds["C2"])
+    assert (isnet.hidden_losses[0].C1, isnet.hidden_losses[0].C2) == (
+        bounds["hidden"]["block3_relu"]["C1"],
+        bounds["hidden"]["block3_relu"]["C2"])
+    assert json.loads((run / "run.json").read_text())[
+        "foreground_bounds"] == bounds
+    # The warm-up is not part of the run's history.
+    assert (run / "history.csv").read_text().count("\n") == 2
+
+    # Resumed: the saved bands, no second warm-up ...
+    def no_tuning(*args, **kwargs):
+        raise AssertionError("tuned again")
+
+    monkeypatch.setattr(callbacks.AutoTuneForegroundBounds, "__init__",
+                        no_tuning)
+    status, err = _train(capsys, "--out", run, "--resume", "--epochs", 2)
+    assert status == 0, err
+    isnet = keras.models.load_model(run / "model.keras")
+    assert isnet.heatmap_loss.C1 == bounds["C1"]
+    assert json.loads((run / "foreground_bounds.json").read_text()) == bounds
+    # ... and never with another band.
+    status, err = _train(capsys, "--out", run, "--resume", "--epochs", 3,
+                         "--tune-bounds", 2)
+    assert status == 2 and "tune_bounds: 1 in the run, 2 now" in err
+
+
+def test_given_foreground_bounds_set_every_heatmap_loss(
+        tmp_path, capsys, data):
+    import keras
+
+    run = tmp_path / "run"
+    status, err = _train(capsys, "--data-dir", data, "--backbone",
+                         "smallcnn", "--image-size", 16, "--epochs", 1,
+                         "--batch-size", 4, "--verbose", 0,
+                         "--heatmap-images", 0, "--deep-supervision",
+                         "--foreground-bounds", 2, 40, "--out", run)
+    assert status == 0, err
+    isnet = keras.models.load_model(run / "model.keras")
+    assert [(loss.C1, loss.C2) for loss in
+            [isnet.heatmap_loss, *isnet.hidden_losses]] == [(2.0, 40.0)] * 4
+    assert not (run / "foreground_bounds.json").exists()

@@ -80,6 +80,13 @@ def register(subparsers):
         "--deep-supervision", nargs="*", default=None, metavar="LAYER",
         help="also penalise the relevance at these hidden layers (LRP deep "
         "supervision); without names, the backbone's defaults")
+    _flag(model, "--foreground-bounds", "band (C1, C2) of the relevance "
+          "each heatmap loss keeps on the foreground (default 1 25)",
+          type=float, nargs=2, metavar=("C1", "C2"))
+    _flag(model, "--tune-bounds", "instead, choose every band from the "
+          "training images' relevance after this many warm-up epochs of "
+          "cross-entropy alone, then restart from the initial weights "
+          "(default 0: off)", type=int, metavar="EPOCHS")
     fit = parser.add_argument_group("optimisation")
     _flag(fit, "--epochs", f"(default {defaults['epochs']})", type=int)
     _flag(fit, "--batch-size", "global batch size (default "
