@@ -43,3 +43,34 @@ def test_repeats_print_the_median_ratio_inside_its_range():
         low, high = (float(v) for v in spread.split("-"))
         assert low <= float(ratio) <= high and float(step_ms) > 0
     assert rows["plain"][1:] == ["1.00", rows["plain"][2], "1.00-1.00"]
+
+
+def test_profile_train_splits_the_step_into_pieces_op_types_and_layers():
+    done = subprocess.run(
+        [sys.executable, "training/profile_train.py", "--model", "cnn",
+         "--variant", "selective", "--classes", "2", "--size", "16",
+         "--batch", "4", "--repeats", "1", "--ops", "--layers"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    pieces = {line.split()[0]: float(line.split()[3]) for line in lines
+              if line.strip().endswith("x plain step")}
+    assert set(pieces) == {"forward", "plain_step", "lrp_forward",
+                           "lrp_and_loss", "isnet_step"}
+    assert pieces["plain_step"] == 1.0
+    assert pieces["isnet_step"] > pieces["lrp_forward"] > pieces["forward"]
+    ops_start = next(i for i, line in enumerate(lines)
+                     if line.startswith("op types in the ISNet step"))
+    layers_start = next(i for i, line in enumerate(lines)
+                        if line.startswith("layers of the ISNet step"))
+    op_types = [line.split()[0] for line in lines[ops_start + 1:layers_start]]
+    assert any("Conv2D" in op_type for op_type in op_types)
+    layers = [line.split() for line in lines[layers_start + 1:]]
+    # Mirrors run forward and differentiated; their transposed
+    # convolutions count as convolutions.
+    assert any(row[0].startswith("lrp_") and row[1:3] == ["gradient", "conv"]
+               for row in layers)
+    assert any(row[0].startswith("lrp_") and row[1:3] == ["forward", "other"]
+               for row in layers)
+    shares = [float(row[-2]) for row in layers]  # "... 12.3 ms 4.5 %"
+    assert all(share >= 0 for share in shares) and sum(shares) <= 100.5

@@ -315,7 +315,7 @@ def test_auto_tuned_bounds_follow_the_warm_up_heatmaps_and_restart_weights():
     assert isnet.heatmap_loss.C1 == tuner.result["C1"]
 
 
-def test_dual_tuning_gives_each_map_its_own_band():
+def test_dual_tuning_gives_each_map_its_own_band(tmp_path):
     keras.utils.set_random_seed(0)
     isnet = build_isnet(support.small_cnn(batch_norm=False, dropout=0.0),
                         variant="dual", P=0.5)
@@ -345,6 +345,10 @@ def test_dual_tuning_gives_each_map_its_own_band():
         isnet.heatmap_loss.C1[1], rel=0.01)
     assert history.history["C1_map1"][0] == isnet.heatmap_loss.C1[1]
     assert np.all(np.isfinite(history.history["heatmap_loss"]))
+    isnet.save(tmp_path / "dual.keras")
+    loaded = keras.models.load_model(tmp_path / "dual.keras")
+    assert list(loaded.heatmap_loss.C1) == list(isnet.heatmap_loss.C1)
+    assert list(loaded.heatmap_loss.C2) == list(isnet.heatmap_loss.C2)
 
 
 def test_bounds_for_layers_that_are_not_supervised_are_refused():

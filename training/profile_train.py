@@ -8,10 +8,11 @@ and heatmaps: the LRP block); plus the heatmap loss; plus the gradients of
 the total loss (the ISNet step without the optimizer update). Each median is
 printed with its ratio to the plain step. With `--ops` it then runs the full
 step under the TensorFlow profiler and lists the op types that take the
-most time.
+most time; with `--layers`, the time of each layer of the train graph (the
+classifier's layers and their LRP mirrors), forward and gradient apart.
 
     python training/profile_train.py [--model cnn] [--variant original]
-        [--classes 10] [--repeats 7] [--ops]
+        [--classes 10] [--repeats 7] [--ops] [--layers]
 """
 
 import argparse
@@ -100,11 +101,15 @@ def time_pieces(functions, repeats):
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def op_times(function, steps=3, top=20):
-    """Milliseconds per step by op type, from a TensorFlow profiler trace.
+def op_event_times(function, steps=3):
+    """Milliseconds per step of each op, by op name, from a TensorFlow
+    profiler trace.
 
     Durations are summed over the threads that ran each op, so their sum can
     exceed the wall time of a step.
+
+    Returns:
+        A `collections.Counter` keyed by `"op_name:OpType"`.
     """
     import tensorflow as tf
     # The profiler writes an XSpace protobuf; TensorFlow ships its schema
@@ -126,13 +131,45 @@ def op_times(function, steps=3, top=20):
         for line in plane.lines:
             for event in line.events:
                 name = plane.event_metadata[event.metadata_id].name
-                # TensorFlow op events are named "op_name:OpType".
+                # TensorFlow op events are named "op_name:OpType"; "Process"
+                # events span the executor's work on other ops.
                 if ":" not in name or name.startswith(("$", "Eager",
-                                                       "KernelAndDevice")):
+                                                       "KernelAndDevice")) \
+                        or name.endswith(":Process"):
                     continue
-                op_type = name.rsplit(":", 1)[1]
-                totals[op_type] += event.duration_ps / 1e9 / steps
-    return totals.most_common(top), sum(totals.values())
+                totals[name] += event.duration_ps / 1e9 / steps
+    return totals
+
+
+def by_op_type(events):
+    """Op times summed by op type."""
+    totals = collections.Counter()
+    for name, milliseconds in events.items():
+        totals[name.rsplit(":", 1)[1]] += milliseconds
+    return totals
+
+
+def by_layer(events):
+    """Op times summed by train-graph layer (a mirror or a classifier
+    layer), forward and gradient apart, convolutions apart from the rest.
+
+    Keys are `(layer, "forward" | "gradient", "conv" | "other")`; ops
+    outside the train graph (the heatmap loss, gradient sums) count as the
+    layer `"(outside)"`.
+    """
+    totals = collections.Counter()
+    for name, milliseconds in events.items():
+        op_name, op_type = name.rsplit(":", 1)
+        parts = op_name.split("/")
+        graph = [i for i, part in enumerate(parts)
+                 if part.startswith("isnet_train_graph")]
+        layer = parts[graph[0] + 1] if graph and graph[0] + 1 < len(parts) \
+            else "(outside)"
+        direction = "gradient" if op_name.startswith("gradient_tape") \
+            else "forward"
+        kind = "conv" if "Conv" in op_type else "other"
+        totals[layer, direction, kind] += milliseconds
+    return totals
 
 
 def main():
@@ -145,6 +182,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--ops", action="store_true",
                         help="also list op types by time (TF profiler)")
+    parser.add_argument("--layers", action="store_true",
+                        help="also list the time of each train-graph layer "
+                        "(TF profiler)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     functions = _pieces(args.model, args.variant, args.classes, args.size,
@@ -157,13 +197,24 @@ def main():
     for name in PIECES:
         print(f"  {name:<14}{medians[name] * 1e3:9.1f} ms"
               f"{medians[name] / plain:7.2f} x plain step")
+    if not (args.ops or args.layers):
+        return
+    events = op_event_times(functions["isnet_step"])
+    total = sum(events.values())
     if args.ops:
-        ops, total = op_times(functions["isnet_step"])
         print(f"op types in the ISNet step (thread time, {total:.0f} ms "
               "per step in all):")
-        for name, milliseconds in ops:
+        for name, milliseconds in by_op_type(events).most_common(20):
             print(f"  {name:<28}{milliseconds:9.1f} ms"
                   f"{100 * milliseconds / total:6.1f} %")
+    if args.layers:
+        print(f"layers of the ISNet step (thread time, {total:.0f} ms per "
+              "step in all; conv = convolution ops):")
+        rows = by_layer(events).most_common(30)
+        width = max(len(layer) for (layer, _, _), _ in rows) + 2
+        for (layer, direction, kind), milliseconds in rows:
+            print(f"  {layer:<{width}}{direction:<9}{kind:<6}"
+                  f"{milliseconds:8.1f} ms{100 * milliseconds / total:6.1f} %")
 
 
 if __name__ == "__main__":
