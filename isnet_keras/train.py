@@ -192,7 +192,7 @@ def set_foreground_bounds(isnet, config, run_dir, train_data, tuning_data):
     elif not config["tune_bounds"]:
         return None
     elif saved.is_file():
-        bounds = json.loads(saved.read_text(encoding="utf-8"))
+        bounds = _read_bounds(saved)
     else:
         tuner = AutoTuneForegroundBounds(
             tuning_data(), warmup_epochs=config["tune_bounds"])
@@ -211,6 +211,17 @@ def set_foreground_bounds(isnet, config, run_dir, train_data, tuning_data):
                   f"{bounds['C2']} (written to {saved}); training restarts "
                   "from the initial weights.")
     apply_foreground_bounds(isnet, bounds)
+    return bounds
+
+
+def _read_bounds(path):
+    try:
+        bounds = json.loads(path.read_text(encoding="utf-8"))
+        if not {"C1", "C2"} <= set(bounds):
+            raise ValueError("no C1 and C2")
+    except (ValueError, TypeError) as error:  # JSONDecodeError included
+        raise ValueError(f"{path}: unreadable foreground bands ({error}); "
+                         "delete it to tune them again.") from error
     return bounds
 
 

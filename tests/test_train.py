@@ -283,6 +283,12 @@ def test_tuned_bounds_are_saved_applied_and_kept_when_resuming(
     isnet = keras.models.load_model(run / "model.keras")
     assert isnet.heatmap_loss.C1 == bounds["C1"]
     assert json.loads((run / "foreground_bounds.json").read_text()) == bounds
+    # A damaged file is named, not half-read.
+    (run / "foreground_bounds.json").write_text('{"C1": 2')
+    status, err = _train(capsys, "--out", run, "--resume", "--epochs", 3)
+    assert status == 1 and "foreground_bounds.json: unreadable foreground " \
+        "bands" in err
+    (run / "foreground_bounds.json").write_text(json.dumps(bounds))
     # ... and never with another band.
     status, err = _train(capsys, "--out", run, "--resume", "--epochs", 3,
                          "--tune-bounds", 2)
