@@ -335,7 +335,7 @@ def check_within_bounds(x, lower, upper, tolerance=0.0):
         "(lower <= x <= upper). Scale the images into the bounds, or pass "
         "the range of the preprocessed inputs as input_bounds (or "
         "first_layer_rule='epsilon'). Smallest x - lower, largest "
-        "x - upper:", below, above])
+        "x - upper (nan: the inputs hold NaN):", below, above])
     with tf.control_dependencies([check]):
         return tf.identity(x)
 

@@ -312,6 +312,10 @@ def test_bounds_check_passes_inputs_within_the_tolerance_and_names_the_excess():
     with pytest.raises(tf.errors.InvalidArgumentError, match="input_bounds"):
         rules.check_within_bounds(tf.constant([[-0.1, 0.5]]),
                                   tf.constant(0.0), tf.constant(1.0))
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"nan: the inputs hold NaN\)[\s\S]*nan"):
+        rules.check_within_bounds(tf.constant([[0.5, np.nan]]),
+                                  tf.constant(0.0), tf.constant(1.0))
 
 
 def test_zb_and_zplus_denominators_add_epsilon_without_a_sign_test(rng):
