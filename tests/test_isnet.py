@@ -277,6 +277,22 @@ def test_isnet_ignores_a_planted_background_cue_that_fools_a_plain_model(
     assert isnet_biased > 0.9 and isnet_biased - isnet_swapped <= 0.02
 
 
+class CaptureWarmUp(keras.callbacks.Callback):
+    """Keeps the train-graph outputs of `images` at the end of `epoch`.
+
+    Listed before an `AutoTuneForegroundBounds`, it sees the weights that
+    the tuner measures, before it restores the initial ones.
+    """
+
+    def __init__(self, images, epoch):
+        super().__init__()
+        self.images, self.epoch, self.outputs = images, epoch, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            self.outputs = self.model.train_graph_outputs(self.images)
+
+
 def test_auto_tuned_bounds_follow_the_warm_up_heatmaps_and_restart_weights():
     keras.utils.set_random_seed(0)
     classifier = support.small_cnn(batch_norm=False, dropout=0.0)
@@ -296,18 +312,12 @@ def test_auto_tuned_bounds_follow_the_warm_up_heatmaps_and_restart_weights():
                 for a, b in zip(self.model.classifier.get_weights(), initial):
                     np.testing.assert_array_equal(a, b)
 
-    warm = {}
-
-    class Capture(keras.callbacks.Callback):  # runs before the tuner
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 1:
-                maps = self.model.train_graph_outputs(images)["heatmaps"]
-                warm["totals"] = np.abs(maps.numpy()).sum((2, 3, 4)).mean(1)
-
+    warm = CaptureWarmUp(images, epoch=1)
     isnet.fit(images, {"label": labels, "mask": masks}, batch_size=8,
-              epochs=3, verbose=0, callbacks=[Capture(), tuner, Spy()])
+              epochs=3, verbose=0, callbacks=[warm, tuner, Spy()])
     assert seen == pytest.approx([0.0, 0.0, 0.5])
-    mean, std = warm["totals"].mean(), warm["totals"].std(ddof=1)
+    totals = np.abs(warm.outputs["heatmaps"].numpy()).sum((2, 3, 4)).mean(1)
+    mean, std = totals.mean(), totals.std(ddof=1)
     c1 = max(mean / 5, mean - 3 * std)
     assert tuner.result["C1"] == pytest.approx(c1, rel=1e-5)
     assert tuner.result["C2"] == pytest.approx(min(25 * c1, mean + 3 * std),
@@ -322,20 +332,14 @@ def test_dual_tuning_gives_each_map_its_own_band(tmp_path):
     isnet.compile(optimizer=keras.optimizers.SGD(1e-2))
     images, labels, masks = _data(num=16)
     tuner = callbacks.AutoTuneForegroundBounds(images, warmup_epochs=1)
-    warm = {}
-
-    class Capture(keras.callbacks.Callback):  # runs before the tuner
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 0:
-                maps = self.model.train_graph_outputs(images)["heatmaps"]
-                warm["totals"] = np.abs(maps.numpy()).sum((2, 3, 4))
-
+    warm = CaptureWarmUp(images, epoch=0)
     history = isnet.fit(images, {"label": labels, "mask": masks},
                         batch_size=8, epochs=2, verbose=0,
-                        callbacks=[Capture(), tuner])
-    assert warm["totals"].shape == (16, 2)
+                        callbacks=[warm, tuner])
+    per_map = np.abs(warm.outputs["heatmaps"].numpy()).sum((2, 3, 4))
+    assert per_map.shape == (16, 2)
     for k in range(2):  # z+ map, then LRP-epsilon map
-        totals = warm["totals"][:, k]
+        totals = per_map[:, k]
         mean, std = totals.mean(), totals.std(ddof=1)
         c1 = max(mean / 5, mean - 3 * std)
         assert isnet.heatmap_loss.C1[k] == pytest.approx(c1, rel=1e-5)
@@ -425,18 +429,11 @@ def test_auto_tuning_gives_each_supervised_layer_its_own_bounds(tmp_path):
     isnet.compile(optimizer=keras.optimizers.SGD(1e-2))
     images, labels, masks = _data(num=16)
     tuner = callbacks.AutoTuneForegroundBounds(images, warmup_epochs=1)
-    warm = {}
-
-    class Capture(keras.callbacks.Callback):  # runs before the tuner
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 0:
-                warm["hidden"] = self.model.train_graph_outputs(
-                    images)["hidden"]
-
+    warm = CaptureWarmUp(images, epoch=0)
     isnet.fit(images, {"label": labels, "mask": masks}, batch_size=8,
-              epochs=2, verbose=0, callbacks=[Capture(), tuner])
+              epochs=2, verbose=0, callbacks=[warm, tuner])
     assert list(tuner.result["hidden"]) == hidden_names
-    for name, maps, loss in zip(hidden_names, warm["hidden"],
+    for name, maps, loss in zip(hidden_names, warm.outputs["hidden"],
                                 isnet.hidden_losses):
         totals = np.abs(maps.numpy()).sum((2, 3, 4)).mean(1)
         mean, std = totals.mean(), totals.std(ddof=1)

@@ -26,6 +26,11 @@ def _dataset(folder, count=12, size=16, seed=0):
     return folder
 
 
+# A one-epoch run of the compact CNN on the 16x16 test images, quiet.
+QUICK_RUN = ("--backbone", "smallcnn", "--image-size", 16, "--epochs", 1,
+             "--batch-size", 4, "--verbose", 0, "--heatmap-images", 0)
+
+
 def _train(capsys, *args):
     status = isnet_main(["train", *map(str, args)])
     return status, capsys.readouterr().err
@@ -225,11 +230,8 @@ def test_bad_deep_supervision_values_are_named(tmp_path, capsys):
 def test_training_with_auto_deep_supervision_logs_and_saves_it(
         tmp_path, capsys, data):
     run = tmp_path / "run"
-    status, err = _train(capsys, "--data-dir", data, "--backbone",
-                         "smallcnn", "--image-size", 16, "--epochs", 1,
-                         "--batch-size", 4, "--verbose", 0,
-                         "--heatmap-images", 0, "--deep-supervision",
-                         "--out", run)
+    status, err = _train(capsys, "--data-dir", data, *QUICK_RUN,
+                         "--deep-supervision", "--out", run)
     assert status == 0, err
     assert yaml.safe_load((run / "config.yaml").read_text())[
         "deep_supervision"] == "auto"
@@ -249,10 +251,9 @@ def test_tuned_bounds_are_saved_applied_and_kept_when_resuming(
     from isnet_keras import callbacks
 
     run = tmp_path / "run"
-    common = ["--data-dir", data, "--backbone", "smallcnn", "--image-size",
-              16, "--batch-size", 4, "--verbose", 0, "--heatmap-images", 0,
-              "--deep-supervision", "block3_relu", "--out", run]
-    status, err = _train(capsys, *common, "--epochs", 1, "--tune-bounds", 1)
+    status, err = _train(capsys, "--data-dir", data, *QUICK_RUN,
+                         "--deep-supervision", "block3_relu", "--out", run,
+                         "--tune-bounds", 1)
     assert status == 0, err
     bounds = json.loads((run / "foreground_bounds.json").read_text())
     for band in (bounds, bounds["hidden"]["block3_relu"]):  # SPEC 7.4
@@ -300,11 +301,9 @@ def test_given_foreground_bounds_set_every_heatmap_loss(
     import keras
 
     run = tmp_path / "run"
-    status, err = _train(capsys, "--data-dir", data, "--backbone",
-                         "smallcnn", "--image-size", 16, "--epochs", 1,
-                         "--batch-size", 4, "--verbose", 0,
-                         "--heatmap-images", 0, "--deep-supervision",
-                         "--foreground-bounds", 2, 40, "--out", run)
+    status, err = _train(capsys, "--data-dir", data, *QUICK_RUN,
+                         "--deep-supervision", "--foreground-bounds", 2, 40,
+                         "--out", run)
     assert status == 0, err
     isnet = keras.models.load_model(run / "model.keras")
     assert [(loss.C1, loss.C2) for loss in
