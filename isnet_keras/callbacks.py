@@ -6,7 +6,7 @@ import os
 import keras
 import numpy as np
 
-from isnet_keras.isnet import ISNet
+from isnet_keras.isnet import ISNet, _unpack
 from isnet_keras.losses import GWRPHeatmapLoss
 
 
@@ -104,8 +104,10 @@ class AutoTuneForegroundBounds(keras.callbacks.Callback):
     """Chooses the GWRP loss's C1 and C2 from warm-up heatmaps.
 
     For `warmup_epochs` epochs the ISNet trains on cross-entropy alone
-    (P = 0). At the end of the last warm-up epoch, heatmaps of `data` give
-    per-image totals `v = mean_k sum |H|` (whole image); with their mean m
+    (P = 0). At the end of the last warm-up epoch, heatmaps of `data`,
+    computed in training mode as in the loss (batch statistics; pass
+    batches of the training batch size), give per-image totals
+    `v = mean_k sum |H|` (whole image); with their mean m
     and sample standard deviation s, `C1 = max(m / 5, m - 3 s)` and
     `C2 = min(25 C1, m + 3 s)` (SPEC 7.4). The Dual ISNet's two maps (z+
     and LRP-epsilon relevance, of different scales) get a band each, from
@@ -118,7 +120,8 @@ class AutoTuneForegroundBounds(keras.callbacks.Callback):
     way (SPEC §6), kept in `self.result["hidden"]` by layer name.
 
     Args:
-        data: Images, or a dataset of `(images, ...)`, to measure.
+        data: Images (measured in batches of 64), or a dataset of
+            `(images, targets)` or of images, to measure.
         warmup_epochs: int. Defaults to 5.
 
     Example:
@@ -141,6 +144,12 @@ class AutoTuneForegroundBounds(keras.callbacks.Callback):
         if not isinstance(self.model.heatmap_loss, GWRPHeatmapLoss):
             raise TypeError("C1/C2 tuning needs a GWRPHeatmapLoss.")
         self._initial_weights = self.model.classifier.get_weights()
+        # The optimizer's hyperparameters (a learning rate variable, a loss
+        # scale) and its step count as they are now; slots made later
+        # during the warm-up (momenta) start again from zero.
+        self._initial_optimizer = {
+            variable.path: np.array(variable.numpy())
+            for variable in self.model.optimizer.variables}
         self._target_P = self.model.P
         self.model.P = 0.0
 
@@ -152,8 +161,17 @@ class AutoTuneForegroundBounds(keras.callbacks.Callback):
             batches = [batches[i:i + 64] for i in range(0, len(batches), 64)]
         totals = []
         for batch in batches:
-            images = batch[0] if isinstance(batch, (tuple, list)) else batch
-            outputs = self.model.train_graph_outputs(images)
+            images, labels = batch, None
+            if isinstance(batch, (tuple, list)):
+                images = batch[0]
+                if len(batch) > 1:  # labels for class_policy="label"
+                    labels = _unpack(batch)[1]
+            # In training mode, as the loss sees the relevance (batch
+            # statistics, dropout): with batch norm, inference-mode totals
+            # after a short warm-up can be orders of magnitude smaller.
+            # Moving statistics updated here are reset with the weights.
+            outputs = self.model.train_graph_outputs(images, labels,
+                                                     training=True)
             totals.append([
                 np.abs(np.asarray(maps)).sum(axis=(2, 3, 4))
                 for maps in [outputs["heatmaps"], *outputs["hidden"]]])
@@ -178,7 +196,8 @@ class AutoTuneForegroundBounds(keras.callbacks.Callback):
                                     hidden_totals)}
         self.model.classifier.set_weights(self._initial_weights)
         for variable in self.model.optimizer.variables:
-            variable.assign(np.zeros(variable.shape, variable.dtype))
+            variable.assign(self._initial_optimizer.get(
+                variable.path, np.zeros(variable.shape, variable.dtype)))
         self.model.P = self._target_P
         apply_foreground_bounds(self.model, self.result)
         if logs is not None:

@@ -278,7 +278,8 @@ def test_isnet_ignores_a_planted_background_cue_that_fools_a_plain_model(
 
 
 class CaptureWarmUp(keras.callbacks.Callback):
-    """Keeps the train-graph outputs of `images` at the end of `epoch`.
+    """Keeps the train-graph outputs of `images` at the end of `epoch`, in
+    training mode (`outputs`) and in inference mode (`inference_outputs`).
 
     Listed before an `AutoTuneForegroundBounds`, it sees the weights that
     the tuner measures, before it restores the initial ones.
@@ -287,10 +288,14 @@ class CaptureWarmUp(keras.callbacks.Callback):
     def __init__(self, images, epoch):
         super().__init__()
         self.images, self.epoch, self.outputs = images, epoch, None
+        self.inference_outputs = None
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch == self.epoch:
-            self.outputs = self.model.train_graph_outputs(self.images)
+            self.inference_outputs = self.model.train_graph_outputs(
+                self.images)
+            self.outputs = self.model.train_graph_outputs(self.images,
+                                                          training=True)
 
 
 def test_auto_tuned_bounds_follow_the_warm_up_heatmaps_and_restart_weights():
@@ -298,7 +303,7 @@ def test_auto_tuned_bounds_follow_the_warm_up_heatmaps_and_restart_weights():
     classifier = support.small_cnn(batch_norm=False, dropout=0.0)
     initial = classifier.get_weights()
     isnet = build_isnet(classifier, P=0.5)
-    isnet.compile(optimizer=keras.optimizers.SGD(1e-2))
+    isnet.compile(optimizer=keras.optimizers.SGD(1e-2, momentum=0.9))
     images, labels, masks = _data(num=16)
     tuner = callbacks.AutoTuneForegroundBounds(images, warmup_epochs=2)
     seen = []
@@ -308,9 +313,19 @@ def test_auto_tuned_bounds_follow_the_warm_up_heatmaps_and_restart_weights():
             seen.append(self.model.P)
 
         def on_epoch_end(self, epoch, logs=None):
+            optimizer = self.model.optimizer
             if epoch == 1:  # right after tuning: back to the start
                 for a, b in zip(self.model.classifier.get_weights(), initial):
                     np.testing.assert_array_equal(a, b)
+                assert int(optimizer.iterations) == 0
+                assert all(not np.any(v.numpy()) for v in optimizer.variables
+                           if "momentum" in v.path)
+            # The configured learning rate survives the restart, and the
+            # ISNet trains on from the initial weights.
+            assert float(optimizer.learning_rate) == pytest.approx(1e-2)
+            if epoch == 2:
+                assert any(not np.array_equal(a, b) for a, b in zip(
+                    self.model.classifier.get_weights(), initial))
 
     warm = CaptureWarmUp(images, epoch=1)
     isnet.fit(images, {"label": labels, "mask": masks}, batch_size=8,
@@ -353,6 +368,28 @@ def test_dual_tuning_gives_each_map_its_own_band(tmp_path):
     loaded = keras.models.load_model(tmp_path / "dual.keras")
     assert list(loaded.heatmap_loss.C1) == list(isnet.heatmap_loss.C1)
     assert list(loaded.heatmap_loss.C2) == list(isnet.heatmap_loss.C2)
+
+
+def test_tuning_measures_relevance_in_training_mode_as_the_loss_does():
+    # With batch norm, a short warm-up leaves the moving statistics far
+    # from the batch statistics that the training loss's heatmaps use.
+    keras.utils.set_random_seed(0)
+    isnet = build_isnet(support.small_cnn(batch_norm=True, dropout=0.0),
+                        P=0.5)
+    isnet.compile(optimizer=keras.optimizers.SGD(1e-2))
+    images, labels, masks = _data(num=16)
+    tuner = callbacks.AutoTuneForegroundBounds(images, warmup_epochs=1)
+    warm = CaptureWarmUp(images, epoch=0)
+    isnet.fit(images, {"label": labels, "mask": masks}, batch_size=8,
+              epochs=1, verbose=0, callbacks=[warm, tuner])
+
+    def mean_total(outputs):
+        return np.abs(outputs["heatmaps"].numpy()).sum((2, 3, 4)).mean()
+
+    assert tuner.result["mean"] == pytest.approx(mean_total(warm.outputs),
+                                                 rel=1e-5)
+    inference = mean_total(warm.inference_outputs)
+    assert abs(inference - tuner.result["mean"]) > 0.1 * tuner.result["mean"]
 
 
 def test_bounds_for_layers_that_are_not_supervised_are_refused():
