@@ -1,5 +1,6 @@
 """Callbacks for ISNet training: heatmap-weight schedules, automatic
-foreground bounds (C1, C2) and TensorBoard logs with heatmap panels."""
+foreground bounds (C1, C2), best checkpoints once P is final, and
+TensorBoard logs with heatmap panels."""
 
 import os
 
@@ -50,6 +51,33 @@ class HeatmapWeightSchedule(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["P"] = self.model.P
+
+
+class BestCheckpointFromEpoch(keras.callbacks.ModelCheckpoint):
+    """A `keras.callbacks.ModelCheckpoint` that ignores epochs before
+    `first_epoch`.
+
+    For best-only checkpoints under a P schedule: the loss of an epoch at
+    P = 0 is the cross-entropy alone and would compare as better than the
+    ISNet's.
+
+    Args:
+        first_epoch: int. The first epoch (from 0) that may be saved.
+        *args, **kwargs: Those of `ModelCheckpoint`.
+
+    Example:
+
+    >>> BestCheckpointFromEpoch(3, "best.weights.h5", monitor="val_loss",
+    ...                         save_best_only=True, save_weights_only=True)
+    """
+
+    def __init__(self, first_epoch, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.first_epoch = int(first_epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch >= self.first_epoch:
+            super().on_epoch_end(epoch, logs)
 
 
 def _band(totals, where):

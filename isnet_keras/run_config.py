@@ -30,6 +30,8 @@ DEFAULTS = {
     "weights": None,
     "variant": "selective",
     "P": 0.7,
+    # None, or {epoch: P}: P from each listed epoch on (earlier epochs: P).
+    "P_schedule": None,
     # None: off; "auto": the backbone's defaults; or a list of layer names.
     "deep_supervision": None,
     # The heatmap losses' foreground band: None (the loss defaults, C1 = 1,
@@ -70,7 +72,7 @@ CHOICES = {
 # Keys a resumed run must share with the run it continues.
 RESUME_KEYS = ("data_dir", "val_split", "val_dir", "image_size", "backbone",
                "weights", "variant", "seed", "precision", "foreground_bounds",
-               "tune_bounds")
+               "tune_bounds", "P_schedule")
 # Options of one invocation only, never saved.
 INVOCATION_KEYS = ("config", "resume", "overwrite")
 CONFIG_FILE = "config.yaml"
@@ -206,12 +208,48 @@ def check_config(config):
     elif layers not in (None, "auto"):
         raise ConfigError("deep_supervision must be 'auto' or a list of "
                           f"layer names; received {layers!r}.")
+    _check_schedule(config)
     _number(config, "tune_bounds", int, 0)
     _check_foreground_bounds(config)
     if not isinstance(config["cache"], (bool, str)):
         raise ConfigError(f"cache must be true, false or a file path; "
                           f"received {config['cache']!r}.")
     return config
+
+
+def parse_schedule(items):
+    """`["0=0", "3=0.7"]` (command-line `EPOCH=P` items) -> `{0: 0.0, 3: 0.7}`.
+
+    Raises:
+        ConfigError: an item that is not `EPOCH=P`.
+    """
+    schedule = {}
+    for item in items:
+        epoch, _, value = str(item).partition("=")
+        try:
+            schedule[int(epoch)] = float(value)
+        except ValueError:
+            raise ConfigError(f"P_schedule items are EPOCH=P (like 0=0 "
+                              f"3=0.7); received {item!r}.") from None
+    return schedule
+
+
+def _check_schedule(config):
+    schedule = config["P_schedule"]
+    if schedule is None:
+        return
+    if not isinstance(schedule, dict) or not schedule:
+        raise ConfigError("P_schedule must be a mapping {epoch: P}; "
+                          f"received {schedule!r}.")
+    checked = {}
+    for epoch, value in schedule.items():
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or \
+                epoch < 0 or isinstance(value, bool) or \
+                not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ConfigError("P_schedule maps epochs (integers >= 0) to P "
+                              f"in [0, 1]; received {epoch!r}: {value!r}.")
+        checked[epoch] = float(value)
+    config["P_schedule"] = dict(sorted(checked.items()))
 
 
 def _check_foreground_bounds(config):

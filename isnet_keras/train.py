@@ -225,23 +225,31 @@ def _read_bounds(path):
     return bounds
 
 
-def _best_val_loss(history_csv):
-    """Lowest `val_loss` in a previous run's history, or None."""
+def _best_val_loss(history_csv, first_epoch=0):
+    """Lowest `val_loss` from `first_epoch` on in a previous run's history,
+    or None."""
     if not history_csv.is_file():
         return None
     with history_csv.open(newline="") as handle:
         values = [float(row["val_loss"]) for row in csv.DictReader(handle)
-                  if row.get("val_loss") not in (None, "", "nan")]
+                  if row.get("val_loss") not in (None, "", "nan")
+                  and int(row["epoch"]) >= first_epoch]
     return min(values) if values else None
 
 
 def _callbacks(config, run_dir, heatmap_images, heatmap_masks, extra):
     import keras
 
-    from isnet_keras.callbacks import TensorBoardHeatmaps
+    from isnet_keras.callbacks import (BestCheckpointFromEpoch,
+                                       HeatmapWeightSchedule,
+                                       TensorBoardHeatmaps)
 
     checkpoints = run_dir / "checkpoints"
-    best = _best_val_loss(run_dir / "history.csv")
+    schedule = config["P_schedule"]
+    # Validation losses are comparable only at one P: with a schedule, the
+    # best weights are looked for once P has its final value.
+    final_p_from = max(schedule) if schedule else 0
+    best = _best_val_loss(run_dir / "history.csv", final_p_from)
     return [
         # First, so the weights are restored before any other callback.
         # Kept after the last epoch, so --resume with more epochs continues
@@ -249,10 +257,12 @@ def _callbacks(config, run_dir, heatmap_images, heatmap_masks, extra):
         keras.callbacks.BackupAndRestore(
             os.fspath(run_dir / "backup"), save_freq="epoch",
             double_checkpoint=True, delete_checkpoint=False),
+        # Before the logger, which then records each epoch's P.
+        *([] if schedule is None else [HeatmapWeightSchedule(schedule)]),
         keras.callbacks.ModelCheckpoint(os.fspath(checkpoints / "last.keras")),
-        keras.callbacks.ModelCheckpoint(
-            os.fspath(checkpoints / "best.weights.h5"), monitor="val_loss",
-            save_best_only=True, save_weights_only=True,
+        BestCheckpointFromEpoch(
+            final_p_from, os.fspath(checkpoints / "best.weights.h5"),
+            monitor="val_loss", save_best_only=True, save_weights_only=True,
             initial_value_threshold=best),
         keras.callbacks.CSVLogger(os.fspath(run_dir / "history.csv"),
                                   append=True),

@@ -205,6 +205,24 @@ def test_heatmap_weight_schedule_sets_P_per_epoch():
     assert history.history["P"] == pytest.approx([0.7, 0.2, 0.9])
 
 
+def test_best_checkpoint_from_epoch_ignores_the_epochs_before(tmp_path):
+    path = tmp_path / "best.weights.h5"
+    written = []
+
+    class Spy(keras.callbacks.Callback):  # runs after the checkpoint
+        def on_epoch_end(self, epoch, logs=None):
+            written.append(path.exists())
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(1e-2), loss="mse")
+    x = np.random.default_rng(0).normal(size=(8, 2))
+    model.fit(x, x.sum(1), epochs=3, verbose=0, callbacks=[
+        callbacks.BestCheckpointFromEpoch(
+            2, path, monitor="loss", save_best_only=True,
+            save_weights_only=True), Spy()])
+    assert written == [False, False, True]
+
+
 def test_mixed_bfloat16_gives_float32_maps_close_to_float32():
     images, labels, masks = _data()
     keras.utils.set_random_seed(5)

@@ -152,7 +152,10 @@ def test_bad_options_are_named_before_anything_runs(tmp_path, capsys, data):
              "[5.0, 2.0]"),
             (["--tune-bounds", -1], "tune_bounds must be >= 0"),
             (["--foreground-bounds", 1, 9, "--tune-bounds", 2],
-             "foreground_bounds and tune_bounds exclude each other")]:
+             "foreground_bounds and tune_bounds exclude each other"),
+            (["--P-schedule", "0=0", "3=1.5"], "received 3: 1.5"),
+            (["--P-schedule", "3:0.7"], "items are EPOCH=P (like 0=0 3=0.7); "
+             "received '3:0.7'")]:
         status, err = _train(capsys, "--data-dir", data, "--out",
                              tmp_path / "r", *flags)
         assert status == 2 and message in err
@@ -309,3 +312,32 @@ def test_given_foreground_bounds_set_every_heatmap_loss(
     assert [(loss.C1, loss.C2) for loss in
             [isnet.heatmap_loss, *isnet.hidden_losses]] == [(2.0, 40.0)] * 4
     assert not (run / "foreground_bounds.json").exists()
+
+
+def test_p_schedule_sets_p_per_epoch_and_is_kept_for_resuming(
+        tmp_path, capsys, data):
+    import csv
+
+    from isnet_keras import train
+
+    run = tmp_path / "run"
+    status, err = _train(capsys, "--data-dir", data, *QUICK_RUN,
+                         "--epochs", 2, "--P-schedule", "1=0.5", "0=0",
+                         "--out", run)
+    assert status == 0, err
+    with (run / "history.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [float(row["P"]) for row in rows] == [0.0, 0.5]
+    # At P = 0 the loss is the cross-entropy alone.
+    assert float(rows[0]["loss"]) == pytest.approx(
+        float(rows[0]["classification_loss"]), rel=1e-5)
+    assert float(rows[1]["loss"]) != pytest.approx(
+        float(rows[1]["classification_loss"]), rel=1e-3)
+    assert yaml.safe_load((run / "config.yaml").read_text())[
+        "P_schedule"] == {0: 0.0, 1: 0.5}
+    # The best validation loss is looked for from the final P's epoch on.
+    assert train._best_val_loss(run / "history.csv", 1) == float(
+        rows[1]["val_loss"])
+    status, err = _train(capsys, "--out", run, "--resume", "--epochs", 3,
+                         "--P-schedule", "0=0.2")
+    assert status == 2 and "P_schedule: {0: 0.0, 1: 0.5} in the run" in err

@@ -76,6 +76,9 @@ def register(subparsers):
           f"{defaults['variant']})", choices=rc.VARIANTS)
     _flag(model, "--P", "weight of the heatmap loss in (1-P) CE + P L_H "
           f"(default {defaults['P']})", type=float, dest="P")
+    _flag(model, "--P-schedule", "P from given epochs on, e.g. 0=0 3=0.7 "
+          "(cross-entropy alone for epochs 0-2); earlier epochs use --P",
+          nargs="+", dest="P_schedule", metavar="EPOCH=P")
     model.add_argument(
         "--deep-supervision", nargs="*", default=None, metavar="LAYER",
         help="also penalise the relevance at these hidden layers (LRP deep "
@@ -151,6 +154,8 @@ def effective_config(args):
     overrides = {key: getattr(args, key, None) for key in rc.DEFAULTS}
     if overrides.get("deep_supervision") == []:
         overrides["deep_supervision"] = "auto"
+    if overrides.get("P_schedule") is not None:
+        overrides["P_schedule"] = rc.parse_schedule(overrides["P_schedule"])
     config_file = args.config
     if config_file is None and args.resume and args.out:
         saved = Path(args.out) / rc.CONFIG_FILE
