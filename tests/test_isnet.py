@@ -316,6 +316,23 @@ class CaptureWarmUp(keras.callbacks.Callback):
                                                           training=True)
 
 
+def fit_with_tuner(isnet, epochs):
+    """Trains on 16 images with a one-epoch tuning warm-up.
+
+    Returns:
+        The `AutoTuneForegroundBounds`, the `CaptureWarmUp` of its warm-up
+        epoch and the `fit` history.
+    """
+    isnet.compile(optimizer=keras.optimizers.SGD(1e-2))
+    images, labels, masks = _data(num=16)
+    tuner = callbacks.AutoTuneForegroundBounds(images, warmup_epochs=1)
+    warm = CaptureWarmUp(images, epoch=0)
+    history = isnet.fit(images, {"label": labels, "mask": masks},
+                        batch_size=8, epochs=epochs, verbose=0,
+                        callbacks=[warm, tuner])
+    return tuner, warm, history
+
+
 def test_auto_tuned_bounds_follow_the_warm_up_heatmaps_and_restart_weights():
     keras.utils.set_random_seed(0)
     classifier = support.small_cnn(batch_norm=False, dropout=0.0)
@@ -362,13 +379,7 @@ def test_dual_tuning_gives_each_map_its_own_band(tmp_path):
     keras.utils.set_random_seed(0)
     isnet = build_isnet(support.small_cnn(batch_norm=False, dropout=0.0),
                         variant="dual", P=0.5)
-    isnet.compile(optimizer=keras.optimizers.SGD(1e-2))
-    images, labels, masks = _data(num=16)
-    tuner = callbacks.AutoTuneForegroundBounds(images, warmup_epochs=1)
-    warm = CaptureWarmUp(images, epoch=0)
-    history = isnet.fit(images, {"label": labels, "mask": masks},
-                        batch_size=8, epochs=2, verbose=0,
-                        callbacks=[warm, tuner])
+    _, warm, history = fit_with_tuner(isnet, epochs=2)
     per_map = np.abs(warm.outputs["heatmaps"].numpy()).sum((2, 3, 4))
     assert per_map.shape == (16, 2)
     for k in range(2):  # z+ map, then LRP-epsilon map
@@ -394,12 +405,7 @@ def test_tuning_measures_relevance_in_training_mode_as_the_loss_does():
     keras.utils.set_random_seed(0)
     isnet = build_isnet(support.small_cnn(batch_norm=True, dropout=0.0),
                         P=0.5)
-    isnet.compile(optimizer=keras.optimizers.SGD(1e-2))
-    images, labels, masks = _data(num=16)
-    tuner = callbacks.AutoTuneForegroundBounds(images, warmup_epochs=1)
-    warm = CaptureWarmUp(images, epoch=0)
-    isnet.fit(images, {"label": labels, "mask": masks}, batch_size=8,
-              epochs=1, verbose=0, callbacks=[warm, tuner])
+    tuner, warm, _ = fit_with_tuner(isnet, epochs=1)
 
     def mean_total(outputs):
         return np.abs(outputs["heatmaps"].numpy()).sum((2, 3, 4)).mean()
@@ -481,12 +487,7 @@ def test_auto_tuning_gives_each_supervised_layer_its_own_bounds(tmp_path):
                                           keras.layers.MaxPooling2D))]
     assert len(hidden_names) == 2
     isnet = build_isnet(classifier, P=0.5, deep_supervision=hidden_names)
-    isnet.compile(optimizer=keras.optimizers.SGD(1e-2))
-    images, labels, masks = _data(num=16)
-    tuner = callbacks.AutoTuneForegroundBounds(images, warmup_epochs=1)
-    warm = CaptureWarmUp(images, epoch=0)
-    isnet.fit(images, {"label": labels, "mask": masks}, batch_size=8,
-              epochs=2, verbose=0, callbacks=[warm, tuner])
+    tuner, warm, _ = fit_with_tuner(isnet, epochs=2)
     assert list(tuner.result["hidden"]) == hidden_names
     for name, maps, loss in zip(hidden_names, warm.outputs["hidden"],
                                 isnet.hidden_losses):
