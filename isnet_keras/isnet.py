@@ -114,10 +114,13 @@ def build_train_graph(lrp_graph, variant="selective", class_policy="lowest",
                                     targets=targets)
         maps.append(found[id(lrp_graph.input)])
         hidden.append([found[id(t)] for t in targets])
+    # In the LRP precision: a layer of the global mixed policy would round
+    # the maps to float16 or bfloat16.
+    dtype = lrp_graph.lrp_dtype
     heatmaps = maps[0] if len(maps) == 1 else keras.layers.Concatenate(
-        axis=1, name="dual_heatmaps")(maps)
-    hidden = [h[0] if len(maps) == 1 else keras.layers.Concatenate(axis=1)(
-        list(h)) for h in zip(*hidden)]
+        axis=1, dtype=dtype, name="dual_heatmaps")(maps)
+    hidden = [h[0] if len(maps) == 1 else keras.layers.Concatenate(
+        axis=1, dtype=dtype)(list(h)) for h in zip(*hidden)]
     result = {"logits": _logits_tensor(lrp_graph), "heatmaps": heatmaps,
               "hidden": hidden}
     model_inputs = inputs[0] if len(inputs) == 1 else inputs

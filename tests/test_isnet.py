@@ -247,6 +247,34 @@ def test_mixed_bfloat16_gives_float32_maps_close_to_float32():
                                reference["heatmaps"].numpy()) < 0.1
 
 
+def test_mixed_precision_keeps_all_relevance_in_float32():
+    # Fan-outs (the Add and Concatenate inputs), Dual's two maps and
+    # deep-supervision maps are each joined by a layer of the train graph;
+    # under a mixed policy a default layer there would round the relevance
+    # to bfloat16.
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        classifier = support.branchy_cnn(rescale=False)
+        hidden = [layer.name for layer in classifier.layers
+                  if isinstance(layer, keras.layers.Add)]
+        isnet = build_isnet(classifier, variant="dual",
+                            deep_supervision=hidden)
+        out = isnet.train_graph_outputs(
+            np.random.default_rng(0).uniform(0, 1, (2, 16, 16, 3)),
+            training=True)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert out["heatmaps"].dtype == "float32"
+    assert [h.dtype for h in out["hidden"]] == ["float32"]
+    forward = {id(layer) for layer in classifier._flatten_layers()}
+    lrp_side = [layer for layer in isnet.train_graph.layers
+                if id(layer) not in forward and type(layer).__name__ not in (
+                    "InputLayer", "PreActivation", "Activation")]
+    assert len(lrp_side) > 20
+    assert [layer.name for layer in lrp_side
+            if layer.dtype_policy.compute_dtype != "float32"] == []
+
+
 def _cue_task(num, rng, swap=False):
     """Bars in the centre carry the class; a corner patch carries it too
     (a planted background cue), or the other class's when swapped."""

@@ -251,10 +251,10 @@ class LRPGraph:
             parts = pending.pop(id(step.output), None)
             if parts is None:
                 continue  # downstream of `start`, or carries no relevance
-            total = _sum(parts)
+            total = _sum(parts, self.lrp_dtype)
             if id(step.output) in wanted:
                 # The mirror still takes the relevance in parts.
-                found[id(step.output)] = _materialize(total)
+                found[id(step.output)] = _materialize(total, self.lrp_dtype)
             step_inputs, step_outputs = step.inputs, step.outputs
             extra = {}
             if values is not None:
@@ -270,7 +270,8 @@ class LRPGraph:
                 pending.setdefault(id(tensor), []).append(part)
         if id(self.input) in pending:
             found[id(self.input)] = _materialize(
-                _sum(pending.pop(id(self.input))))
+                _sum(pending.pop(id(self.input)), self.lrp_dtype),
+                self.lrp_dtype)
         missing = [t for t in targets if id(t) not in found]
         if missing:
             raise ValueError(
@@ -280,16 +281,16 @@ class LRPGraph:
         return found
 
 
-def _sum(parts):
+def _sum(parts, dtype):
     """The relevance of a tensor that fans out: the sum of its parts.
 
     A single part is passed on as it is (possibly `rules.Factored`).
     """
     if len(parts) == 1:
         return parts[0]
-    total = _materialize(parts[0])
+    total = _materialize(parts[0], dtype)
     for part in parts[1:]:
-        total = keras.ops.add(total, _materialize(part))
+        total = keras.ops.add(total, _materialize(part, dtype))
     return total
 
 
@@ -300,8 +301,13 @@ class _Materialize(keras.layers.Layer):
         return rules.materialize(relevance)
 
 
-def _materialize(relevance):
-    """The `(B, K, ...)` tensor of a relevance, symbolic or concrete."""
+def _materialize(relevance, dtype):
+    """The `(B, K, ...)` tensor of a relevance, symbolic or concrete.
+
+    The layer computes in `dtype` (the LRP precision): under a mixed
+    precision policy a default layer would round the relevance to float16
+    or bfloat16.
+    """
     if isinstance(relevance, tuple):
-        return _Materialize()(relevance)
+        return _Materialize(dtype=dtype)(relevance)
     return relevance
