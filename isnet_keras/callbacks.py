@@ -176,7 +176,7 @@ class AutoTuneForegroundBounds(keras.callbacks.Callback):
         # scale) and its step count as they are now; slots made later
         # during the warm-up (momenta) start again from zero.
         self._initial_optimizer = {
-            variable.path: np.array(variable.numpy())
+            variable.path: variable.numpy()
             for variable in self.model.optimizer.variables}
         self._target_P = self.model.P
         self.model.P = 0.0
@@ -192,7 +192,7 @@ class AutoTuneForegroundBounds(keras.callbacks.Callback):
             images, labels = batch, None
             if isinstance(batch, (tuple, list)):
                 images = batch[0]
-                if len(batch) > 1:  # labels for class_policy="label"
+                if self.model.explains_labels:
                     labels = _unpack(batch)[1]
             # In training mode, as the loss sees the relevance (batch
             # statistics, dropout): with batch norm, inference-mode totals

@@ -303,10 +303,16 @@ class ISNet(keras.Model):
                 tf.reduce_min(labels), tf.reduce_max(labels)])]):
             return tf.identity(labels)
 
+    @property
+    def explains_labels(self):
+        """Whether the train graph takes the labels (Selective with
+        `class_policy="label"`)."""
+        return self.variant == "selective" and self.class_policy == "label"
+
     def train_graph_outputs(self, images, labels=None, training=False):
         """Logits, heatmaps and hidden maps from one pass of the graph."""
         inputs = images
-        if self.variant == "selective" and self.class_policy == "label":
+        if self.explains_labels:
             inputs = [images, labels]
         return self.train_graph(inputs, training=training)
 

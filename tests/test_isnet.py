@@ -444,6 +444,18 @@ def test_tuning_measures_relevance_in_training_mode_as_the_loss_does():
     assert abs(inference - tuner.result["mean"]) > 0.1 * tuner.result["mean"]
 
 
+def test_tuning_measures_a_dataset_of_images_and_labels_alone():
+    isnet = build_isnet(support.small_cnn(batch_norm=False, dropout=0.0))
+    isnet.compile(optimizer=keras.optimizers.SGD(1e-2))
+    images, labels, masks = _data(num=16)
+    tuner = callbacks.AutoTuneForegroundBounds(
+        tf.data.Dataset.from_tensor_slices((images, labels)).batch(8),
+        warmup_epochs=1)
+    isnet.fit(images, {"label": labels, "mask": masks}, batch_size=8,
+              epochs=1, verbose=0, callbacks=[tuner])
+    assert 0 < tuner.result["C1"] < tuner.result["C2"]
+
+
 def test_bounds_for_layers_that_are_not_supervised_are_refused():
     isnet = build_isnet(support.small_cnn(batch_norm=False, dropout=0.0))
     with pytest.raises(ValueError, match="relu_9, which the ISNet does not "
