@@ -170,7 +170,8 @@ def wilson_interval(k, n, z=1.96):
         z: float > 0. Normal quantile. Defaults to `1.96` (95 %).
 
     Returns:
-        A tuple `(low, high)` of floats within [0, 1].
+        A tuple `(low, high)` of floats within [0, 1], with
+        `low <= k / n <= high` (so k = n gives `high == 1.0` exactly).
 
     Example:
 
@@ -195,7 +196,12 @@ def wilson_interval(k, n, z=1.96):
         * math.sqrt(proportion * (1 - proportion) / n + z_squared / (4 * n * n))
         / denominator
     )
-    return max(0.0, centre - half_width), min(1.0, centre + half_width)
+    # In exact arithmetic the interval contains p̂ and lies within [0, 1];
+    # in floating point k = n gave an upper bound of 0.9999999999999999
+    # (and k = 0 can miss 0 likewise), so the bounds are clamped to both.
+    low = min(max(0.0, centre - half_width), proportion)
+    high = max(min(1.0, centre + half_width), proportion)
+    return low, high
 
 
 def _midranks(values):

@@ -257,3 +257,17 @@ def test_wilson_interval_rejects_bad_inputs(k, n, message):
     z = -1.0 if message == "z" else 1.96
     with pytest.raises(ValueError, match=message):
         wilson_interval(k, n, z=z)
+
+
+@pytest.mark.parametrize("n", [1, 2, 6, 7, 10, 37, 100, 150, 1000, 12345])
+def test_wilson_interval_contains_its_estimate_at_the_extremes(n):
+    # k = n once gave an upper bound of 0.9999999999999999 < 1 = p̂.
+    assert wilson_interval(n, n)[1] == 1.0
+    assert wilson_interval(0, n)[0] == 0.0
+
+
+def test_wilson_interval_contains_its_estimate_everywhere():
+    for n in range(1, 120):
+        for k in range(n + 1):
+            low, high = wilson_interval(k, n)
+            assert 0.0 <= low <= k / n <= high <= 1.0, (k, n, low, high)
