@@ -46,6 +46,14 @@ from isnet_keras.data.mnist import (
     read_idx,
 )
 from isnet_keras.data.splits import stratified_split
+from isnet_keras.data.zoo import (
+    ZOO_FAMILIES,
+    ZOO_TEST_SETS,
+    ZooBenchmark,
+    make_zoo_benchmark,
+    zoo_candidate_regions,
+    zoo_images,
+)
 
 __all__ = [
     "SHAPE_TABLE",
@@ -79,4 +87,10 @@ __all__ = [
     "shapes_mnist",
     "stratified_split",
     "write_folder_dataset",
+    "ZOO_FAMILIES",
+    "ZOO_TEST_SETS",
+    "ZooBenchmark",
+    "make_zoo_benchmark",
+    "zoo_candidate_regions",
+    "zoo_images",
 ]
