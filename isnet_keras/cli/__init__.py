@@ -11,7 +11,8 @@ import importlib
 import os
 import sys
 
-COMMAND_MODULES = ("bench", "train", "evaluate", "metrics", "export", "predict")
+COMMAND_MODULES = ("bench", "train", "evaluate", "audit", "metrics", "export",
+                   "predict")
 
 
 def build_parser():

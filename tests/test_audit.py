@@ -1,0 +1,233 @@
+"""The shortcut audit: counterfactual predictions, verdict rule, files, CLI."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import isnet_keras
+from isnet_keras.audit import (
+    AUDIT_FIGURE,
+    AUDIT_FILE,
+    AuditResult,
+    Proportion,
+    audit,
+    decide_verdict,
+    format_audit,
+    write_audit,
+)
+from isnet_keras.cli import main as isnet_main
+
+SIZE = 8
+# Pixels of the hand-made set: the object covers rows/columns 2-5; the
+# background cue sits in the top-left corner.
+FOREGROUND_PIXEL = (4, 4)
+BACKGROUND_PIXEL = (0, 0)
+
+
+def cue_set(num_images=80, seed=0):
+    """Two classes, each told apart both by one object pixel and by one
+    background pixel (1.0 for class 1, 0.0 for class 0), on a textured
+    background darker than 0.3."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(num_images) % 2
+    images = rng.uniform(0.0, 0.3, (num_images, SIZE, SIZE, 1))
+    masks = np.zeros((num_images, SIZE, SIZE, 1), np.float32)
+    masks[:, 2:6, 2:6] = 1
+    for row, column in (FOREGROUND_PIXEL, BACKGROUND_PIXEL):
+        images[:, row, column, 0] = labels
+    return images.astype(np.float32), labels, masks
+
+
+def pixel_reader(pixel):
+    """A fixed-weight classifier that reads one pixel: class 1 when it is
+    above 0.5, class 0 below."""
+    model = keras.Sequential([
+        keras.Input((SIZE, SIZE, 1)),
+        keras.layers.Flatten(),
+        keras.layers.Dense(2),
+    ])
+    kernel = np.zeros((SIZE * SIZE, 2), np.float32)
+    kernel[pixel[0] * SIZE + pixel[1]] = [-1.0, 1.0]
+    model.layers[-1].set_weights([kernel, np.array([0.5, -0.5], np.float32)])
+    return model
+
+
+def test_a_model_reading_a_background_pixel_uses_the_background():
+    images, labels, masks = cue_set()
+    result = audit(pixel_reader(BACKGROUND_PIXEL), images, labels, masks)
+    assert result.original_accuracy.value == 1.0
+    assert result.swapped_accuracy.value == 0.0
+    assert result.follows_background_rate.value == 1.0
+    assert result.verdict == "uses_background"
+
+
+def test_a_model_reading_the_foreground_ignores_the_background():
+    images, labels, masks = cue_set()
+    result = audit(pixel_reader(FOREGROUND_PIXEL), images, labels, masks)
+    assert result.original_accuracy.value == 1.0
+    assert result.swapped_accuracy.value == 1.0
+    assert result.neutral_accuracy.value == 1.0
+    assert result.follows_background_rate.value == 0.0
+    assert result.verdict == "ignores_background"
+
+
+def test_too_few_images_are_inconclusive():
+    # Nothing follows the background, but 10 images cannot bound the rate
+    # below 0.15 (Wilson upper bound 0.28).
+    images, labels, masks = cue_set(num_images=10)
+    result = audit(pixel_reader(FOREGROUND_PIXEL), images, labels, masks)
+    assert result.follows_background_rate.value == 0.0
+    assert result.verdict == "inconclusive"
+
+
+def test_softmax_models_and_isnets_are_accepted():
+    images, labels, masks = cue_set()
+    reader = pixel_reader(BACKGROUND_PIXEL)
+    softmax = keras.Sequential([reader, keras.layers.Softmax()])
+    assert audit(softmax, images, labels, masks).verdict == "uses_background"
+
+    class Wrapper:  # stands for an ISNet: the classifier is deploy_model
+        deploy_model = pixel_reader(FOREGROUND_PIXEL)
+
+    assert audit(Wrapper(), images, labels, masks).verdict == (
+        "ignores_background")
+
+
+def test_result_dict_has_the_documented_keys_and_intervals():
+    images, labels, masks = cue_set()
+    result = audit(pixel_reader(BACKGROUND_PIXEL), images, labels, masks,
+                   seed=3)
+    report = result.to_dict()
+    assert {"original_accuracy", "swapped_accuracy", "neutral_accuracy",
+            "follows_background_rate", "num_images", "verdict"} <= set(report)
+    for key in ("original_accuracy", "swapped_accuracy", "neutral_accuracy",
+                "follows_background_rate"):
+        assert set(report[key]) == {"value", "wilson_ci95"}
+        low, high = report[key]["wilson_ci95"]
+        assert 0.0 <= low <= report[key]["value"] <= high <= 1.0
+    # All-correct predictions: the interval reaches 1 exactly.
+    assert report["original_accuracy"]["wilson_ci95"][1] == 1.0
+    assert report["num_images"] == 80
+    assert report["chance_rate"] == 0.5
+    assert report["seed"] == 3
+    assert "uses_background if" in report["verdict_rule"]
+    json.dumps(report, allow_nan=False)
+    assert isinstance(result, AuditResult)
+
+
+def test_the_package_exports_the_audit_function():
+    import isnet_keras.audit  # noqa: F401  binds the module name too
+
+    images, labels, masks = cue_set()
+    reader = pixel_reader(BACKGROUND_PIXEL)
+    assert isnet_keras.audit(reader, images, labels, masks).verdict == (
+        "uses_background")
+    assert isnet_keras.write_audit is write_audit
+
+
+def test_empty_masks_are_left_out_and_counted():
+    images, labels, masks = cue_set()
+    masks[:3] = 0  # no object
+    masks[3] = 1   # no background
+    result = audit(pixel_reader(FOREGROUND_PIXEL), images, labels, masks)
+    assert result.num_images == 76
+    assert result.excluded_empty_foreground == 3
+    assert result.excluded_no_background == 1
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda x, y, m: (x, y, m[:, :-1]), "masks"),
+        (lambda x, y, m: (x, y, m * 0.5), "binary"),
+        (lambda x, y, m: (x, y + 1, m), r"\[0, 2\)"),
+        (lambda x, y, m: (x, y * 0, m), "at least 2 classes"),
+        (lambda x, y, m: (np.where(m > 0, np.nan, x), y, m), "NaN"),
+        (lambda x, y, m: (x, y, m * 0), "no foreground"),
+        (lambda x, y, m: (x, y[:-1], m), "entries"),
+    ],
+)
+def test_bad_inputs_are_named(change, message):
+    images, labels, masks = cue_set(num_images=8)
+    with pytest.raises(ValueError, match=message):
+        audit(pixel_reader(FOREGROUND_PIXEL), *change(images, labels, masks))
+
+
+@pytest.mark.parametrize(
+    "original, swapped, follows, classes, verdict",
+    [
+        # Follows the donor: a shortcut.
+        ((300, 300), (3, 300), (297, 300), 10, "uses_background"),
+        # Few follow, but another background costs 30 points.
+        ((270, 300), (180, 300), (20, 300), 10, "uses_background"),
+        # Keeps its answers on any background.
+        ((285, 300), (282, 300), (4, 300), 10, "ignores_background"),
+        # Does not follow the donor but loses 15 points: partial use.
+        ((227, 300), (182, 300), (12, 300), 10, "inconclusive"),
+        # Two classes: every error of a background-blind model lands on
+        # the donor's class, so a 30 % error rate is no evidence.
+        ((210, 300), (215, 300), (85, 300), 2, "ignores_background"),
+        # At chance on the original images: keeping answers shows nothing.
+        ((32, 300), (30, 300), (27, 300), 10, "inconclusive"),
+    ],
+)
+def test_verdict_rule(original, swapped, follows, classes, verdict):
+    got, rule = decide_verdict(Proportion(*original), Proportion(*swapped),
+                               Proportion(*follows), classes)
+    assert got == verdict
+    assert f"K = {classes}" in rule
+
+
+def test_write_audit_writes_json_and_figure_and_refuses_to_overwrite(tmp_path):
+    images, labels, masks = cue_set()
+    result = audit(pixel_reader(BACKGROUND_PIXEL), images, labels, masks,
+                   class_names=["dark", "bright"])
+    json_path, figure_path = write_audit(result, tmp_path / "audit")
+    assert json.loads(open(json_path).read()) == result.to_dict()
+    assert figure_path.endswith(AUDIT_FIGURE)
+    with open(figure_path, "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(FileExistsError, match="overwrite"):
+        write_audit(result, tmp_path / "audit")
+    write_audit(result, tmp_path / "audit", overwrite=True, figure_images=0)
+    text = format_audit(result)
+    assert "follows background" in text and "uses_background" in text
+
+
+def test_cli_audits_a_folder_dataset_and_refuses_a_second_run(tmp_path,
+                                                             capsys):
+    from isnet_keras.data.example_folders import write_benchmark_folders
+    from isnet_keras.export import image_input_shape
+
+    counts = write_benchmark_folders(tmp_path / "data", benchmark="decoy",
+                                     source="digits", limit_per_class=6)
+    classifier = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(4, 3, padding="same", activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(10),
+    ])
+    assert image_input_shape(classifier) == (28, 28, 1)
+    model_path = tmp_path / "model.keras"
+    classifier.save(model_path)
+    test = tmp_path / "data" / "test_biased"
+    argv = ["audit", "--model", str(model_path), "--data",
+            f"folder:{test / 'images'},{test / 'masks'},{test / 'labels.csv'}",
+            "--out", str(tmp_path / "out"), "--seed", "1"]
+
+    assert isnet_main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "Verdict:" in printed and "swapped accuracy" in printed
+    report = json.loads((tmp_path / "out" / AUDIT_FILE).read_text())
+    assert {"original_accuracy", "swapped_accuracy", "neutral_accuracy",
+            "follows_background_rate", "num_images", "verdict"} <= set(report)
+    assert report["num_images"] + report["excluded_empty_foreground"] == (
+        counts["test_biased"])
+    assert report["seed"] == 1
+    assert (tmp_path / "out" / AUDIT_FIGURE).is_file()
+
+    assert isnet_main(argv) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert isnet_main(argv + ["--overwrite"]) == 0
