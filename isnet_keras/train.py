@@ -12,7 +12,8 @@ Run directory layout (`RUN_DIR`):
     logs/                  TensorBoard: train/, validation/, heatmaps/
     foreground_bounds.json bands (C1, C2) chosen by --tune-bounds
     model.keras            final ISNet (best validation loss)
-    report/                evaluation.json, confusion_matrix.png, heatmaps.png
+    report/                evaluation.json, confusion_matrix.png, heatmaps.png,
+                           audit.json, audit.png (shortcut audit)
 
 `train(config)` runs it all; `isnet train` is its command line.
 """
@@ -307,6 +308,30 @@ def write_report(isnet, val_images, val_labels, val_masks, class_names,
     return result
 
 
+def write_audit_report(isnet, val_images, val_labels, val_masks, class_names,
+                       report_dir, seed):
+    """Runs the shortcut audit (`isnet_keras.audit`) on the validation set;
+    writes `report_dir/audit.json` and `audit.png`.
+
+    Returns:
+        The audit's `to_dict()`, or `{"skipped": reason}` when the
+        validation set cannot be audited (e.g. a single class, or no mask
+        with both object and background).
+    """
+    from isnet_keras.audit import audit, write_audit
+
+    try:
+        result = audit(isnet.deploy_model, val_images, val_labels, val_masks,
+                       seed=seed, class_names=list(class_names))
+    except ValueError as error:
+        # A small validation split may hold one class only; the run itself
+        # is still good, so the report says why the audit is missing.
+        return {"skipped": str(error)}
+    # The run owns its report folder: a resumed run replaces its audit.
+    write_audit(result, report_dir, overwrite=True)
+    return result.to_dict()
+
+
 def train(config, callbacks=(), resume=False, overwrite=False):
     """Trains an ISNet as configured; writes everything into `config["out"]`.
 
@@ -412,6 +437,9 @@ def train(config, callbacks=(), resume=False, overwrite=False):
         evaluation = write_report(isnet, val_images, val_labels, val_masks,
                                   class_names, run_dir / "report",
                                   config["max_heatmaps"], config["seed"])
+        audit_report = write_audit_report(
+            isnet, val_images, val_labels, val_masks, class_names,
+            run_dir / "report", config["seed"])
     val_files = [os.fspath(data["val_index"].image_paths[i])
                  for i in data["val_indices"]]
     _write_json(run_dir / "run.json", {
@@ -423,6 +451,7 @@ def train(config, callbacks=(), resume=False, overwrite=False):
         "accuracy": evaluation["accuracy"],
         "background_attention": evaluation["background_attention"],
         "foreground_bounds": bounds,
+        "audit": audit_report,
     })
     return {"run_dir": os.fspath(run_dir), "model": os.fspath(model_path),
             "history": fit.history, "evaluation": evaluation,

@@ -231,3 +231,89 @@ def test_cli_audits_a_folder_dataset_and_refuses_a_second_run(tmp_path,
     assert isnet_main(argv) == 1
     assert "--overwrite" in capsys.readouterr().err
     assert isnet_main(argv + ["--overwrite"]) == 0
+
+
+@pytest.mark.slow
+def test_audit_tells_a_shortcut_model_from_an_isnet_on_shapes():
+    # Shapes: a class-specific white shape sits in the background of every
+    # biased image. A plain CNN learns the shape; an ISNet with LRP deep
+    # supervision (the benchmark's recipe) learns the digit. Batches of 32
+    # give the ISNet enough steps in 6 epochs to drop the shortcut.
+    from isnet_keras.baselines import PlainClassifier
+    from isnet_keras.bench.bias import bench_classifier
+    from isnet_keras.data import make_bias_benchmark
+    from isnet_keras.isnet import build_isnet
+
+    bench = make_bias_benchmark("shapes", source="auto", limit_per_class=150,
+                                seed=0)
+    # Held-out biased images: the validation split and the biased test set.
+    images, labels, masks = (
+        np.concatenate([getattr(bench.val, name),
+                        getattr(bench.test["biased"], name)])
+        for name in ("images", "labels", "masks"))
+    train_targets = {"label": bench.train.labels, "mask": bench.train.masks}
+
+    keras.utils.set_random_seed(0)
+    plain_classifier = bench_classifier((40, 40, 1), 10)
+    plain = PlainClassifier(plain_classifier)
+    plain.compile(optimizer=keras.optimizers.Adam(3e-3))
+    plain.fit(bench.train.images, train_targets, epochs=2, batch_size=32,
+              verbose=0)
+    plain_audit = audit(plain_classifier, images, labels, masks, seed=0)
+
+    keras.utils.set_random_seed(0)
+    isnet = build_isnet(bench_classifier((40, 40, 1), 10), P=0.9,
+                        deep_supervision=("relu_1", "relu_2", "relu_3"))
+    isnet.compile(optimizer=keras.optimizers.Adam(3e-3, global_clipnorm=1.0))
+    isnet.fit(bench.train.images, train_targets, epochs=6, batch_size=32,
+              verbose=0)
+    isnet_audit = audit(isnet, images, labels, masks, seed=0)
+
+    print("plain:", plain_audit.to_dict())
+    print("isnet:", isnet_audit.to_dict())
+    assert plain_audit.verdict == "uses_background"
+    assert plain_audit.follows_background_rate.value >= 0.5
+    assert isnet_audit.verdict == "ignores_background"
+    assert isnet_audit.follows_background_rate.value <= 0.1
+
+
+def test_isnet_train_audits_its_validation_split(tmp_path, capsys):
+    from isnet_keras.data import write_folder_dataset
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(24) % 2
+    masks = np.zeros((24, 16, 16, 1), np.float32)
+    for mask, label in zip(masks, labels):
+        top, left = rng.integers(2, 8, 2)
+        mask[top:top + 5, left:left + (3 if label else 6)] = 1.0
+    images = masks * rng.uniform(0.6, 1.0, masks.shape)
+    write_folder_dataset(tmp_path / "data", images.astype(np.float32), masks,
+                         labels, class_names=["bar", "square"])
+    run = tmp_path / "run"
+    status = isnet_main([
+        "train", "--data-dir", str(tmp_path / "data"), "--val-split", "0.5",
+        "--backbone", "smallcnn", "--image-size", "16", "--epochs", "1",
+        "--batch-size", "4", "--verbose", "0", "--heatmap-images", "0",
+        "--out", str(run)])
+    assert status == 0, capsys.readouterr().err
+
+    report = json.loads((run / "report" / AUDIT_FILE).read_text())
+    assert json.loads((run / "run.json").read_text())["audit"] == report
+    assert report["num_images"] == 12
+    assert report["verdict"] in ("uses_background", "ignores_background",
+                                 "inconclusive")
+    assert (run / "report" / AUDIT_FIGURE).is_file()
+
+
+def test_a_validation_set_of_one_class_skips_the_audit_with_the_reason(
+        tmp_path):
+    from isnet_keras.train import write_audit_report
+
+    class Trained:
+        deploy_model = pixel_reader(FOREGROUND_PIXEL)
+
+    images, labels, masks = cue_set(num_images=6)
+    report = write_audit_report(Trained(), images, labels * 0, masks,
+                                ["a", "b"], tmp_path / "report", seed=0)
+    assert "at least 2 classes" in report["skipped"]
+    assert not (tmp_path / "report" / AUDIT_FILE).exists()
