@@ -247,7 +247,8 @@ def deep_supervision_layers(classifier):
     """Default hidden layers for LRP deep supervision of a classifier.
 
     Recognises, by layer names, the `keras.applications` families (also
-    nested in a head, as `build_classifier` makes them) and `small_cnn`:
+    nested in a head, as `build_classifier` makes them) and `small_cnn`,
+    and supervises the layers the ISNet papers' code does:
 
     - DenseNet: each transition block's ReLU and the last ReLU;
     - ResNet (v1 and v2): each stage's output;
@@ -256,14 +257,16 @@ def deep_supervision_layers(classifier):
       ReLU;
     - `small_cnn`: its three ReLUs.
 
+    Any other classifier gets one layer per feature-map resolution (see
+    `last_map_per_resolution`): the end of each stage, where a shortcut
+    feature computed at that resolution must show itself.
+
     Args:
         classifier: A `keras.Model`.
 
     Returns:
-        A tuple of layer names, shallowest first.
-
-    Raises:
-        ValueError: the classifier is none of these; name the layers.
+        A tuple of layer names, shallowest first; empty when the classifier
+        has no 4-D feature map after a convolution (e.g. an MLP).
 
     Example:
 
@@ -281,8 +284,61 @@ def deep_supervision_layers(classifier):
     for layers in candidates:
         if len(layers) > 2 and names.issuperset(layers):
             return tuple(layers)
-    raise ValueError(
-        f"No default deep-supervision layers for '{classifier.name}': they "
-        "are known for keras.applications DenseNet, ResNet, VGG and "
-        "MobileNetV2 backbones and for small_cnn. Pass the names of the "
-        "hidden layers (4-D feature maps) to supervise.")
+    return last_map_per_resolution(classifier)
+
+
+# Layers that only move or copy pixels: their outputs are no new features.
+_GEOMETRY_LAYERS = ("ZeroPadding2D", "Cropping2D", "Rescaling",
+                    "Normalization", "InputLayer")
+
+
+def last_map_per_resolution(classifier):
+    """The last feature map computed at each spatial resolution.
+
+    Walks the classifier's layer calls in topological order (nested models
+    inlined) from its first convolution on, groups the calls with a 4-D
+    output by their `(height, width)`, and keeps the last call of each
+    group: in a chain of conv/ReLU/pool blocks that is each block's output
+    before it is pooled, and in a residual network each stage's output. A
+    layer called more than once is skipped (its output is ambiguous), and so
+    are layers that only pad, crop or rescale.
+
+    Args:
+        classifier: A Functional or Sequential `keras.Model`.
+
+    Returns:
+        A tuple of layer names, shallowest first.
+
+    Example:
+
+    >>> cnn = keras.Sequential([
+    ...     keras.Input((28, 28, 1)),
+    ...     keras.layers.Conv2D(8, 3, activation="relu", name="c1"),
+    ...     keras.layers.MaxPooling2D(2, name="p1"),
+    ...     keras.layers.Conv2D(8, 3, activation="relu", name="c2"),
+    ...     keras.layers.Flatten(), keras.layers.Dense(10)])
+    >>> last_map_per_resolution(cnn)
+    ('c1', 'c2')
+    """
+    from isnet_keras.lrp.keras_graph import trace
+
+    calls = trace(classifier).calls
+    counts = {}
+    for call in calls:
+        counts[call.layer.name] = counts.get(call.layer.name, 0) + 1
+    last_by_size = {}
+    seen_convolution = False
+    for call in calls:
+        layer = call.layer
+        seen_convolution |= isinstance(layer, keras.layers.Conv2D) or \
+            isinstance(layer, keras.layers.DepthwiseConv2D)
+        shape = call.output.shape
+        if (not seen_convolution or len(shape) != 4
+                or counts[layer.name] > 1
+                or type(layer).__name__ in _GEOMETRY_LAYERS):
+            continue
+        size = tuple(shape[1:3])
+        # Re-inserting moves the resolution to the end: dicts keep order.
+        last_by_size.pop(size, None)
+        last_by_size[size] = layer.name
+    return tuple(last_by_size.values())

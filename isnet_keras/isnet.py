@@ -163,6 +163,25 @@ def _logs(metrics):
     return logs
 
 
+def default_optimizer():
+    """The optimizer `ISNet.compile()` uses when given none.
+
+    Adam at 3e-3 with the global gradient norm clipped at 1. The papers'
+    SGD (1e-3, momentum 0.99) did not learn within 15 epochs on small
+    folder sets and new bias types; see docs/results.md for the bias-zoo
+    figures behind this choice.
+    """
+    return keras.optimizers.Adam(3e-3, global_clipnorm=1.0)
+
+
+def default_hidden_loss():
+    """The heatmap loss of each deep-supervision layer by default: GWRP on
+    the channels' summed relevance (a per-channel GWRP costs more than the
+    whole LRP pass on deep feature maps, and removed shortcuts no better on
+    the bias zoo)."""
+    return losses_lib.GWRPHeatmapLoss(channels="sum")
+
+
 def _combine_layer_losses(values, decay):
     """GWRP over per-layer losses: the worst layer weighs most."""
     stacked = tf.stack(values)
@@ -240,7 +259,7 @@ class ISNet(keras.Model):
                 f"{len(hidden_losses)} hidden_losses for "
                 f"{len(self.deep_supervision)} deep-supervision layers.")
         self.hidden_losses = list(hidden_losses or (
-            losses_lib.GWRPHeatmapLoss() for _ in self.deep_supervision))
+            default_hidden_loss() for _ in self.deep_supervision))
         lrp_graph = graph_lib.LRPGraph(
             classifier, epsilon=epsilon, first_layer_rule=first_layer_rule,
             input_bounds=input_bounds)
@@ -282,6 +301,11 @@ class ISNet(keras.Model):
         return [self.loss_tracker, self.classification_tracker,
                 self.heatmap_tracker, self.accuracy_metric,
                 self.fraction_tracker, self.skipped_tracker]
+
+    def compile(self, optimizer=None, **kwargs):
+        """Configures training; `optimizer` defaults to
+        `default_optimizer()` (Adam 3e-3, global norm clipping at 1)."""
+        super().compile(optimizer=optimizer or default_optimizer(), **kwargs)
 
     def call(self, inputs, training=False):
         return self.classifier(inputs, training=training)
@@ -411,7 +435,8 @@ class ISNet(keras.Model):
 
 def build_isnet(classifier, variant="selective", heatmap_loss=None, P=0.7,
                 epsilon=1e-2, first_layer_rule="zb", input_bounds=(0.0, 1.0),
-                class_policy="lowest", deep_supervision=None, seed=None):
+                class_policy="lowest", deep_supervision=None, seed=None,
+                deep_supervision_decay=0.8, hidden_losses=None):
     """Wraps a classifier in an ISNet (train-time graph + deploy model).
 
     Args:
@@ -428,6 +453,8 @@ def build_isnet(classifier, variant="selective", heatmap_loss=None, P=0.7,
         deep_supervision: Hidden layer names penalised too, or `"auto"`
             (defaults for `keras.applications` backbones).
         seed: Stochastic variant seed.
+        deep_supervision_decay: GWRP decay combining per-layer losses.
+        hidden_losses: Optional heatmap loss per deep-supervision layer.
 
     Returns:
         An `ISNet`; `isnet.deploy_model` is `classifier`.
@@ -443,4 +470,6 @@ def build_isnet(classifier, variant="selective", heatmap_loss=None, P=0.7,
     return ISNet(classifier, variant=variant, heatmap_loss=heatmap_loss, P=P,
                  epsilon=epsilon, first_layer_rule=first_layer_rule,
                  input_bounds=input_bounds, class_policy=class_policy,
-                 deep_supervision=deep_supervision, seed=seed)
+                 deep_supervision=deep_supervision, seed=seed,
+                 deep_supervision_decay=deep_supervision_decay,
+                 hidden_losses=hidden_losses)

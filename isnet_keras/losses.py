@@ -21,6 +21,9 @@ import numpy as np
 import tensorflow as tf
 
 FOREGROUND_PENALTIES = ("l2", "l1", "hybrid")
+# How the background score treats a heatmap's channels: one GWRP per channel
+# ("each"), or one GWRP over the channels' summed |relevance| ("sum").
+CHANNEL_MODES = ("each", "sum")
 
 
 def _bin_matrix(source, target, dtype):
@@ -218,7 +221,7 @@ def _mean_over_valid(per_sample, masks):
 
 
 def gwrp_heatmap_loss(masks, heatmaps, d=0.9, E=1.0, A=1.0, B=3.0, C1=1.0,
-                      C2=25.0, foreground="l2"):
+                      C2=25.0, foreground="l2", channels="each"):
     """The GWRP heatmap loss ("Version B"), a scalar.
 
     Args:
@@ -231,10 +234,16 @@ def gwrp_heatmap_loss(masks, heatmaps, d=0.9, E=1.0, A=1.0, B=3.0, C1=1.0,
         C1: Lower bound of the raw foreground relevance (scalar or per map).
         C2: Upper bound (scalar or per map), `C1 < C2`.
         foreground: `"l2"`, `"l1"` or `"hybrid"` penalty above `C2`.
+        channels: `"each"`: one background GWRP per channel, averaged;
+            `"sum"`: the channels' `|relevance|` summed first, then one GWRP
+            over positions. The foreground band is the same in both.
 
     Returns:
         Scalar loss, averaged over images with a non-empty foreground.
     """
+    if channels not in CHANNEL_MODES:
+        raise ValueError(f"channels must be one of {CHANNEL_MODES}, "
+                         f"received {channels!r}.")
     heatmaps = tf.convert_to_tensor(heatmaps)
     masks = prepare_masks(masks, heatmaps)
     dtype = heatmaps.dtype
@@ -242,6 +251,12 @@ def gwrp_heatmap_loss(masks, heatmaps, d=0.9, E=1.0, A=1.0, B=3.0, C1=1.0,
     c1 = tf.constant(_per_heatmap(C1, num_heatmaps, "C1"), dtype)
     c2 = tf.constant(_per_heatmap(C2, num_heatmaps, "C2"), dtype)
     absolute = _finite_abs(heatmaps, masks)
+    if channels == "sum":
+        # A deep feature map has tens to hundreds of channels: one ranked
+        # pooling per channel costs more than the whole LRP pass, while a
+        # background position whose channels carry relevance still ranks
+        # high in the summed map.
+        absolute = tf.reduce_sum(absolute, axis=4, keepdims=True)
     fg_mask = tf.broadcast_to(masks, tf.shape(absolute))
     foreground_total = tf.reduce_sum(absolute * fg_mask, axis=(2, 3, 4))
     fg_mean = foreground_total / (
@@ -253,7 +268,7 @@ def gwrp_heatmap_loss(masks, heatmaps, d=0.9, E=1.0, A=1.0, B=3.0, C1=1.0,
     per_channel = tf.reshape(
         tf.transpose(background, (0, 1, 4, 2, 3)),
         tf.stack([shape[0], shape[1], shape[4], shape[2] * shape[3]]))
-    per_channel.set_shape([None, num_heatmaps, heatmaps.shape[4],
+    per_channel.set_shape([None, num_heatmaps, background.shape[4],
                            heatmaps.shape[2] * heatmaps.shape[3]])
     score = gwrp(per_channel, d)
     fraction = tf.minimum(score / (score + E), 1.0 - 1e-7)
@@ -327,6 +342,9 @@ class GWRPHeatmapLoss(_HeatmapLoss):
         C2: float or per-heatmap list. Upper foreground bound.
             Defaults to `25.0`.
         foreground: `"l2"`, `"l1"` or `"hybrid"`. Defaults to `"l2"`.
+        channels: `"each"` (a background GWRP per channel) or `"sum"` (one
+            over the channels' summed `|relevance|`, far cheaper on deep
+            feature maps). Defaults to `"each"`.
 
     Example:
 
@@ -335,8 +353,12 @@ class GWRPHeatmapLoss(_HeatmapLoss):
     """
 
     def __init__(self, d=0.9, E=1.0, A=1.0, B=3.0, C1=1.0, C2=25.0,
-                 foreground="l2", name="gwrp_heatmap_loss", **kwargs):
+                 foreground="l2", channels="each", name="gwrp_heatmap_loss",
+                 **kwargs):
         super().__init__(name=name, **kwargs)
+        if channels not in CHANNEL_MODES:
+            raise ValueError(f"channels must be one of {CHANNEL_MODES}, "
+                             f"received {channels!r}.")
         foreground = foreground.lower()
         if foreground not in FOREGROUND_PENALTIES:
             raise ValueError(f"foreground must be one of "
@@ -352,17 +374,20 @@ class GWRPHeatmapLoss(_HeatmapLoss):
         self.C1 = C1 if np.ndim(C1) else float(C1)
         self.C2 = C2 if np.ndim(C2) else float(C2)
         self.foreground = foreground
+        self.channels = channels
 
     def call(self, masks, heatmaps):
         return gwrp_heatmap_loss(masks, heatmaps, self.d, self.E, self.A,
-                                 self.B, self.C1, self.C2, self.foreground)
+                                 self.B, self.C1, self.C2, self.foreground,
+                                 self.channels)
 
     def get_config(self):
         config = super().get_config()
         config.pop("reduction", None)
         config.update({"d": self.d, "E": self.E, "A": self.A, "B": self.B,
                        "C1": self.C1, "C2": self.C2,
-                       "foreground": self.foreground})
+                       "foreground": self.foreground,
+                       "channels": self.channels})
         return config
 
 

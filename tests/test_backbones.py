@@ -94,13 +94,47 @@ def test_auto_deep_supervision_picks_each_backbones_stage_outputs(name,
     assert len(isnet.hidden_losses) == len(expected)
 
 
-def test_auto_deep_supervision_asks_for_names_on_other_classifiers():
-    inputs = keras.Input((16, 16, 1))
-    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    classifier = keras.Model(inputs, keras.layers.Dense(2)(x), name="mine")
-    with pytest.raises(ValueError, match="No default deep-supervision layers "
-                       "for 'mine'"):
-        build_isnet(classifier, deep_supervision="auto")
+def test_auto_deep_supervision_takes_each_resolutions_last_map_elsewhere():
+    # Fused ReLUs, a Dense hidden layer, padding and a residual block.
+    layers = keras.layers
+    inputs = keras.Input((28, 28, 1))
+    x = layers.ZeroPadding2D(2, name="pad")(inputs)
+    x = layers.Conv2D(8, 3, activation="relu", name="conv1")(x)
+    x = layers.MaxPooling2D(2, name="pool1")(x)
+    y = layers.Conv2D(8, 3, padding="same", name="conv2")(x)
+    y = layers.ReLU(name="relu2")(y)
+    x = layers.Add(name="residual")([x, y])
+    x = layers.MaxPooling2D(2, name="pool2")(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(16, activation="relu")(x)
+    classifier = keras.Model(inputs, layers.Dense(3)(x), name="mine")
+    expected = ("conv1", "residual", "pool2")
+    assert backbones.deep_supervision_layers(classifier) == expected
+    isnet = build_isnet(classifier, deep_supervision="auto")
+    assert isnet.deep_supervision == expected
+    # Each supervised map is the layer's own output: the hidden relevance
+    # has its shape.
+    hidden = isnet.train_graph(np.random.rand(2, 28, 28, 1))["hidden"]
+    assert [tuple(h.shape[2:]) for h in hidden] == [
+        (30, 30, 8), (15, 15, 8), (7, 7, 8)]
+
+
+def test_auto_deep_supervision_is_empty_without_feature_maps():
+    mlp = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                            keras.layers.Dense(16, activation="relu"),
+                            keras.layers.Dense(2)], name="mlp")
+    assert backbones.deep_supervision_layers(mlp) == ()
+    assert build_isnet(mlp).deep_supervision == ()
     with pytest.raises(ValueError, match="'auto', received 'all'"):
-        build_isnet(classifier, deep_supervision="all")
+        build_isnet(mlp, deep_supervision="all")
+
+
+def test_a_layer_called_twice_is_never_supervised():
+    shared = keras.layers.Conv2D(4, 3, padding="same", activation="relu",
+                                 name="shared")
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="first")(inputs)
+    x = shared(shared(x))
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    classifier = keras.Model(inputs, keras.layers.Dense(2)(x))
+    assert backbones.deep_supervision_layers(classifier) == ("first",)

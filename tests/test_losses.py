@@ -139,16 +139,34 @@ def test_masks_of_the_wrong_shape_raise(maps_and_masks):
 
 @pytest.mark.parametrize("kwargs,pattern", [
     (dict(C1=5.0, C2=5.0), "0 < C1 < C2"), (dict(d=1.5), "d must"),
-    (dict(foreground="l3"), "foreground"), (dict(E=0.0), "E must")])
+    (dict(foreground="l3"), "foreground"), (dict(E=0.0), "E must"),
+    (dict(channels="max"), "channels must")])
 def test_bad_loss_arguments_raise(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         losses.GWRPHeatmapLoss(**kwargs)
 
 
+def test_summed_channels_score_the_background_of_the_summed_abs_map():
+    rng = np.random.default_rng(3)
+    maps = rng.normal(size=(3, 2, 6, 6, 5))
+    masks = np.zeros((3, 6, 6, 1))
+    masks[:, 1:4, 2:5] = 1
+    summed = np.abs(maps).sum(axis=-1, keepdims=True)
+    expected = _numpy_gwrp_loss(masks, summed, 0.9, 1.0, 1.0, 3.0, 2.0,
+                                40.0, "l2")
+    value = losses.gwrp_heatmap_loss(masks, tf.constant(maps), C1=2.0,
+                                     C2=40.0, channels="sum")
+    np.testing.assert_allclose(float(value), expected, rtol=1e-9)
+    # The foreground band sees the same total either way; the background
+    # score differs.
+    each = losses.gwrp_heatmap_loss(masks, tf.constant(maps), C1=2.0, C2=40.0)
+    assert abs(float(each) - expected) > 1e-3
+
+
 def test_losses_serialize_round_trip():
     import keras
     loss = losses.GWRPHeatmapLoss(d=0.5, C1=[1.0, 2.0], C2=[5.0, 9.0],
-                                  foreground="hybrid")
+                                  foreground="hybrid", channels="sum")
     restored = keras.losses.deserialize(keras.losses.serialize(loss))
     assert restored.get_config() == loss.get_config()
 

@@ -58,6 +58,34 @@ def register(subparsers):
                            "isnet_original rrr masked_input.")
     bias.set_defaults(func=run)
 
+    zoo = benchmarks.add_parser(
+        "zoo",
+        help="Plain vs default ISNet on every family of the bias zoo.",
+        description="For every bias family and seed, trains the plain "
+                    "classifier on biased images, the same classifier on "
+                    "the images without the bias (the reference), and the "
+                    "ISNet with every default, and tests them with the bias "
+                    "kept, removed and confounding. Writes results.json.")
+    zoo.add_argument("--families", nargs="+", default=None,
+                     metavar="FAMILY",
+                     help="Bias families (default: all): shapes decoy marker "
+                          "frame texture brightness noise watermark.")
+    zoo.add_argument("--seeds", nargs="+", type=int, default=[0])
+    zoo.add_argument("--out", default="runs/zoo",
+                     help="Output folder (results.json).")
+    zoo.add_argument("--overwrite", action="store_true",
+                     help="Replace an existing OUT/results.json.")
+    zoo.add_argument("--fast", action="store_true",
+                     help="A minute or two: 30 digits per class, one epoch.")
+    zoo.add_argument("--data", choices=("mnist", "digits"), default="mnist",
+                     help="As for 'isnet bench bias'.")
+    zoo.add_argument("--mnist-dir", default=None)
+    zoo.add_argument("--epochs", type=int, default=None,
+                     help="Epochs of every model (default 8; 1 with --fast).")
+    zoo.add_argument("--limit-per-class", type=int, default=300,
+                     help="Digits per class before the 70/10/20 split.")
+    zoo.set_defaults(func=run_zoo)
+
 
 def parse_schedule(text):
     """`'0:0.3,4:0.8'` -> `{0: 0.3, 4: 0.8}`."""
@@ -102,4 +130,30 @@ def run(args):
               "(scikit-learn's digits, offline); pass --mnist-dir DIR to use "
               "MNIST.", file=sys.stderr)
         run_bias_benchmark(dataclasses.replace(config, data="digits"))
+    return 0
+
+
+def run_zoo(args):
+    from isnet_keras.bench.zoo import ZooBenchConfig, run_zoo_benchmark
+    from isnet_keras.data.mnist import MnistNotFoundError
+
+    config = ZooBenchConfig(
+        families=tuple(args.families) if args.families else None,
+        seeds=tuple(args.seeds), out=args.out, fast=args.fast,
+        data=args.data, mnist_dir=args.mnist_dir,
+        limit_per_class=args.limit_per_class, epochs=args.epochs,
+        overwrite=args.overwrite)
+    try:
+        run_zoo_benchmark(config)
+    except (ValueError, FileExistsError) as error:
+        print(f"isnet bench zoo: {error}", file=sys.stderr)
+        return 2
+    except MnistNotFoundError as error:
+        print(f"isnet bench zoo: {error}", file=sys.stderr)
+        if args.mnist_dir is not None or args.data != "mnist":
+            return 2
+        print("isnet bench zoo: falling back to --data digits "
+              "(scikit-learn's digits, offline); pass --mnist-dir DIR to use "
+              "MNIST.", file=sys.stderr)
+        run_zoo_benchmark(dataclasses.replace(config, data="digits"))
     return 0
