@@ -310,7 +310,7 @@ def write_report(isnet, val_images, val_labels, val_masks, class_names,
 
 def write_audit_report(isnet, val_images, val_labels, val_masks, class_names,
                        report_dir, seed):
-    """Runs the shortcut audit (`isnet_keras.audit`) on the validation set;
+    """Runs the shortcut audit (`isnet_keras.audit()`) on the validation set;
     writes `report_dir/audit.json` and `audit.png`.
 
     Returns:
@@ -318,7 +318,7 @@ def write_audit_report(isnet, val_images, val_labels, val_masks, class_names,
         validation set cannot be audited (e.g. a single class, or no mask
         with both object and background).
     """
-    from isnet_keras.audit import audit, write_audit
+    from isnet_keras.shortcut_audit import audit, write_audit
 
     try:
         result = audit(isnet.deploy_model, val_images, val_labels, val_masks,

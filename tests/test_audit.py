@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import isnet_keras
-from isnet_keras.audit import (
+from isnet_keras.shortcut_audit import (
     AUDIT_FIGURE,
     AUDIT_FILE,
     AuditResult,
@@ -118,7 +118,7 @@ def test_result_dict_has_the_documented_keys_and_intervals():
 
 
 def test_the_package_exports_the_audit_function():
-    import isnet_keras.audit  # noqa: F401  binds the module name too
+    import isnet_keras.shortcut_audit  # noqa: F401
 
     images, labels, masks = cue_set()
     reader = pixel_reader(BACKGROUND_PIXEL)

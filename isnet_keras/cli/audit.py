@@ -3,7 +3,7 @@ background?
 
 Every image of a folder dataset (or a bias-benchmark test set) is predicted
 as it is, on the background of an image of another class, and on a flat
-background; `isnet_keras.audit` gives the rates and the verdict
+background; `isnet_keras.audit()` gives the rates and the verdict
 (`uses_background`, `ignores_background` or `inconclusive`).
 
 Examples:
@@ -96,7 +96,7 @@ def run(args):
         model or data cannot be read or audited, 2 when the data
         specification is malformed or MNIST is not found.
     """
-    from isnet_keras.audit import AUDIT_FILE
+    from isnet_keras.shortcut_audit import AUDIT_FILE
 
     result_path = os.path.join(args.out, AUDIT_FILE)
     # Checked first, so that nothing slow runs before a refusal.
@@ -112,7 +112,7 @@ def run(args):
 
     # Imported here so that `isnet --help` does not load TensorFlow.
     from isnet_keras import export
-    from isnet_keras.audit import audit, format_audit, write_audit
+    from isnet_keras.shortcut_audit import audit, format_audit, write_audit
     from isnet_keras.data import MnistNotFoundError
 
     try:

@@ -2,7 +2,7 @@
 
 A classifier that ignores the background gives the same answer whatever
 surrounds the object. These NumPy/SciPy helpers build the two backgrounds
-`isnet_keras.audit` shows a classifier:
+`isnet_keras.audit()` shows a classifier:
 
 * `swap_background`: the object pasted onto the background of another image
   (the donor), whose own object was first erased by `fill_foreground`, so

@@ -49,8 +49,6 @@ isn.write_audit(result, "runs/a/report")   # audit.json + audit.png
 
 import dataclasses
 import os
-import sys
-import types
 
 import numpy as np
 
@@ -541,20 +539,3 @@ def _examples(images, masks, labels, counterfactuals, donor_labels,
         predicted_neutral=predicted["neutral"][picks],
         class_names=class_names,
     )
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as `audit`.
-
-    `isnet_keras.audit` names both this module and its function: once the
-    module is imported, Python binds the package attribute `audit` to the
-    module, hiding the function that `import isnet_keras as isn;
-    isn.audit(...)` means. Calling the module calls the function, so both
-    spellings work whatever was imported first.
-    """
-
-    def __call__(self, *args, **kwargs):
-        return audit(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
