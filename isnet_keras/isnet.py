@@ -17,6 +17,9 @@ from isnet_keras.lrp import graph as graph_lib
 from isnet_keras.lrp import outputs
 
 VARIANTS = ("original", "selective", "stochastic", "dual")
+# The papers train with P = 0.7; on the bias zoo (docs/results.md) 0.7 kept
+# part of several shortcuts that 0.9 removed.
+DEFAULT_P = 0.9
 
 
 @keras.saving.register_keras_serializable(package="isnet_keras")
@@ -204,16 +207,19 @@ class ISNet(keras.Model):
         variant: `"selective"` (default), `"original"`, `"stochastic"` or
             `"dual"`.
         heatmap_loss: A heatmap loss (defaults to `GWRPHeatmapLoss()`).
-        P: float in [0, 1]. Weight of the heatmap loss. Defaults to 0.7.
+        P: float in [0, 1]. Weight of the heatmap loss. Defaults to 0.9.
         epsilon: LRP-epsilon stabiliser. Defaults to 1e-2.
         first_layer_rule: `"zb"` (default) or `"epsilon"`.
         input_bounds: `(lower, upper)` model input range for Z^B.
         class_policy: Selective only: `"lowest"` (default), `"highest"`,
             `"label"`.
-        deep_supervision: Optional names of hidden layers whose relevance is
-            penalised too (LRP deep supervision), or `"auto"`: the defaults
-            of `backbones.deep_supervision_layers` for `keras.applications`
-            backbones.
+        deep_supervision: `"auto"` (default): penalise the relevance at
+            the hidden layers `backbones.deep_supervision_layers` picks (the
+            papers' choice for `keras.applications` backbones, the last
+            feature map of each resolution for any other classifier); a
+            sequence of layer names; or `()` for the input heatmap only.
+            Hidden relevance shows shortcuts that hidden units take through
+            their biases, which the input heatmap cannot show.
         deep_supervision_decay: GWRP decay combining per-layer losses.
         seed: Seed of the Stochastic variant's class draws.
         hidden_losses: Optional `GWRPHeatmapLoss` per deep-supervision
@@ -221,9 +227,9 @@ class ISNet(keras.Model):
     """
 
     def __init__(self, classifier, variant="selective", heatmap_loss=None,
-                 P=0.7, epsilon=1e-2, first_layer_rule="zb",
+                 P=DEFAULT_P, epsilon=1e-2, first_layer_rule="zb",
                  input_bounds=(0.0, 1.0), class_policy="lowest",
-                 deep_supervision=None, deep_supervision_decay=0.8,
+                 deep_supervision="auto", deep_supervision_decay=0.8,
                  seed=None, hidden_losses=None, **kwargs):
         kwargs.setdefault("name", f"isnet_{classifier.name}")
         super().__init__(**kwargs)
@@ -306,6 +312,14 @@ class ISNet(keras.Model):
         """Configures training; `optimizer` defaults to
         `default_optimizer()` (Adam 3e-3, global norm clipping at 1)."""
         super().compile(optimizer=optimizer or default_optimizer(), **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras does not recompile a loaded model whose compile() is
+        # overridden; this one only fills in the default optimizer, so the
+        # saved compile arguments apply as they are.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     def call(self, inputs, training=False):
         return self.classifier(inputs, training=training)
@@ -433,9 +447,10 @@ class ISNet(keras.Model):
         return cls(**config)
 
 
-def build_isnet(classifier, variant="selective", heatmap_loss=None, P=0.7,
-                epsilon=1e-2, first_layer_rule="zb", input_bounds=(0.0, 1.0),
-                class_policy="lowest", deep_supervision=None, seed=None,
+def build_isnet(classifier, variant="selective", heatmap_loss=None,
+                P=DEFAULT_P, epsilon=1e-2, first_layer_rule="zb",
+                input_bounds=(0.0, 1.0), class_policy="lowest",
+                deep_supervision="auto", seed=None,
                 deep_supervision_decay=0.8, hidden_losses=None):
     """Wraps a classifier in an ISNet (train-time graph + deploy model).
 
@@ -445,13 +460,14 @@ def build_isnet(classifier, variant="selective", heatmap_loss=None, P=0.7,
             backbones inside a head are supported.
         variant: `"selective"`, `"original"`, `"stochastic"` or `"dual"`.
         heatmap_loss: `GWRPHeatmapLoss` (default) or `VarianceHeatmapLoss`.
-        P: Weight of the heatmap loss in `(1 - P) CE + P L_H`.
+        P: Weight of the heatmap loss in `(1 - P) CE + P L_H`
+            (default 0.9).
         epsilon: LRP-epsilon stabiliser.
         first_layer_rule: `"zb"` or `"epsilon"`.
         input_bounds: `(lower, upper)` input range for Z^B.
         class_policy: Selective: `"lowest"`, `"highest"` or `"label"`.
-        deep_supervision: Hidden layer names penalised too, or `"auto"`
-            (defaults for `keras.applications` backbones).
+        deep_supervision: `"auto"` (default; see `ISNet`), hidden layer
+            names, or `()` for none.
         seed: Stochastic variant seed.
         deep_supervision_decay: GWRP decay combining per-layer losses.
         hidden_losses: Optional heatmap loss per deep-supervision layer.
@@ -461,9 +477,8 @@ def build_isnet(classifier, variant="selective", heatmap_loss=None, P=0.7,
 
     Example:
 
-    >>> isnet = build_isnet(classifier, variant="selective", P=0.7)
-    >>> isnet.compile(optimizer=keras.optimizers.SGD(1e-3, momentum=0.99,
-    ...                                              global_clipnorm=1.0))
+    >>> isnet = build_isnet(classifier)  # Selective, P 0.9, deep supervision
+    >>> isnet.compile()                   # Adam 3e-3, global clipping at 1
     >>> isnet.fit(train_ds, validation_data=val_ds, epochs=10)
     >>> isnet.deploy_model.export("serving/1")
     """

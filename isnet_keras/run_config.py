@@ -17,6 +17,7 @@ from isnet_keras.distribute import STRATEGIES
 VARIANTS = ("original", "selective", "stochastic", "dual")
 FLIP_MODES = ("none", "horizontal", "vertical", "horizontal_and_vertical")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+OPTIMIZERS = ("adam", "sgd")
 
 DEFAULTS = {
     # Data
@@ -29,21 +30,24 @@ DEFAULTS = {
     "backbone": "mobilenetv2",
     "weights": None,
     "variant": "selective",
-    "P": 0.7,
+    "P": 0.9,
     # None, or {epoch: P}: P from each listed epoch on (earlier epochs: P).
     "P_schedule": None,
-    # None: off; "auto": the backbone's defaults; or a list of layer names.
-    "deep_supervision": None,
+    # "auto": the backbone's stage outputs (any classifier: the last
+    # feature map of each resolution); a list of layer names; None: off.
+    "deep_supervision": "auto",
     # The heatmap losses' foreground band: None (the loss defaults, C1 = 1,
     # C2 = 25) or [C1, C2] for every loss; or tuned after this many
     # cross-entropy warm-up epochs (SPEC 7.4; 0: off).
     "foreground_bounds": None,
     "tune_bounds": 0,
-    # Optimisation (SPEC §8: SGD, momentum 0.99, global norm clipping)
+    # Optimisation: isnet.default_optimizer() (Adam 3e-3, global norm
+    # clipping 1); "sgd" with momentum as in the papers.
     "epochs": 10,
     "batch_size": 32,
-    "learning_rate": 1e-3,
-    "momentum": 0.99,
+    "optimizer": "adam",
+    "learning_rate": 3e-3,
+    "momentum": 0.9,
     "clipnorm": 1.0,
     "seed": 0,
     # Augmentation (training only)
@@ -68,6 +72,7 @@ CHOICES = {
     "strategy": STRATEGIES,
     "precision": PRECISIONS,
     "flip": FLIP_MODES,
+    "optimizer": OPTIMIZERS,
 }
 # Keys a resumed run must share with the run it continues.
 RESUME_KEYS = ("data_dir", "val_split", "val_dir", "image_size", "backbone",
@@ -199,15 +204,14 @@ def check_config(config):
             config[key] = str(config[key])
     layers = config["deep_supervision"]
     if isinstance(layers, (list, tuple)):
-        if not layers or not all(isinstance(name, str) and name
-                                 for name in layers):
-            raise ConfigError("deep_supervision must be 'auto' or a "
-                              "non-empty list of layer names; received "
-                              f"{layers!r}.")
-        config["deep_supervision"] = list(layers)
+        if not all(isinstance(name, str) and name for name in layers):
+            raise ConfigError("deep_supervision must be 'auto', null or a "
+                              f"list of layer names; received {layers!r}.")
+        # An empty list turns deep supervision off, as null does.
+        config["deep_supervision"] = list(layers) or None
     elif layers not in (None, "auto"):
-        raise ConfigError("deep_supervision must be 'auto' or a list of "
-                          f"layer names; received {layers!r}.")
+        raise ConfigError("deep_supervision must be 'auto', null or a list "
+                          f"of layer names; received {layers!r}.")
     _check_schedule(config)
     _number(config, "tune_bounds", int, 0)
     _check_foreground_bounds(config)

@@ -155,9 +155,14 @@ def build_model(config, num_classes):
     isnet = build_isnet(classifier, variant=config["variant"], P=config["P"],
                         deep_supervision=config["deep_supervision"],
                         seed=config["seed"])
-    isnet.compile(optimizer=keras.optimizers.SGD(
-        config["learning_rate"], momentum=config["momentum"],
-        global_clipnorm=config["clipnorm"]))
+    if config["optimizer"] == "sgd":
+        optimizer = keras.optimizers.SGD(
+            config["learning_rate"], momentum=config["momentum"],
+            global_clipnorm=config["clipnorm"])
+    else:
+        optimizer = keras.optimizers.Adam(
+            config["learning_rate"], global_clipnorm=config["clipnorm"])
+    isnet.compile(optimizer=optimizer)
     return isnet
 
 

@@ -1,5 +1,7 @@
 """`isnet train`: checks before training, run directory, config, logs."""
 
+import inspect
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -166,6 +168,20 @@ def test_cli_choices_follow_the_library():
     assert run_config.VARIANTS == VARIANTS
 
 
+def test_train_defaults_are_the_library_defaults():
+    from isnet_keras.isnet import DEFAULT_P, build_isnet, default_optimizer
+
+    defaults = run_config.DEFAULTS
+    assert defaults["P"] == DEFAULT_P
+    assert defaults["deep_supervision"] == "auto" == inspect.signature(
+        build_isnet).parameters["deep_supervision"].default
+    optimizer = default_optimizer()
+    assert defaults["optimizer"] == type(optimizer).__name__.lower()
+    assert defaults["learning_rate"] == pytest.approx(
+        float(optimizer.learning_rate))
+    assert defaults["clipnorm"] == optimizer.global_clipnorm
+
+
 def test_overwrite_removes_only_run_files_and_only_once_the_data_is_good(
         tmp_path, capsys, data):
     from isnet_keras import train
@@ -202,6 +218,9 @@ def test_multiworker_tf_config_comes_from_the_cluster_in_the_config():
 
 @pytest.mark.parametrize("flags,file_value,expected", [
     ([], None, None),
+    ([], "auto", "auto"),
+    ([], [], None),
+    (["--no-deep-supervision"], "auto", None),
     (["--deep-supervision"], None, "auto"),
     (["--deep-supervision", "block3_relu"], "auto", ["block3_relu"]),
     ([], ["block1_relu", "block2_relu"], ["block1_relu", "block2_relu"]),
@@ -221,7 +240,7 @@ def test_deep_supervision_comes_from_flags_or_the_config_file(
 
 def test_bad_deep_supervision_values_are_named(tmp_path, capsys):
     config_file = tmp_path / "run.yaml"
-    for value in ("all", [], [3]):
+    for value in ("all", [3], {"layer": "x"}):
         config_file.write_text(yaml.safe_dump({
             "data_dir": "d", "out": str(tmp_path / "r"),
             "deep_supervision": value}))

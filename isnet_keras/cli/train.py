@@ -79,10 +79,15 @@ def register(subparsers):
     _flag(model, "--P-schedule", "P from given epochs on, e.g. 0=0 3=0.7 "
           "(cross-entropy alone for epochs 0-2); earlier epochs use --P",
           nargs="+", dest="P_schedule", metavar="EPOCH=P")
-    model.add_argument(
+    supervision = model.add_mutually_exclusive_group()
+    supervision.add_argument(
         "--deep-supervision", nargs="*", default=None, metavar="LAYER",
         help="also penalise the relevance at these hidden layers (LRP deep "
-        "supervision); without names, the backbone's defaults")
+        "supervision); without names, the backbone's stage outputs (the "
+        "default)")
+    supervision.add_argument(
+        "--no-deep-supervision", action="store_true",
+        help="penalise the input heatmap only")
     _flag(model, "--foreground-bounds", "band (C1, C2) of the relevance "
           "each heatmap loss keeps on the foreground (default 1 25)",
           type=float, nargs=2, metavar=("C1", "C2"))
@@ -94,9 +99,13 @@ def register(subparsers):
     _flag(fit, "--epochs", f"(default {defaults['epochs']})", type=int)
     _flag(fit, "--batch-size", "global batch size (default "
           f"{defaults['batch_size']})", type=int)
-    _flag(fit, "--learning-rate", "SGD learning rate (default "
+    _flag(fit, "--optimizer", "adam or sgd (default "
+          f"{defaults['optimizer']}; both clip the global gradient norm)",
+          choices=rc.OPTIMIZERS)
+    _flag(fit, "--learning-rate", "(default "
           f"{defaults['learning_rate']})", type=float)
-    _flag(fit, "--momentum", f"(default {defaults['momentum']})", type=float)
+    _flag(fit, "--momentum", "SGD momentum (default "
+          f"{defaults['momentum']})", type=float)
     _flag(fit, "--seed", "seed of the split, initialisation, shuffling and "
           f"augmentation (default {defaults['seed']})", type=int)
     augment = parser.add_argument_group(
@@ -154,6 +163,10 @@ def effective_config(args):
     overrides = {key: getattr(args, key, None) for key in rc.DEFAULTS}
     if overrides.get("deep_supervision") == []:
         overrides["deep_supervision"] = "auto"
+    if getattr(args, "no_deep_supervision", False):
+        # None would mean "not given" to effective_config: an empty list is
+        # the configuration's "off".
+        overrides["deep_supervision"] = []
     if overrides.get("P_schedule") is not None:
         overrides["P_schedule"] = rc.parse_schedule(overrides["P_schedule"])
     config_file = args.config

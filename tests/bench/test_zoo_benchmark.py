@@ -1,0 +1,84 @@
+"""`isnet bench zoo`: every (family, seed, model) row, the default recipe,
+and the refusal to overwrite a previous run."""
+
+import json
+
+import numpy as np
+import pytest
+
+from isnet_keras.bench import zoo
+from isnet_keras.cli import main
+
+
+def test_fast_run_writes_a_row_per_family_seed_and_model(tmp_path, capsys):
+    out = tmp_path / "zoo"
+    assert main(["bench", "zoo", "--fast", "--families", "marker", "noise",
+                 "--seeds", "0", "1", "--data", "digits",
+                 "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    rows = results["rows"]
+    assert [(r["family"], r["seed"], r["model"]) for r in rows] == [
+        (family, seed, model) for family in ("marker", "noise")
+        for seed in (0, 1) for model in zoo.ZOO_MODELS]
+    for row in rows:
+        for test_set in ("biased", "clean", "confounding"):
+            low, high = row[f"{test_set}_ci95"]
+            assert 0 <= low <= row[test_set] <= high <= 1
+        assert 0 <= row["background_fraction"] <= 1
+    assert results["wall_seconds"] > 0
+    # The recipe is what build_isnet and ISNet.compile() use by default.
+    recipe = results["recipe"]
+    assert recipe["variant"] == "selective"
+    assert recipe["deep_supervision"] == "auto"
+    assert recipe["optimizer"]["class"] == "Adam"
+    # Summary: mean and range over the two seeds of each family and model.
+    entry = results["summary"][0]
+    group = [r["clean"] for r in rows
+             if (r["family"], r["model"]) == (entry["family"],
+                                              entry["model"])]
+    assert entry["seeds"] == 2
+    assert entry["clean"]["mean"] == pytest.approx(np.mean(group))
+    assert entry["clean"]["min"] == min(group)
+    printed = capsys.readouterr().out
+    assert "plain_unbiased" in printed and "Mean (min-max)" in printed
+
+    # A second run into the same folder refuses, and keeps the first.
+    before = (out / "results.json").read_text()
+    assert main(["bench", "zoo", "--fast", "--families", "marker",
+                 "--data", "digits", "--out", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert (out / "results.json").read_text() == before
+
+
+def test_unknown_family_is_named(tmp_path, capsys):
+    assert main(["bench", "zoo", "--fast", "--families", "stripes",
+                 "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "stripes" in err and "watermark" in err
+
+
+def test_plain_unbiased_trains_on_the_images_without_the_cue(monkeypatch):
+    from isnet_keras.data.zoo import make_zoo_benchmark
+
+    bench = make_zoo_benchmark("marker", source="digits", limit_per_class=5)
+    seen = {}
+
+    class Recorder:
+        def __init__(self, classifier):
+            self.classifier = classifier
+
+        def compile(self, **kwargs):
+            pass
+
+        def fit(self, images, targets, **kwargs):
+            seen["images"] = images
+            raise StopIteration
+
+    monkeypatch.setattr(zoo, "_make_model", lambda name, c: Recorder(c))
+    config = zoo.ZooBenchConfig(fast=True)
+    for name, expected in (("plain_unbiased", bench.train_clean),
+                           ("plain", bench.train)):
+        with pytest.raises(StopIteration):
+            zoo.train_and_test(name, bench, 0, config)
+        np.testing.assert_array_equal(seen["images"], expected.images)
+    assert not np.array_equal(bench.train.images, bench.train_clean.images)
