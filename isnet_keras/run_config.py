@@ -30,7 +30,7 @@ DEFAULTS = {
     "backbone": "mobilenetv2",
     "weights": None,
     "variant": "selective",
-    "P": 0.9,
+    "P": 0.95,
     # None, or {epoch: P}: P from each listed epoch on (earlier epochs: P).
     "P_schedule": None,
     # "auto": the backbone's stage outputs (any classifier: the last

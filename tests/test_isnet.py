@@ -202,8 +202,8 @@ def test_heatmap_weight_schedule_sets_P_per_epoch():
     schedule = callbacks.HeatmapWeightSchedule({1: 0.2, 2: 0.5})
     history = isnet.fit(images, {"label": labels, "mask": masks}, epochs=3,
                         verbose=0, callbacks=[schedule])
-    # Epoch 0 keeps the ISNet's own P (the default, 0.9).
-    assert history.history["P"] == pytest.approx([0.9, 0.2, 0.5])
+    # Epoch 0 keeps the ISNet's own P (the default, 0.95).
+    assert history.history["P"] == pytest.approx([0.95, 0.2, 0.5])
 
 
 def test_best_checkpoint_from_epoch_ignores_the_epochs_before(tmp_path):

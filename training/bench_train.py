@@ -1,9 +1,10 @@
 """Training-step cost of each ISNet variant relative to the plain classifier.
 
-For each model (a small CNN, ResNet50, DenseNet121 from keras.applications
-with random weights) at 64x64, batch 16, and each number of classes K, one
+For each model (a small CNN, the bias benchmarks' CNN, ResNet50 and
+DenseNet121 from keras.applications with random weights) at 64x64, batch 16, and each number of classes K, one
 process builds every trainer (the plain classifier, then the ISNet variants,
-each on its own copy of the classifier with the same initial weights),
+each on its own copy of the classifier with the same initial weights; each
+variant alone, then "default", the recipe `build_isnet(classifier)` gives),
 traces and warms up their `train_on_batch`, then times `--steps` rounds in
 which each trainer runs one step in turn. Interleaving makes the ratios
 robust to other jobs on the machine: a slow spell hits every trainer alike.
@@ -16,7 +17,7 @@ measured separately, one short process per trainer (the peak of a process
 is that of its largest trainer), unless `--no-memory`. TensorFlow's oneDNN kernels follow `TF_ENABLE_ONEDNN_OPTS`
 (the `isnet` command sets it to 1 unless it is set).
 
-    python training/bench_train.py [--models cnn ResNet50 DenseNet121]
+    python training/bench_train.py [--models cnn bench ResNet50 DenseNet121]
         [--classes 2 10] [--steps 10] [--repeats 1] [--variants selective
         stochastic original dual] [--no-memory]
 """
@@ -30,12 +31,18 @@ import subprocess
 import sys
 import time
 
-VARIANTS = ("selective", "stochastic", "original", "dual")
+# Each variant alone (input heatmap only), then "default": what
+# `build_isnet(classifier)` gives (Selective with deep supervision "auto").
+VARIANTS = ("selective", "stochastic", "original", "dual", "default")
 
 
 def _classifier(name, size, num_classes):
     import keras
 
+    if name == "bench":  # the bias benchmarks' CNN (isnet bench bias/zoo)
+        from isnet_keras.bench.bias import bench_classifier
+
+        return bench_classifier((size, size, 3), num_classes)
     if name == "cnn":
         return keras.Sequential([
             keras.Input((size, size, 3)),
@@ -63,8 +70,11 @@ def _trainer(model_name, trainer, num_classes, size):
     classifier = _classifier(model_name, size, num_classes)
     if trainer == "plain":
         model = PlainClassifier(classifier)
+    elif trainer == "default":
+        model = build_isnet(classifier, seed=0)
     else:
-        model = build_isnet(classifier, variant=trainer, seed=0)
+        model = build_isnet(classifier, variant=trainer, seed=0,
+                            deep_supervision=())
     model.compile(optimizer=keras.optimizers.SGD(1e-3, momentum=0.9,
                                                  global_clipnorm=1.0))
     return model
@@ -142,7 +152,7 @@ def _run_child(mode, model_name, trainers, num_classes, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+",
-                        default=["cnn", "ResNet50", "DenseNet121"])
+                        default=["cnn", "bench", "ResNet50", "DenseNet121"])
     parser.add_argument("--classes", nargs="+", type=int, default=[2, 10])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument("--size", type=int, default=64)

@@ -41,7 +41,7 @@ class ZooBenchConfig:
         mnist_dir: Folder of MNIST IDX files (None: search).
         limit_per_class: Digits kept per class before the 70/10/20 split
             (None with `fast`: 30).
-        epochs: Epochs of every model (None: 1 with `fast`, else 8).
+        epochs: Epochs of every model (None: 1 with `fast`, else 12).
         batch_size: Training batch size of every model.
         verbose: Keras progress-bar mode for `fit`.
         overwrite: Replace an existing `out/results.json`.
@@ -60,7 +60,7 @@ class ZooBenchConfig:
     overwrite: bool = False
 
     def resolved_epochs(self):
-        return self.epochs or (1 if self.fast else 8)
+        return self.epochs or (1 if self.fast else 12)
 
     def resolved_limit(self):
         return 30 if self.fast else self.limit_per_class
