@@ -168,6 +168,20 @@ def test_cli_choices_follow_the_library():
     assert run_config.VARIANTS == VARIANTS
 
 
+def test_momentum_without_sgd_is_refused(tmp_path, capsys):
+    status, err = _train(capsys, "--data-dir", tmp_path, "--out",
+                         tmp_path / "r", "--momentum", "0.9")
+    assert status == 2 and "--momentum applies to --optimizer sgd" in err
+    from isnet_keras import cli
+    from isnet_keras.cli import train as train_cli
+
+    args = cli.build_parser().parse_args(
+        ["train", "--data-dir", "d", "--out", "r", "--optimizer", "sgd",
+         "--momentum", "0.5"])
+    config = train_cli.effective_config(args)
+    assert (config["optimizer"], config["momentum"]) == ("sgd", 0.5)
+
+
 def test_train_defaults_are_the_library_defaults():
     from isnet_keras.isnet import DEFAULT_P, build_isnet, default_optimizer
 

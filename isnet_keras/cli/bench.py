@@ -82,7 +82,7 @@ def register(subparsers):
     zoo.add_argument("--mnist-dir", default=None)
     zoo.add_argument("--epochs", type=int, default=None,
                      help="Epochs of every model (default 12; 1 with --fast).")
-    zoo.add_argument("--limit-per-class", type=int, default=300,
+    zoo.add_argument("--limit-per-class", type=int, default=200,
                      help="Digits per class before the 70/10/20 split.")
     zoo.set_defaults(func=run_zoo)
 

@@ -174,7 +174,11 @@ def effective_config(args):
         saved = Path(args.out) / rc.CONFIG_FILE
         config_file = saved if saved.is_file() else None
     file_config = rc.read_config_file(config_file) if config_file else None
-    return rc.effective_config(file_config, overrides)
+    config = rc.effective_config(file_config, overrides)
+    if args.momentum is not None and config["optimizer"] != "sgd":
+        raise rc.ConfigError("--momentum applies to --optimizer sgd; the "
+                             f"optimizer is {config['optimizer']}.")
+    return config
 
 
 def run_command(args, callbacks=()):
