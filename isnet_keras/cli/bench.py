@@ -102,7 +102,6 @@ def parse_schedule(text):
 def run(args):
     from isnet_keras.bench.bias import (MODEL_NAMES, BiasBenchConfig,
                                         run_bias_benchmark)
-    from isnet_keras.data.mnist import MnistNotFoundError
 
     recipe = {"P": args.P, "learning_rate": args.learning_rate,
               "batch_size": args.batch_size,
@@ -118,24 +117,30 @@ def run(args):
         P_schedule=parse_schedule(args.P_schedule),
         verbose=2 if not sys.stdout.isatty() else "auto",
         **{key: value for key, value in recipe.items() if value is not None})
+    return _run_with_digits_fallback("bias", run_bias_benchmark, config,
+                                     args)
+
+
+def _run_with_digits_fallback(name, run_benchmark, config, args):
+    """Runs `run_benchmark(config)`; without MNIST and without an explicit
+    folder, runs it on scikit-learn's digits (offline) and says so."""
+    from isnet_keras.data.mnist import MnistNotFoundError
+
     try:
-        run_bias_benchmark(config)
+        run_benchmark(config)
     except MnistNotFoundError as error:
-        print(f"isnet bench bias: {error}", file=sys.stderr)
+        print(f"isnet bench {name}: {error}", file=sys.stderr)
         if args.mnist_dir is not None or args.data != "mnist":
             return 2
-        # Without an explicit folder the main job still runs, offline, on
-        # scikit-learn's digits, and says so.
-        print("isnet bench bias: falling back to --data digits "
+        print(f"isnet bench {name}: falling back to --data digits "
               "(scikit-learn's digits, offline); pass --mnist-dir DIR to use "
               "MNIST.", file=sys.stderr)
-        run_bias_benchmark(dataclasses.replace(config, data="digits"))
+        run_benchmark(dataclasses.replace(config, data="digits"))
     return 0
 
 
 def run_zoo(args):
     from isnet_keras.bench.zoo import ZooBenchConfig, run_zoo_benchmark
-    from isnet_keras.data.mnist import MnistNotFoundError
 
     config = ZooBenchConfig(
         families=tuple(args.families) if args.families else None,
@@ -144,16 +149,8 @@ def run_zoo(args):
         limit_per_class=args.limit_per_class, epochs=args.epochs,
         overwrite=args.overwrite)
     try:
-        run_zoo_benchmark(config)
+        return _run_with_digits_fallback("zoo", run_zoo_benchmark, config,
+                                         args)
     except (ValueError, FileExistsError) as error:
         print(f"isnet bench zoo: {error}", file=sys.stderr)
         return 2
-    except MnistNotFoundError as error:
-        print(f"isnet bench zoo: {error}", file=sys.stderr)
-        if args.mnist_dir is not None or args.data != "mnist":
-            return 2
-        print("isnet bench zoo: falling back to --data digits "
-              "(scikit-learn's digits, offline); pass --mnist-dir DIR to use "
-              "MNIST.", file=sys.stderr)
-        run_zoo_benchmark(dataclasses.replace(config, data="digits"))
-    return 0
