@@ -34,7 +34,11 @@ _MIRRORED_SCRIPT = textwrap.dedent("""
                 keras.layers.MaxPooling2D(2),
                 keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
                 keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
-            isnet = build_isnet(classifier)
+            # Input heatmaps only: deep supervision combines the layers'
+            # batch-mean losses by a ranked (non-linear) pooling, which,
+            # like batch norm's statistics, each replica computes on its
+            # own share of the batch.
+            isnet = build_isnet(classifier, deep_supervision=())
             isnet.compile(optimizer=keras.optimizers.SGD(1e-2, momentum=0.9))
         losses = []
         for epoch in range(3):
