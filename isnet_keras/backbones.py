@@ -287,6 +287,8 @@ def deep_supervision_layers(classifier):
     return last_map_per_resolution(classifier)
 
 
+_CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
+                 keras.layers.SeparableConv2D)
 # Layers that only move or copy pixels: their outputs are no new features.
 _GEOMETRY_LAYERS = ("ZeroPadding2D", "Cropping2D", "Rescaling",
                     "Normalization", "InputLayer")
@@ -330,8 +332,7 @@ def last_map_per_resolution(classifier):
     seen_convolution = False
     for call in calls:
         layer = call.layer
-        seen_convolution |= isinstance(layer, keras.layers.Conv2D) or \
-            isinstance(layer, keras.layers.DepthwiseConv2D)
+        seen_convolution |= isinstance(layer, _CONVOLUTIONS)
         shape = call.output.shape
         if (not seen_convolution or len(shape) != 4
                 or counts[layer.name] > 1
