@@ -243,12 +243,13 @@ def _best_val_loss(history_csv, first_epoch=0):
     return min(values) if values else None
 
 
-def _callbacks(config, run_dir, heatmap_images, heatmap_masks, extra):
+def _callbacks(config, run_dir, train_data, heatmap_images, heatmap_masks,
+               extra):
     import keras
 
     from isnet_keras.callbacks import (BestCheckpointFromEpoch,
                                        HeatmapWeightSchedule,
-                                       TensorBoardHeatmaps)
+                                       PreciseBatchNorm, TensorBoardHeatmaps)
 
     checkpoints = run_dir / "checkpoints"
     schedule = config["P_schedule"]
@@ -263,6 +264,9 @@ def _callbacks(config, run_dir, heatmap_images, heatmap_masks, extra):
         keras.callbacks.BackupAndRestore(
             os.fspath(run_dir / "backup"), save_freq="epoch",
             double_checkpoint=True, delete_checkpoint=False),
+        # Before validation and the checkpoints: the moving batch-norm
+        # statistics lag behind the weights on small training sets.
+        PreciseBatchNorm(train_data),
         # Before the logger, which then records each epoch's P.
         *([] if schedule is None else [HeatmapWeightSchedule(schedule)]),
         keras.callbacks.ModelCheckpoint(os.fspath(checkpoints / "last.keras")),
@@ -426,7 +430,8 @@ def train(config, callbacks=(), resume=False, overwrite=False):
         fit = isnet.fit(
             train_data, validation_data=val_data, epochs=config["epochs"],
             verbose=config["verbose"], shuffle=False,  # shuffled above
-            callbacks=_callbacks(config, run_dir, panel_images, panel_masks,
+            callbacks=_callbacks(config, run_dir, train_data, panel_images,
+                                 panel_masks,
                                  list(callbacks)))
 
         best = run_dir / "checkpoints" / "best.weights.h5"

@@ -1,0 +1,103 @@
+"""Callbacks: precise batch-norm statistics."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from isnet_keras.callbacks import (PreciseBatchNorm,
+                                   recompute_batch_norm_statistics)
+from isnet_keras.isnet import build_isnet
+
+
+def _batches(seed=0, count=3, size=8):
+    rng = np.random.default_rng(seed)
+    # Each batch with its own offset, so the batch means differ.
+    return [rng.normal(float(i), 1.0 + i, (size, 4, 4, 2)).astype("float32")
+            for i in range(count)]
+
+
+def _bn_model():
+    inputs = keras.Input((4, 4, 2))
+    normed = keras.layers.BatchNormalization(name="bn")(inputs)
+    return keras.Model(inputs, normed)
+
+
+def test_moving_statistics_become_the_mean_of_the_batch_moments():
+    model = _bn_model()
+    batches = _batches()
+    used = recompute_batch_norm_statistics(model, batches)
+    layer = model.get_layer("bn")
+    means = [b.reshape(-1, 2).mean(axis=0) for b in batches]
+    variances = [b.reshape(-1, 2).var(axis=0) for b in batches]
+    assert used == 3
+    np.testing.assert_allclose(layer.moving_mean.numpy(),
+                               np.mean(means, axis=0), rtol=1e-5)
+    np.testing.assert_allclose(layer.moving_variance.numpy(),
+                               np.mean(variances, axis=0), rtol=1e-4)
+    assert layer.momentum == 0.99
+
+
+def test_max_batches_limits_the_batches_used():
+    model = _bn_model()
+    batches = _batches()
+    assert recompute_batch_norm_statistics(model, batches, max_batches=1) == 1
+    np.testing.assert_allclose(model.get_layer("bn").moving_mean.numpy(),
+                               batches[0].reshape(-1, 2).mean(axis=0),
+                               rtol=1e-5)
+
+
+def test_frozen_batch_norm_keeps_its_statistics():
+    model = _bn_model()
+    layer = model.get_layer("bn")
+    layer.trainable = False
+    assert recompute_batch_norm_statistics(model, _batches()) == 0
+    np.testing.assert_array_equal(layer.moving_mean.numpy(), np.zeros(2))
+    np.testing.assert_array_equal(layer.moving_variance.numpy(), np.ones(2))
+
+
+def test_pairs_of_images_and_targets_are_accepted():
+    model = _bn_model()
+    batches = _batches()
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (np.concatenate(batches), np.zeros(24))).batch(8)
+    recompute_batch_norm_statistics(model, dataset)
+    means = [b.reshape(-1, 2).mean(axis=0) for b in batches]
+    np.testing.assert_allclose(model.get_layer("bn").moving_mean.numpy(),
+                               np.mean(means, axis=0), rtol=1e-5)
+
+
+def test_precise_batch_norm_rejects_zero_batches():
+    with pytest.raises(ValueError, match="max_batches"):
+        PreciseBatchNorm([], max_batches=0)
+
+
+def test_isnet_fit_ends_with_the_recomputed_statistics():
+    keras.utils.set_random_seed(0)
+    classifier = keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Conv2D(4, 3, padding="same", use_bias=False),
+        keras.layers.BatchNormalization(name="bn"),
+        keras.layers.ReLU(),
+        keras.layers.Flatten(),
+        keras.layers.Dense(2),
+    ])
+    isnet = build_isnet(classifier, deep_supervision=())
+    isnet.compile()
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 1, (32, 8, 8, 1)).astype("float32")
+    labels = rng.integers(0, 2, 32)
+    masks = np.zeros((32, 8, 8), "float32")
+    masks[:, 2:6, 2:6] = 1
+    data = tf.data.Dataset.from_tensor_slices(
+        (images, {"label": labels, "mask": masks})).batch(16)
+    isnet.fit(data, validation_data=data, epochs=2, verbose=0,
+              callbacks=[PreciseBatchNorm(data)])
+    fitted_mean = classifier.get_layer("bn").moving_mean.numpy().copy()
+    # The same recomputation from the final weights gives the same values;
+    # the moving averages of fit alone (momentum 0.99, 4 steps) are near 0.
+    recompute_batch_norm_statistics(classifier, data)
+    np.testing.assert_allclose(fitted_mean,
+                               classifier.get_layer("bn").moving_mean.numpy(),
+                               rtol=1e-5, atol=1e-7)
+    assert np.abs(fitted_mean).max() > 0.05
