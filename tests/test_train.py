@@ -374,3 +374,35 @@ def test_p_schedule_sets_p_per_epoch_and_is_kept_for_resuming(
     status, err = _train(capsys, "--out", run, "--resume", "--epochs", 3,
                          "--P-schedule", "0=0.2")
     assert status == 2 and "P_schedule: {0: 0.0, 1: 0.5} in the run" in err
+
+
+def test_defaults_learn_a_small_folder_set_without_its_shortcut(tmp_path):
+    # A new user's case: a few hundred images per class, a burned-in marker
+    # naming the class in a corner, `isnet train` with its defaults
+    # (smallcnn, Selective ISNet, P 0.95, deep supervision). Fast settings:
+    # 32 px, scikit-learn's digits (offline on every machine).
+    import csv
+    import json
+
+    from isnet_keras.data.example_folders import write_benchmark_folders
+
+    write_benchmark_folders(tmp_path / "marker", "marker", source="digits",
+                            classes=4, image_size=32)
+    run = tmp_path / "run"
+    status = isnet_main([
+        "train", "--data-dir", str(tmp_path / "marker" / "train"),
+        "--backbone", "smallcnn", "--image-size", "32", "--epochs", "10",
+        "--batch-size", "16", "--heatmap-images", "0", "--verbose", "0",
+        "--out", str(run)])
+    assert status == 0
+    with open(run / "history.csv", newline="") as handle:
+        history = list(csv.DictReader(handle))
+    train_accuracy = [float(row["accuracy"]) for row in history]
+    val_accuracy = [float(row["val_accuracy"]) for row in history]
+    assert train_accuracy[-1] >= 0.9, train_accuracy
+    # Stable at the end: no swing of more than 10 points between epochs.
+    assert max(val_accuracy[-3:]) - min(val_accuracy[-3:]) <= 0.1, \
+        val_accuracy
+    audit = json.loads((run / "run.json").read_text())["audit"]
+    assert audit["original_accuracy"]["value"] >= 0.9
+    assert audit["follows_background_rate"]["value"] <= 0.1
