@@ -15,11 +15,12 @@ import keras
 import tensorflow as tf
 
 from isnet_keras.export import classifier_outputs_probabilities
-from isnet_keras.isnet import _logs, _unpack
+from isnet_keras.isnet import _apply_if_finite, _logs, _snapshot, _unpack
 
 
 class _Baseline(keras.Model):
-    """Shared bookkeeping: the classifier, CE and accuracy trackers."""
+    """Shared bookkeeping: the classifier, CE and accuracy trackers, and
+    the count of skipped (non-finite) steps, which change no variable."""
 
     def __init__(self, classifier, **kwargs):
         kwargs.setdefault("name", f"{type(self).__name__.lower()}_"
@@ -31,6 +32,7 @@ class _Baseline(keras.Model):
             name="classification_loss")
         self.accuracy_metric = keras.metrics.SparseCategoricalAccuracy(
             name="accuracy")
+        self.skipped_tracker = keras.metrics.Sum(name="skipped_steps")
         self.built = True
 
     @property
@@ -40,7 +42,7 @@ class _Baseline(keras.Model):
     @property
     def metrics(self):
         return [self.loss_tracker, self.classification_tracker,
-                self.accuracy_metric]
+                self.accuracy_metric, self.skipped_tracker]
 
     def call(self, inputs, training=False):
         return self.classifier(inputs, training=training)
@@ -62,13 +64,21 @@ class _Baseline(keras.Model):
         images, labels, masks = _unpack(data)
         images = self._inputs(images, masks)
         variables = self.classifier.trainable_variables
+        snapshot = _snapshot(self.classifier.non_trainable_weights)
         with tf.GradientTape() as tape:
             outputs, penalty = self._forward_with_penalty(images, masks)
             classification = self._cross_entropy(labels, outputs)
             total = classification + penalty
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             scaled = self.optimizer.scale_loss(total / replicas)
-        self.optimizer.apply(tape.gradient(scaled, variables), variables)
+        # As in the ISNet: a non-finite step is counted and skipped whole,
+        # so that a bad batch cannot make the weights NaN.
+        finite = _apply_if_finite(self.optimizer, total,
+                                  tape.gradient(scaled, variables),
+                                  variables, snapshot)
+        # Each replica adds its share: the tracker sums over replicas.
+        self.skipped_tracker.update_state(
+            (1.0 - tf.cast(finite, "float32")) / replicas)
         self._update(total, classification, labels, outputs)
         return _logs(self.metrics)
 
@@ -79,7 +89,7 @@ class _Baseline(keras.Model):
         classification = self._cross_entropy(labels, outputs)
         self._update(classification + penalty, classification, labels,
                      outputs)
-        return _logs(self.metrics)
+        return _logs(m for m in self.metrics if m is not self.skipped_tracker)
 
     def _update(self, total, classification, labels, outputs):
         self.loss_tracker.update_state(total)

@@ -167,6 +167,95 @@ def _logs(metrics):
     return logs
 
 
+def _snapshot(variables):
+    """The values of `variables` now, to put back after a skipped step.
+
+    Args:
+        variables: Variables that the forward pass updates (batch-norm
+            moving statistics).
+
+    Returns:
+        A list of `(variable, value)` pairs.
+    """
+    return [(v, tf.identity(v.value)) for v in variables]
+
+
+def _finite_on_every_replica(finite):
+    """Whether the step is finite on all replicas.
+
+    Every replica must take the same branch: the optimizer's update
+    all-reduces the gradients, and a replica that skipped it would leave the
+    others waiting on that collective.
+    """
+    if tf.distribute.get_strategy().num_replicas_in_sync == 1:
+        return finite
+    failures = tf.distribute.get_replica_context().all_reduce(
+        tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, "float32"))
+    return tf.equal(failures, 0.0)
+
+
+def _apply_if_finite(optimizer, loss, gradients, variables, snapshot=()):
+    """Applies the gradients of a finite step; a skipped step changes no
+    variable.
+
+    Zero gradients would not do: Adam's moments and `iterations` still
+    advance on them, and momentum still moves the weights. The update runs
+    under a `tf.cond` instead, as in Keras's `LossScaleOptimizer`: where the
+    strategy's updates go through `merge_call` (which a branch in replica
+    context may not call), the cond runs in cross-replica context and the
+    update in `call_for_each_replica`. A `LossScaleOptimizer` gets every
+    step: it skips non-finite ones itself, and must see them to lower its
+    loss scale (the only variable it then changes).
+
+    Args:
+        optimizer: The compiled `keras.optimizers.Optimizer` (built).
+        loss: This replica's scalar loss.
+        gradients: One gradient (or None) per variable.
+        variables: The trainable variables.
+        snapshot: `_snapshot()` of the variables the forward pass updated;
+            put back when the step is skipped.
+
+    Returns:
+        The scalar boolean tensor of whether the step was applied (finite
+        on every replica).
+    """
+    finite = tf.math.is_finite(loss) & tf.reduce_all([
+        tf.reduce_all(tf.math.is_finite(g)) for g in gradients
+        if g is not None])
+    finite = _finite_on_every_replica(finite)
+
+    def skip():
+        return None
+
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        optimizer.apply(gradients, variables)
+    elif tf.__internal__.distribute.strategy_supports_no_merge_call():
+        def apply():
+            optimizer.apply(gradients, variables)
+            return None
+
+        tf.cond(finite, apply, skip)
+    else:
+        def cross_replica(distribution, gradients, variables, finite):
+            # `finite` is the same on every replica (all-reduced above).
+            finite = distribution.experimental_local_results(finite)[0]
+
+            def apply():
+                distribution.extended.call_for_each_replica(
+                    optimizer.apply, args=(gradients, variables))
+                return None
+
+            tf.cond(finite, apply, skip)
+
+        tf.distribute.get_replica_context().merge_call(
+            cross_replica, args=(gradients, variables, finite))
+    # A select, not a cond: these assignments run in replica context, like
+    # the forward pass's own updates of the same variables.
+    for variable, value in snapshot:
+        variable.assign(tf.where(finite, variable.value, value))
+    return finite
+
+
 def default_optimizer():
     """The optimizer `ISNet.compile()` uses when given none.
 
@@ -387,6 +476,9 @@ class ISNet(keras.Model):
     def train_step(self, data):
         images, labels, masks = _unpack(data)
         variables = self.classifier.trainable_variables
+        # The training-mode pass updates batch-norm statistics; a skipped
+        # step puts them back (a NaN image would make them NaN for good).
+        snapshot = _snapshot(self.classifier.non_trainable_weights)
         with tf.GradientTape() as tape:
             values = self._loss_terms(images, labels, masks, training=True)
             total = values[0]
@@ -394,15 +486,12 @@ class ISNet(keras.Model):
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             scaled = self.optimizer.scale_loss(total / replicas)
         gradients = tape.gradient(scaled, variables)
-        finite = tf.math.is_finite(total) & tf.reduce_all([
-            tf.reduce_all(tf.math.is_finite(g)) for g in gradients
-            if g is not None])
-        # A non-finite step contributes no gradient (counted, not applied).
-        gradients = [None if g is None else tf.where(finite, g,
-                                                     tf.zeros_like(g))
-                     for g in gradients]
-        self.optimizer.apply(gradients, variables)
-        self.skipped_tracker.update_state(1.0 - tf.cast(finite, "float32"))
+        # A non-finite step is counted and changes no variable.
+        finite = _apply_if_finite(self.optimizer, total, gradients,
+                                  variables, snapshot)
+        # Each replica adds its share: the tracker sums over replicas.
+        self.skipped_tracker.update_state(
+            (1.0 - tf.cast(finite, "float32")) / replicas)
         self._update_metrics(*values)
         return _logs(self.metrics)
 

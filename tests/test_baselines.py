@@ -144,3 +144,73 @@ def test_rrr_evaluation_reports_the_penalty_of_the_validation_data():
     assert logs["input_gradient_loss"] == pytest.approx(expected, rel=1e-6)
     assert logs["loss"] == pytest.approx(
         logs["classification_loss"] + 7.0 * expected, rel=1e-6)
+
+
+def _batch_norm_classifier(seed=0):
+    """A classifier whose training-mode pass updates moving statistics."""
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input(SHAPE),
+        keras.layers.Conv2D(3, 3, padding="same"),
+        keras.layers.BatchNormalization(),
+        keras.layers.ReLU(),
+        keras.layers.Flatten(),
+        keras.layers.Dense(NUM_CLASSES),
+    ])
+
+
+def _state(model):
+    """Copies of the classifier's weights and the optimizer's variables."""
+    return ([v.numpy().copy() for v in model.classifier.weights],
+            {v.path: v.numpy().copy() for v in model.optimizer.variables})
+
+
+@pytest.mark.parametrize("optimizer", [
+    lambda: keras.optimizers.Adam(1e-2),
+    lambda: keras.optimizers.SGD(1e-2, momentum=0.9)],
+    ids=["adam", "sgd_momentum"])
+@pytest.mark.parametrize("make", [
+    PlainClassifier, lambda c: RRRClassifier(c, penalty=10.0)],
+    ids=["plain", "rrr"])
+def test_a_non_finite_step_changes_no_variable(make, optimizer):
+    images, labels, masks = (a.astype("float32") if a.dtype.kind == "f"
+                             else a for a in _batch(batch=8))
+    targets = {"label": labels, "mask": masks}
+    model = make(_batch_norm_classifier())
+    model.compile(optimizer=optimizer())
+    # The warm-up fills the momentum (and Adam's moments): a zero gradient
+    # applied afterwards would still move the weights.
+    model.train_on_batch(images, targets)
+    weights, slots = _state(model)
+    broken = images.copy()
+    broken[1, 2, 3, 0] = np.nan
+    logs = model.train_on_batch(broken, targets, return_dict=True)
+    assert not np.isfinite(logs["loss"])
+    assert logs["skipped_steps"] == 1
+    skipped_weights, skipped_slots = _state(model)
+    for before, after in zip(weights, skipped_weights):
+        np.testing.assert_array_equal(after, before)
+    assert skipped_slots.keys() == slots.keys()
+    for path, before in slots.items():
+        np.testing.assert_array_equal(skipped_slots[path], before, path)
+    assert int(model.optimizer.iterations.numpy()) == 1
+
+    model.reset_metrics()
+    logs = model.train_on_batch(images, targets, return_dict=True)
+    assert logs["skipped_steps"] == 0
+    new_weights, new_slots = _state(model)
+    assert int(model.optimizer.iterations.numpy()) == 2
+    for before, after in zip(skipped_weights, new_weights):
+        assert not np.array_equal(after, before)
+    unchanged = [path for path, before in skipped_slots.items()
+                 if np.array_equal(new_slots[path], before)]
+    assert unchanged == [model.optimizer.learning_rate.path]
+
+
+def test_evaluation_logs_no_skipped_steps():
+    images, labels, masks = _batch()
+    model = PlainClassifier(_linear_classifier())
+    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    logs = model.evaluate(images, {"label": labels, "mask": masks},
+                          return_dict=True, verbose=0)
+    assert "skipped_steps" not in logs and "loss" in logs
