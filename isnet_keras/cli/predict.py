@@ -2,8 +2,9 @@
 
 The model is a SavedModel version directory (or its base directory, whose
 highest version is used), a `.tflite` file or a `.keras` file. Images are
-PNG/JPEG files, resized to the model's input size and converted to
-grayscale or RGB to match its channels, or `.npy` arrays.
+PNG/JPEG (or other) files of 8 or 16 bits, read as training reads them
+(`isnet_keras.data.image_files`): converted to grayscale or RGB to match the
+model's channels and resized to its input size. Or `.npy` arrays.
 
 Examples:
 
@@ -66,7 +67,9 @@ def register(subparsers):
         type=float,
         default=(0.0, 1.0),
         metavar=("LOW", "HIGH"),
-        help="range that pixel values 0..255 are mapped onto (default: 0 1)",
+        help="range that black..white pixels are mapped onto (0..255 in "
+        "8-bit files and uint8 arrays, 0..65535 in 16-bit files; "
+        "default: 0 1)",
     )
     parser.add_argument(
         "--json", action="store_true", help="print machine-readable JSON"
@@ -75,16 +78,20 @@ def register(subparsers):
     return parser
 
 
-def _scale(pixels, input_range):
+def _to_range(pixels, input_range):
+    """Pixels in [0, 1] -> float32 in `input_range`."""
     import numpy as np
 
     low, high = input_range
-    return pixels.astype(np.float32) / 255.0 * (high - low) + low
+    return (np.asarray(pixels, np.float32) * (high - low) + low).astype(
+        np.float32)
 
 
 def _read_image_file(path, image_shape, input_range):
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
+    # The reader of training and `isnet evaluate`: a file gives the model
+    # the pixels it was trained on (16-bit files included).
+    from isnet_keras.data.image_files import (ImageReadError, read_image,
+                                              resize_image)
 
     height, width, channels = image_shape
     if channels not in (1, 3):
@@ -93,21 +100,16 @@ def _read_image_file(path, image_shape, input_range):
             f"has {channels}. Pass a .npy array instead of '{path}'."
         )
     try:
-        with Image.open(path) as image:
-            image = image.convert("L" if channels == 1 else "RGB")
-            if height is not None and width is not None:
-                if image.size != (width, height):
-                    image = image.resize((width, height), Image.BILINEAR)
-            pixels = np.asarray(image)
+        pixels = read_image(path, channels)
     except FileNotFoundError:
         raise FileNotFoundError(f"Image file not found: '{path}'.") from None
-    except (UnidentifiedImageError, OSError) as error:
+    except ImageReadError as error:
         raise ValueError(
             f"Cannot read image file '{path}': {error}"
         ) from None
-    if channels == 1:
-        pixels = pixels[..., np.newaxis]
-    return _scale(pixels, input_range)
+    if height is not None and width is not None:
+        pixels = resize_image(pixels, (height, width))
+    return _to_range(pixels, input_range)
 
 
 def _as_image_batch(array, image_shape):
@@ -149,7 +151,7 @@ def _read_array_file(path, image_shape, input_range):
         )
     array = batch
     if array.dtype == np.uint8:
-        array = _scale(array, input_range)
+        array = _to_range(array.astype(np.float32) / 255.0, input_range)
     return array.astype(np.float32)
 
 
@@ -160,8 +162,9 @@ def load_inputs(paths, image_shape, input_range=(0.0, 1.0)):
         paths: Iterable of file paths (PNG/JPEG or `.npy`).
         image_shape: `(height, width, channels)` of the model; height and
             width may be `None` (images are then kept at their size).
-        input_range: `(low, high)` onto which pixel values 0..255 map.
-            Defaults to `(0.0, 1.0)`.
+        input_range: `(low, high)` onto which black..white map (pixel
+            values 0..255 of 8-bit files and uint8 arrays, 0..65535 of
+            16-bit files). Defaults to `(0.0, 1.0)`.
 
     Returns:
         `list` of `(name, image)` pairs, `image` float32 `(H, W, C)`; the

@@ -3,7 +3,7 @@
 Layout::
 
     images/   a.png, b.jpg, sub/c.png ...
-    masks/    a.png, b.png, sub/c.png ...   (1 or 255 = foreground)
+    masks/    a.png, b.png, sub/c.png ...   (1, 255 or 65535 = foreground)
     labels.csv
         filename,label
         a.png,cat
@@ -11,7 +11,8 @@ Layout::
 
 Every file is opened and checked before anything is returned, so a bad file
 stops the program before training starts. All problems found are reported
-together in one `FolderDatasetError`, each line naming its file.
+together in one `FolderDatasetError`, each line naming its file. Files are
+read by `isnet_keras.data.image_files`, as in training.
 """
 
 import csv
@@ -19,16 +20,16 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+
+from isnet_keras.data.image_files import (ImageReadError, MaskValueError,
+                                          read_image, read_mask, resize_image)
 
 # Tried in this order when no mask has the image's exact file name.
 MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg")
 CSV_COLUMNS = ("filename", "label")
 # At most this many problems are spelled out in one error message.
 MAX_LISTED_PROBLEMS = 20
-
-# Pillow raises these for unreadable, truncated or unsupported files.
-_IMAGE_READ_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError)
 
 
 class FolderDatasetError(ValueError):
@@ -230,69 +231,39 @@ def _find_mask(masks_dir, filename):
     )
 
 
-def _open_image(path, problems):
-    """Returns a fully decoded Pillow image, or None after recording why not."""
+def _read(reader, path, problems):
+    """`reader(path)`, or None after recording why the file is unusable."""
     try:
-        with Image.open(path) as image:
-            # load() decodes every byte, so truncated files fail here.
-            image.load()
-            return image.copy()
-    except _IMAGE_READ_ERRORS as error:
+        return reader(path)
+    except (ImageReadError, FileNotFoundError) as error:
         problems.append(f"{path}: unreadable or corrupt image ({error})")
-        return None
-
-
-def _mask_array(image, path, problems):
-    """Returns the mask as (H, W) 0/1 uint8, or None after recording why not.
-
-    Accepted values are {0, 1} or {0, 255}; colour masks must be grey
-    (equal channels); an alpha channel is ignored.
-    """
-    if image.mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    array = np.asarray(image)
-    if image.mode == "1":
-        return array.astype(np.uint8)
-    if array.ndim == 3:
-        colour = array[..., :3] if array.shape[-1] >= 3 else array[..., :1]
-        if not (colour == colour[..., :1]).all():
-            problems.append(
-                f"{path}: mask has colours; save it as a grey image "
-                "with 0 and 1 (or 255)"
-            )
-            return None
-        array = colour[..., 0]
-    values = np.unique(array)
-    if set(values.tolist()) <= {0, 1}:
-        return array.astype(np.uint8)
-    if set(values.tolist()) <= {0, 255}:
-        return (array == 255).astype(np.uint8)
-    shown = ", ".join(f"{value:g}" for value in values[:6].tolist())
-    problems.append(
-        f"{path}: non-binary mask, values must be {{0, 1}} or {{0, 255}}; "
-        f"found {shown}{' ...' if len(values) > 6 else ''}"
-        " (a JPEG mask is lossy: save masks as PNG)"
-    )
+    except MaskValueError as error:
+        problems.append(f"{path}: {error}")
     return None
 
 
-def _check_pair(image_path, mask_path, problems):
-    """Decodes one image and its mask; returns (image, mask array) or Nones."""
-    image = _open_image(image_path, problems)
-    mask_image = _open_image(mask_path, problems)
-    if image is None or mask_image is None:
+def _check_pair(image_path, mask_path, problems, channels=None):
+    """Reads one image and its mask (`image_files.read_image` and
+    `read_mask`, as training does).
+
+    Returns:
+        `(pixels, mask)`: float32 `(H, W, C)` in [0, 1] (C = `channels`, or
+        as stored) and uint8 `(H, W)` 0/1; or `(None, None)` after
+        recording the problems.
+    """
+    image = _read(lambda path: read_image(path, channels), image_path,
+                  problems)
+    mask = _read(read_mask, mask_path, problems)
+    if image is None or mask is None:
         return None, None
-    if image.size != mask_image.size:
-        image_width, image_height = image.size
-        mask_width, mask_height = mask_image.size
+    if image.shape[:2] != mask.shape:
+        image_height, image_width = image.shape[:2]
+        mask_height, mask_width = mask.shape
         problems.append(
             f"{image_path}: size {image_width}x{image_height} "
             f"(width x height) but its mask {mask_path} is "
             f"{mask_width}x{mask_height}"
         )
-        return None, None
-    mask = _mask_array(mask_image, mask_path, problems)
-    if mask is None:
         return None, None
     return image, mask
 
@@ -363,7 +334,7 @@ def scan_folder_dataset(images_dir, masks_dir, labels_csv, class_names=None):
     sizes = []
     for image_path, mask_path, _ in pairs:
         image, _ = _check_pair(image_path, mask_path, problems)
-        sizes.append(None if image is None else (image.height, image.width))
+        sizes.append(None if image is None else image.shape[:2])
     if problems:
         raise FolderDatasetError(problems)
     return FolderIndex(
@@ -397,10 +368,12 @@ def load_folder_dataset(
 ):
     """Loads and validates a folder dataset into float32 arrays.
 
-    Images are converted to grey (`channels=1`, Pillow mode "L") or RGB
-    (`channels=3`) and scaled to [0, 1]. With `image_size`, images are
-    resized bilinearly and masks by nearest neighbour (so they stay 0/1);
-    without it, every image must already have the same size.
+    Images are read by `image_files.read_image`: scaled to [0, 1] by
+    their bit depth and converted to grey (`channels=1`, luma weights) or
+    RGB (`channels=3`). With `image_size`, images are resized by
+    `image_files.resize_image` (bilinear) and masks by nearest neighbour
+    (so they stay 0/1); without it, every image must already have the
+    same size.
 
     Args:
         images_dir: str or Path. Folder of the images.
@@ -435,10 +408,11 @@ def load_folder_dataset(
     images, masks, labels, files = [], [], [], []
     first_size = None
     for image_path, mask_path, label in pairs:
-        image, mask = _check_pair(image_path, mask_path, problems)
+        image, mask = _check_pair(image_path, mask_path, problems,
+                                  channels)
         if image is None:
             continue
-        size = (image.height, image.width)
+        size = image.shape[:2]
         if target is None:
             if first_size is None:
                 first_size = (image_path, size)
@@ -450,16 +424,13 @@ def load_folder_dataset(
                     f"{first_height}x{first_width}; pass image_size to resize"
                 )
                 continue
-        image = image.convert("L" if channels == 1 else "RGB")
         mask_image = Image.fromarray(mask * 255)
         if target is not None and size != target:
-            width_height = (target[1], target[0])  # Pillow's order.
-            image = image.resize(width_height, Image.Resampling.BILINEAR)
+            image = resize_image(image, target)
             mask_image = mask_image.resize(
-                width_height, Image.Resampling.NEAREST
+                (target[1], target[0]), Image.Resampling.NEAREST
             )
-        pixels = np.asarray(image, dtype=np.float32) / 255.0
-        images.append(pixels.reshape(*pixels.shape[:2], channels))
+        images.append(image)
         masks.append((np.asarray(mask_image) > 0).astype(np.float32)[..., None])
         labels.append(label)
         files.append(image_path)

@@ -253,3 +253,36 @@ def test_missing_folder_and_bad_channels(tmp_path):
         load_folder_dataset(images_dir, tmp_path / "masks_typo", csv_path)
     with pytest.raises(ValueError, match="channels must be 1 or 3"):
         load_folder_dataset(images_dir, masks_dir, csv_path, channels=2)
+
+
+@pytest.mark.parametrize("foreground", [1, 255, 65535])
+def test_16_bit_masks_are_binary_like_8_bit_ones(tmp_path, foreground):
+    images_dir, masks_dir, csv_path, pixels = make_folder(tmp_path)
+    expected = pixels["dog_1.png:mask"]
+    save(masks_dir / "dog_1.png", expected.astype(np.uint16) * foreground)
+    assert Image.open(masks_dir / "dog_1.png").mode == "I;16"
+    data = load_folder_dataset(images_dir, masks_dir, csv_path)
+    np.testing.assert_array_equal(data.masks[1, ..., 0], expected)
+
+
+def test_16_bit_non_binary_mask_names_the_16_bit_values(tmp_path):
+    images_dir, masks_dir, csv_path, _ = make_folder(tmp_path)
+    mask = np.zeros((6, 8), np.uint16)
+    mask[0, :2] = (1, 65535)
+    save(masks_dir / "cat_1.png", mask)
+    with pytest.raises(
+        FolderDatasetError,
+        match=r"cat_1\.png: non-binary mask, values must be \{0, 1\}, "
+        r"\{0, 255\} or \{0, 65535\}; found 0, 1, 65535",
+    ):
+        scan_folder_dataset(images_dir, masks_dir, csv_path)
+
+
+def test_16_bit_grey_images_are_scaled_by_their_depth(tmp_path):
+    images_dir, masks_dir, csv_path, _ = make_folder(tmp_path)
+    deep = np.random.default_rng(5).integers(0, 65536, (6, 8),
+                                             dtype=np.uint16)
+    save(images_dir / "dog_1.png", deep)
+    data = load_folder_dataset(images_dir, masks_dir, csv_path)
+    np.testing.assert_allclose(data.images[1, ..., 0], deep / 65535.0,
+                               atol=1e-6)

@@ -1,8 +1,16 @@
-"""tf.data pipeline over folder datasets: decoding, channels, mask resize."""
+"""tf.data pipeline over folder datasets: decoding, channels, mask resize,
+and the same pixels as `isnet evaluate` and `isnet predict` read."""
 
+import argparse
+
+import keras
 import numpy as np
+import pytest
+import tensorflow as tf
 from PIL import Image
 
+from isnet_keras.cli import predict
+from isnet_keras.cli.evaluate import load_test_set
 from isnet_keras.data import resize_mask, scan_folder_dataset
 from isnet_keras.data.pipeline import dataset_arrays, folder_dataset
 
@@ -72,3 +80,97 @@ def test_training_pipeline_reshuffles_and_keeps_pairs_together(tmp_path):
             assert mask[label, :, 0].all() and mask.sum() == 8
         orders.append(tuple(labels))
     assert sorted(orders[0]) == list(range(6)) and len(set(orders)) > 1
+
+
+def _save_png(path, array):
+    """A PNG of the array's bit depth: uint8 or uint16, grey `(H, W)` or
+    RGB `(H, W, 3)` (Pillow writes no 16-bit colour PNG; TensorFlow does)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if array.ndim == 2:
+        Image.fromarray(array).save(path)
+    else:
+        path.write_bytes(tf.io.encode_png(tf.constant(array)).numpy())
+    # IHDR's bit-depth byte: the file holds the depth meant.
+    assert path.read_bytes()[24] == array.dtype.itemsize * 8
+
+
+def _readers(root, size, channels):
+    """The pixels of every file of `root` as training, `isnet evaluate` and
+    `isnet predict` read them, `(N, h, w, channels)` each."""
+    index = scan_folder_dataset(root / "images", root / "masks",
+                                root / "labels.csv")
+    training, _, _ = dataset_arrays(folder_dataset(
+        index, np.arange(len(index.labels)), size, channels, 4))
+    classifier = keras.Sequential([
+        keras.Input((*size, channels)), keras.layers.Flatten(),
+        keras.layers.Dense(2)])
+    spec = ("folder", str(root / "images"), str(root / "masks"),
+            str(root / "labels.csv"))
+    evaluation, _, _ = load_test_set(spec, classifier,
+                                     argparse.Namespace(model="model"))
+    prediction = predict.load_inputs(
+        [str(path) for path in index.image_paths], (*size, channels))
+    return (training, evaluation.images,
+            np.stack([image for _, image in prediction]))
+
+
+def _folder(root, images, masks):
+    """A folder dataset of the given arrays, saved at their bit depths."""
+    rows = ["filename,label"]
+    for number, (image, mask) in enumerate(zip(images, masks)):
+        _save_png(root / "images" / f"im{number}.png", image)
+        _save_png(root / "masks" / f"im{number}.png", mask)
+        rows.append(f"im{number}.png,{number % 2}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+
+
+@pytest.mark.parametrize("stored, channels, size", [
+    (1, 1, (10, 12)), (1, 3, (10, 12)), (3, 3, (10, 12)), (3, 1, (10, 12)),
+    (1, 1, (7, 8)), (3, 3, (13, 16))],
+    ids=["grey", "grey_to_rgb", "rgb", "rgb_to_grey", "grey_shrunk",
+         "rgb_enlarged"])
+def test_8_and_16_bit_files_read_alike_in_training_evaluation_and_prediction(
+        tmp_path, stored, channels, size):
+    rng = np.random.default_rng(3)
+    shape = (2, 10, 12) if stored == 1 else (2, 10, 12, 3)
+    if stored == 1:
+        # Full 16-bit values; their 8-bit file is the nearest 8-bit value.
+        deep = rng.integers(0, 65536, shape, dtype=np.uint16)
+        shallow = np.round(deep / 257.0).astype(np.uint8)
+    else:
+        # Pillow reads 8 bits of 16-bit colour files: the 8-bit values
+        # repeated in both bytes lose nothing there.
+        shallow = rng.integers(0, 256, shape, dtype=np.uint8)
+        deep = shallow.astype(np.uint16) * 257
+    masks = (rng.uniform(size=(2, 10, 12)) > 0.5).astype(np.uint8)
+    _folder(tmp_path / "8bit", shallow, masks)
+    _folder(tmp_path / "16bit", deep, masks)
+    eight = _readers(tmp_path / "8bit", size, channels)
+    sixteen = _readers(tmp_path / "16bit", size, channels)
+    # One reader: all three agree, on either file.
+    for readings in (eight, sixteen):
+        assert readings[0].shape == (2, *size, channels)
+        for other in readings[1:]:
+            np.testing.assert_allclose(other, readings[0], atol=1e-6)
+    np.testing.assert_allclose(sixteen[0], eight[0], atol=1.0 / 255)
+    if stored == 1 and size == (10, 12):
+        # Scaled by the bit depth: 16-bit values / 65535.
+        expected = deep[..., None] / 65535.0
+        np.testing.assert_allclose(
+            sixteen[0], np.repeat(expected, channels, axis=-1), atol=1e-6)
+
+
+@pytest.mark.parametrize("foreground", [1, 65535])
+def test_16_bit_masks_give_their_foreground_in_training(tmp_path,
+                                                        foreground):
+    rng = np.random.default_rng(4)
+    images = rng.integers(0, 256, (3, 8, 8), dtype=np.uint8)
+    masks = np.zeros((3, 8, 8), np.uint8)
+    masks[0, 2:5, 1:6] = 1
+    masks[1, 7, 0] = 1
+    masks[2, :, 3] = 1
+    _folder(tmp_path, images, masks.astype(np.uint16) * foreground)
+    index = scan_folder_dataset(tmp_path / "images", tmp_path / "masks",
+                                tmp_path / "labels.csv")
+    _, _, got = dataset_arrays(folder_dataset(index, [0, 1, 2], 8, 1, 3))
+    np.testing.assert_array_equal(got[..., 0], masks)
