@@ -34,9 +34,14 @@ from isnet_keras.lrp import linear_maps
 def stabilize(z, epsilon):
     """Returns `z + epsilon * sgn(z)` with `sgn(0) = +1`, so `|out| >= epsilon`.
 
+    With `epsilon = 0` (LRP-0) exact zeros become 1: the relevance divided
+    by a zero `z` is itself zero (relevance follows the activation), so the
+    quotient is 0 instead of 0/0 = NaN.
+
     Args:
         z: Tensor of pre-activations.
-        epsilon: Non-negative float.
+        epsilon: Non-negative float, or None for a `z` the caller already
+            stabilised (returned as it is).
 
     Returns:
         A tensor like `z`.
@@ -46,8 +51,10 @@ def stabilize(z, epsilon):
     >>> stabilize(tf.constant([0.0, -0.5, 2.0]), 0.01).numpy()
     array([ 0.01, -0.51,  2.01], dtype=float32)
     """
-    if not epsilon:
+    if epsilon is None:
         return z
+    if not epsilon:
+        return tf.where(tf.equal(z, 0), tf.ones_like(z), z)
     # Scalar branches: no tensors of ones, and no gradient ops for them.
     return z + tf.where(z >= 0, tf.constant(epsilon, z.dtype),
                         tf.constant(-epsilon, z.dtype))
@@ -381,7 +388,8 @@ def zb_rule(relevance, x, linear, kernel, bias, lower, upper, epsilon=1e-2,
     offset = _plus_epsilon(offset, epsilon, x.dtype)
     z = _pre_activation(linear, x, kernel, linear_output, offset)
     num_classes = num_classes_of(relevance)
-    s = _ratio(relevance, z, 0.0)
+    # Already offset by epsilon; LRP-0 still needs the zero guard.
+    s = _ratio(relevance, z, None if epsilon else 0.0)
     kernels = [kernel] + [part for _, part in bound_terms]
     transposed = _transposes(linear, s, kernels, x, num_classes)
     relevance_in = per_class(x) * transposed[0]
@@ -419,7 +427,8 @@ def zplus_rule(relevance, x, linear, kernel, bias=None, epsilon=1e-2):
     if offset is not None:
         z = z + offset
     num_classes = num_classes_of(relevance)
-    s = _ratio(relevance, z, 0.0)
+    # Already offset by epsilon; LRP-0 still needs the zero guard.
+    s = _ratio(relevance, z, None if epsilon else 0.0)
     from_pos, from_neg = _transposes(linear, s, [k_pos, k_neg], x,
                                      num_classes)
     return per_class(x_pos) * from_pos + per_class(x_neg) * from_neg

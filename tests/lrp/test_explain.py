@@ -87,3 +87,45 @@ def test_bounds_mapped_through_rescaling_admit_inputs_at_the_bounds():
     images[2, ::2] = 255.0
     heatmaps = explain(model, images, 1, input_bounds=(0.0, 255.0))
     assert np.isfinite(heatmaps).all()
+
+
+def test_lrp_zero_gives_finite_maps_where_windows_and_pre_activations_are_zero():
+    # Max-pool windows that are all zero and zero pre-activations are 0/0
+    # under LRP-0; their relevance is zero, not NaN.
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Conv2D(4, 3, padding="same", activation="relu"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Flatten(),
+        keras.layers.Dense(3),
+    ])
+    images = np.zeros((2, 8, 8, 1), np.float32)
+    images[:, 2:5, 2:5] = 0.7  # the rest is black: zero windows
+    for rule in ("zb", "epsilon"):
+        exact = np.asarray(explain(model, images, classes="all", epsilon=0.0,
+                                   first_layer_rule=rule))
+        near = np.asarray(explain(model, images, classes="all",
+                                  epsilon=1e-9, first_layer_rule=rule))
+        assert np.all(np.isfinite(exact)), rule
+        np.testing.assert_allclose(exact, near, rtol=1e-3, atol=1e-6)
+        assert np.abs(exact).sum() > 0
+
+
+def test_selective_isnet_at_lrp_zero_gives_finite_maps():
+    import keras
+
+    from isnet_keras.isnet import build_isnet
+
+    keras.utils.set_random_seed(0)
+    classifier = keras.Sequential([keras.Input((6, 6, 1)),
+                                   keras.layers.Flatten(),
+                                   keras.layers.Dense(3)])
+    isnet = build_isnet(classifier, epsilon=0.0, deep_supervision=())
+    images = np.random.default_rng(0).uniform(0, 1, (4, 6, 6, 1))
+    heatmaps = np.asarray(isnet.train_graph_outputs(
+        images.astype("float32"))["heatmaps"])
+    assert np.all(np.isfinite(heatmaps))
+    assert np.abs(heatmaps).sum() > 0
