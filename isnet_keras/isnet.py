@@ -150,6 +150,44 @@ def _unpack(data):
                      "(labels, masks).")
 
 
+_NON_INTEGER_LABELS = ("labels must be integer class indices; received "
+                       "non-integer values such as")
+
+
+def _check_integer_labels(targets):
+    """Refuses in-memory labels that are not whole numbers.
+
+    Checked before Keras builds its dataset, so the error names the problem
+    instead of coming from inside the traced step (which checks again, for
+    datasets).
+
+    Args:
+        targets: The `y` given to `fit`/`evaluate`: `{"label", "mask"}`,
+            `(labels, masks)`, or anything else (not checked here).
+
+    Raises:
+        ValueError: float labels with a fractional part (or NaN).
+    """
+    if isinstance(targets, dict):
+        labels = targets.get("label")
+    elif isinstance(targets, (tuple, list)) and len(targets) == 2:
+        labels = targets[0]
+    else:
+        return
+    if not (isinstance(labels, (np.ndarray, list, tuple)) or (
+            isinstance(labels, tf.Tensor) and tf.executing_eagerly())):
+        return
+    labels = np.asarray(labels)
+    if not np.issubdtype(labels.dtype, np.floating):
+        return
+    # NaN differs from its floor too.
+    fractional = labels[labels != np.floor(labels)]
+    if fractional.size:
+        raise ValueError(
+            f"{_NON_INTEGER_LABELS} {fractional[:3].tolist()}; a cast to int "
+            "would truncate them to other classes.")
+
+
 def _logs(metrics):
     """Metric results as the step's logs.
 
@@ -281,6 +319,47 @@ def _combine_layer_losses(values, decay):
     return losses_lib.gwrp(stacked[None], decay)[0]
 
 
+def _check_classifier(classifier):
+    """Refuses, before anything is built, a classifier an ISNet cannot train.
+
+    Args:
+        classifier: What `build_isnet` received.
+
+    Raises:
+        TypeError: not a `keras.Model` (e.g. a backbone's name).
+        ValueError: its input is not a batch of images `(H, W, C)`, or it
+            outputs fewer than 2 classes.
+    """
+    if not isinstance(classifier, keras.Model):
+        hint = ""
+        if isinstance(classifier, str):
+            hint = (f" To train a named backbone, build it first: "
+                    f"isnet_keras.backbones.build_classifier({classifier!r}, "
+                    "num_classes, image_size).")
+        raise TypeError(
+            "build_isnet needs a Keras classifier model (a keras.Model); "
+            f"received {type(classifier).__name__} {classifier!r}.{hint}")
+    try:
+        inputs, outputs = classifier.inputs, classifier.outputs
+    except (AttributeError, ValueError):
+        inputs = outputs = None
+    if not inputs or not outputs or len(inputs) != 1 or len(outputs) != 1:
+        return  # Unbuilt, subclassed or multi-input: the LRP graph says why.
+    shape = tuple(inputs[0].shape[1:])
+    if len(shape) != 3:
+        raise ValueError(
+            f"ISNet needs image inputs of shape (H, W, C); the classifier "
+            f"'{classifier.name}' takes inputs of shape {shape} (the masks "
+            "and heatmaps are images of the input's size).")
+    width = outputs[0].shape[-1]
+    if width is not None and width < 2:
+        raise ValueError(
+            f"ISNet needs a classifier of at least 2 classes; "
+            f"'{classifier.name}' outputs {width} (shape "
+            f"{tuple(outputs[0].shape)}). For two classes give it a 2-unit "
+            "logits (or softmax) head.")
+
+
 @keras.saving.register_keras_serializable(package="isnet_keras")
 class ISNet(keras.Model):
     """A classifier trained so that its LRP heatmaps ignore the background.
@@ -321,6 +400,7 @@ class ISNet(keras.Model):
                  input_bounds=(0.0, 1.0), class_policy="lowest",
                  deep_supervision="auto", deep_supervision_decay=0.8,
                  seed=None, hidden_losses=None, **kwargs):
+        _check_classifier(classifier)
         kwargs.setdefault("name", f"isnet_{classifier.name}")
         super().__init__(**kwargs)
         if not 0.0 <= float(P) <= 1.0:
@@ -424,12 +504,37 @@ class ISNet(keras.Model):
                 self.optimizer.build(self.classifier.trainable_variables)
 
     def _check_labels(self, labels):
-        labels = tf.reshape(tf.cast(labels, tf.int32), (-1,))
+        labels = tf.reshape(labels, (-1,))
+        checks = []
+        if labels.dtype.is_floating:
+            # The cast to int32 would truncate 1.7 to class 1 silently.
+            fractional = tf.not_equal(labels, tf.floor(labels))
+            first = tf.argmax(tf.cast(fractional, tf.int32))
+            checks.append(tf.debugging.Assert(
+                tf.logical_not(tf.reduce_any(fractional)),
+                [_NON_INTEGER_LABELS, tf.gather(labels, first)]))
+        with tf.control_dependencies(checks):
+            labels = tf.cast(labels, tf.int32)
         in_range = tf.reduce_all((labels >= 0) & (labels < self.num_classes))
         with tf.control_dependencies([tf.debugging.Assert(in_range, [
                 f"labels out of range: must lie in [0, {self.num_classes - 1}]",
                 tf.reduce_min(labels), tf.reduce_max(labels)])]):
             return tf.identity(labels)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.fit`, after checking that in-memory labels (of `y`
+        and `validation_data`) are integers."""
+        _check_integer_labels(y)
+        validation = kwargs.get("validation_data")
+        if isinstance(validation, (tuple, list)) and len(validation) >= 2:
+            _check_integer_labels(validation[1])
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.evaluate`, after checking that in-memory labels (of
+        `y`) are integers."""
+        _check_integer_labels(y)
+        return super().evaluate(x, y, *args, **kwargs)
 
     @property
     def explains_labels(self):
