@@ -99,6 +99,10 @@ class Explainer:
                 )
         if not np.issubdtype(images.dtype, np.number):
             raise ValueError(f"images must be numeric, got {images.dtype}.")
+        if images.shape[0] == 0:
+            raise ValueError(f"images is an empty batch (shape "
+                             f"{images.shape}); explain needs at least one "
+                             "image.")
         return images.astype(np.float32)
 
     def _class_array(self, classes, batch):
