@@ -61,6 +61,9 @@ class FolderIndex:
         labels: int64 array (N,), indices into `class_names`.
         class_names: tuple of str.
         image_sizes: tuple of (height, width), each image's size on disk.
+        mask_has_foreground: bool array (N,): whether each mask marks at
+            least one foreground pixel (an empty mask leaves its image out
+            of the heatmap loss). None when not known.
     """
 
     image_paths: tuple
@@ -68,6 +71,7 @@ class FolderIndex:
     labels: np.ndarray
     class_names: tuple
     image_sizes: tuple
+    mask_has_foreground: np.ndarray = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,8 +207,30 @@ def _resolve_labels(entries, class_names, labels_csv, problems):
             f"{name_text!r}); use one kind, or pass class_names"
         )
     names = tuple(sorted(set(texts)))
+    _check_label_spellings(entries, names, labels_csv, problems)
     lookup = {name: index for index, name in enumerate(names)}
     return np.array([lookup[text] for text in texts], dtype=np.int64), names
+
+
+def _check_label_spellings(entries, names, labels_csv, problems):
+    """Records class names that differ only in letter case ("Cat", "cat"):
+    almost surely one class typed two ways, which would train as two."""
+    spellings = {}
+    for name in names:
+        spellings.setdefault(name.casefold(), []).append(name)
+    for variants in spellings.values():
+        if len(variants) < 2:
+            continue
+        examples = []
+        for variant in variants:
+            filename = next(file for _, file, label in entries
+                            if label == variant)
+            examples.append(f"{variant!r} ({filename})")
+        problems.append(
+            f"{labels_csv}: labels {', '.join(examples)} differ only in "
+            "letter case and would be separate classes; spell each class "
+            "one way"
+        )
 
 
 def _find_mask(masks_dir, filename):
@@ -312,13 +338,15 @@ def scan_folder_dataset(images_dir, masks_dir, labels_csv, class_names=None):
             Defaults to None (integers as given, names sorted).
 
     Returns:
-        A `FolderIndex` (paths, int64 labels, class names, image sizes).
+        A `FolderIndex` (paths, int64 labels, class names, image sizes,
+        which masks mark any foreground).
 
     Raises:
         FolderDatasetError: (a `ValueError`) listing every problem found,
             each naming its file: missing image or mask, unreadable or
             corrupt file, image/mask size mismatch, non-binary mask, empty
-            or unknown label, duplicate row, missing header.
+            or unknown label, class names differing only in letter case,
+            duplicate row, missing header.
 
     Example:
 
@@ -331,10 +359,11 @@ def scan_folder_dataset(images_dir, masks_dir, labels_csv, class_names=None):
     pairs, names = _index_entries(
         images_dir, masks_dir, labels_csv, class_names, problems
     )
-    sizes = []
+    sizes, foreground = [], []
     for image_path, mask_path, _ in pairs:
-        image, _ = _check_pair(image_path, mask_path, problems)
+        image, mask = _check_pair(image_path, mask_path, problems)
         sizes.append(None if image is None else image.shape[:2])
+        foreground.append(mask is not None and bool(mask.any()))
     if problems:
         raise FolderDatasetError(problems)
     return FolderIndex(
@@ -343,6 +372,7 @@ def scan_folder_dataset(images_dir, masks_dir, labels_csv, class_names=None):
         labels=np.array([label for _, _, label in pairs], dtype=np.int64),
         class_names=names,
         image_sizes=tuple(sizes),
+        mask_has_foreground=np.array(foreground, dtype=bool),
     )
 
 
