@@ -91,12 +91,22 @@ def small_cnn(num_classes, image_size, channels=3):
         A `keras.Sequential` of `(image_size, image_size, channels)` in
         [0, 1] -> logits.
 
+    Raises:
+        ValueError: `image_size` below 4, or fewer than 2 classes.
+
     Example:
 
     >>> small_cnn(10, 28).count_params() < 60_000
     True
     """
     size = int(image_size)
+    # Its two 2x2 poolings need a 4x4 input to leave a 1x1 map.
+    if size < 4:
+        raise ValueError(f"{SMALL_CNN} needs images of at least 4x4 pixels; "
+                         f"received image size {image_size}.")
+    if int(num_classes) < 2:
+        raise ValueError(f"A classifier needs at least 2 classes; received "
+                         f"{num_classes}.")
     layers = [keras.Input((size, size, int(channels)), name="image")]
     for block, filters in enumerate((16, 32, 64)):
         if block:
@@ -186,8 +196,8 @@ def load_classifier(path, num_classes):
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not an image classifier, or its output width differs
-            from `num_classes`.
+        ValueError: not a readable Keras model, not an image classifier, or
+            its output width differs from `num_classes`.
 
     Example:
 
@@ -196,7 +206,9 @@ def load_classifier(path, num_classes):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Classifier file not found: '{path}'.")
-    model = keras.models.load_model(path, compile=False)
+    from isnet_keras.export import load_keras_file
+
+    model = load_keras_file(path)
     if len(model.inputs) != 1 or len(model.inputs[0].shape) != 4:
         raise ValueError(
             f"'{path}' must take one image input (batch, height, width, "

@@ -75,6 +75,7 @@ def resolve_deploy_model(model):
     Raises:
         TypeError: `model` is none of the accepted kinds.
         FileNotFoundError: `model` is a path that does not exist.
+        ValueError: the file exists but is not a readable Keras model.
 
     Example:
 
@@ -87,10 +88,7 @@ def resolve_deploy_model(model):
         path = os.fspath(model)
         if not os.path.exists(path):
             raise FileNotFoundError(f"Model file not found: '{path}'.")
-        _register_isnet_classes(path)
-        # compile=False: deployment needs the weights and the graph only, and
-        # custom training losses need not be importable where we export.
-        model = keras.models.load_model(path, compile=False)
+        model = load_keras_file(path)
         source = f"the model loaded from '{path}'"
     else:
         source = "the given model"
@@ -110,6 +108,43 @@ def resolve_deploy_model(model):
         "or a path to a .keras file; received "
         f"{type(model).__module__}.{type(model).__qualname__}."
     )
+
+
+def load_keras_file(path):
+    """Loads an existing `.keras` (or legacy `.h5`) model file, uncompiled.
+
+    Keras reports a `.keras` file that is no zip archive as "not found";
+    this names the file and what is wrong with it instead.
+
+    Args:
+        path: str or `os.PathLike` of a file that exists.
+
+    Returns:
+        The loaded `keras.Model` (an ISNet file gives the `ISNet`).
+
+    Raises:
+        ValueError: `"cannot read PATH as a Keras model (reason)"`.
+
+    Example:
+
+    ```python
+    model = load_keras_file("runs/a/model.keras")
+    ```
+    """
+    path = os.fspath(path)
+    if path.lower().endswith(".keras") and not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"cannot read '{path}' as a Keras model (not a .keras zip "
+            "archive: damaged, truncated or another kind of file).")
+    _register_isnet_classes(path)
+    try:
+        # compile=False: deployment needs the weights and the graph only,
+        # and custom training losses need not be importable where we export.
+        return keras.models.load_model(path, compile=False)
+    except (ValueError, TypeError, KeyError, OSError,
+            zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"cannot read '{path}' as a Keras model ({error})") from error
 
 
 def _register_isnet_classes(path):
