@@ -109,3 +109,43 @@ def application_classifier(name, size=32, num_classes=5):
         pooling="avg")
     return keras.Sequential([keras.Input((size, size, 3)), backbone,
                              keras.layers.Dense(num_classes)])
+
+
+def _trainer_state(model):
+    """Copies of the classifier's weights and the optimizer's variables."""
+    return ([v.numpy().copy() for v in model.classifier.weights],
+            {v.path: v.numpy().copy() for v in model.optimizer.variables})
+
+
+def check_a_skipped_step_changes_nothing(model, images, targets, broken):
+    """Trains `model` (compiled, with `classifier` and `optimizer`) on a
+    finite batch, then on `broken` (non-finite loss), then on the finite
+    batch again; asserts the broken step changed no weight and no optimizer
+    variable, and the next step changed every one but the learning rate.
+
+    The warm-up fills the momentum (and Adam's moments): a zero gradient
+    applied afterwards would still move the weights.
+    """
+    model.train_on_batch(images, targets)
+    weights, slots = _trainer_state(model)
+    logs = model.train_on_batch(broken, targets, return_dict=True)
+    assert not np.isfinite(logs["loss"])
+    assert logs["skipped_steps"] == 1
+    skipped_weights, skipped_slots = _trainer_state(model)
+    for before, after in zip(weights, skipped_weights):
+        np.testing.assert_array_equal(after, before)
+    assert skipped_slots.keys() == slots.keys()
+    for path, before in slots.items():
+        np.testing.assert_array_equal(skipped_slots[path], before, path)
+    assert int(model.optimizer.iterations.numpy()) == 1
+
+    model.reset_metrics()
+    logs = model.train_on_batch(images, targets, return_dict=True)
+    assert logs["skipped_steps"] == 0
+    new_weights, new_slots = _trainer_state(model)
+    assert int(model.optimizer.iterations.numpy()) == 2
+    for before, after in zip(skipped_weights, new_weights):
+        assert not np.array_equal(after, before)
+    unchanged = [path for path, before in skipped_slots.items()
+                 if np.array_equal(new_slots[path], before)]
+    assert unchanged == [model.optimizer.learning_rate.path]
