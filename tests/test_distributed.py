@@ -103,3 +103,60 @@ def test_multi_worker_strategy_trains_in_two_processes(tmp_path):
     assert all(r["replicas"] == 2 for r in reports)
     assert all(np.isfinite(r["loss"]).all() for r in reports)
     assert reports[0]["weights_checksum"] == reports[1]["weights_checksum"]
+
+
+_PRECISE_BN_SCRIPT = textwrap.dedent("""
+    import json
+    import numpy as np
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+    from isnet_keras.callbacks import (PreciseBatchNorm,
+                                       recompute_batch_norm_statistics)
+    from isnet_keras.isnet import build_isnet
+
+    keras.utils.set_random_seed(0)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        classifier = keras.Sequential([
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(4, 3, padding="same", use_bias=False),
+            keras.layers.BatchNormalization(name="bn"), keras.layers.ReLU(),
+            keras.layers.Flatten(), keras.layers.Dense(2)])
+        isnet = build_isnet(classifier, deep_supervision=())
+        isnet.compile()
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 1, (32, 8, 8, 1)).astype("float32")
+    masks = np.zeros((32, 8, 8), "float32")
+    masks[:, 2:6, 2:6] = 1
+    data = tf.data.Dataset.from_tensor_slices(
+        (images, {"label": rng.integers(0, 2, 32), "mask": masks})).batch(16)
+    isnet.fit(data, validation_data=data, epochs=2, verbose=0,
+              callbacks=[PreciseBatchNorm(data)])
+    layer = classifier.get_layer("bn")
+    fitted = [layer.moving_mean.numpy().tolist(),
+              layer.moving_variance.numpy().tolist()]
+    recompute_batch_norm_statistics(classifier, data)
+    again = [layer.moving_mean.numpy().tolist(),
+             layer.moving_variance.numpy().tolist()]
+    print(json.dumps({"fitted": fitted, "again": again,
+                      "replicas": strategy.num_replicas_in_sync}))
+""")
+
+
+def test_precise_batch_norm_under_the_mirrored_strategy():
+    # The callback runs the classifier outside the replicas (cross-replica
+    # context); the mirrored moving statistics must take the recomputed
+    # values, the same as a recomputation from the final weights.
+    result = subprocess.run([sys.executable, "-c", _PRECISE_BN_SCRIPT],
+                            capture_output=True, text=True, timeout=300,
+                            env=_environment(), cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    values = json.loads(result.stdout.strip().splitlines()[-1])
+    assert values["replicas"] == 2
+    np.testing.assert_allclose(values["fitted"], values["again"], rtol=1e-5,
+                               atol=1e-7)
+    # Recomputed, not the initial zeros and ones or a few momentum steps.
+    assert np.abs(values["fitted"][0]).max() > 0.05
