@@ -406,3 +406,30 @@ def test_defaults_learn_a_small_folder_set_without_its_shortcut(tmp_path):
     audit = json.loads((run / "run.json").read_text())["audit"]
     assert audit["original_accuracy"]["value"] >= 0.9
     assert audit["follows_background_rate"]["value"] <= 0.1
+
+
+def test_ctrl_c_ends_with_a_message_and_the_run_resumes(tmp_path, capsys,
+                                                         data):
+    import keras
+
+    from isnet_keras.cli import build_parser
+    from isnet_keras.cli.train import run_command
+
+    class CtrlC(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    quick = [str(a) for a in QUICK_RUN]
+    quick[quick.index("--epochs") + 1] = "3"
+    args = build_parser().parse_args(
+        ["train", "--data-dir", str(data), *quick, "--out", str(run)])
+    assert run_command(args, callbacks=[CtrlC()]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "--resume" in err
+    assert "Traceback" not in err
+    status, err = _train(capsys, "--data-dir", data, *quick, "--out", run,
+                         "--resume")
+    assert status == 0, err
+    assert (run / "model.keras").is_file()

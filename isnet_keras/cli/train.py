@@ -190,7 +190,8 @@ def run_command(args, callbacks=()):
 
     Returns:
         int exit status: 0 on success; 1 when the data, the run directory
-        or a file is unusable; 2 for a bad option.
+        or a file is unusable; 2 for a bad option; 130 when interrupted
+        (Ctrl-C).
     """
     from pathlib import Path
 
@@ -216,6 +217,12 @@ def run_command(args, callbacks=()):
     except (FolderDatasetError, train.RunDirectoryError, OSError,
             ValueError) as error:
         return _fail(str(error), status=1)
+    except KeyboardInterrupt:
+        # The run directory keeps the last completed epoch (BackupAndRestore).
+        print(f"\n{_COMMAND}: interrupted. Continue the run with the same "
+              f"command and --resume (only the current epoch is lost).",
+              file=sys.stderr)
+        return 130
     if result["evaluation"] is not None:
         from isnet_keras.evaluate import format_summary
 
