@@ -60,12 +60,18 @@ def _environment():
     return env
 
 
-def test_mirrored_strategy_on_two_devices_matches_one_device():
-    result = subprocess.run([sys.executable, "-c", _MIRRORED_SCRIPT],
+def _run_script(script):
+    """Runs `script` in a fresh Python (logical devices must be set before
+    TensorFlow starts) and returns the JSON of its last output line."""
+    result = subprocess.run([sys.executable, "-c", script],
                             capture_output=True, text=True, timeout=300,
                             env=_environment(), cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
-    values = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_mirrored_strategy_on_two_devices_matches_one_device():
+    values = _run_script(_MIRRORED_SCRIPT)
     (single, one), (mirrored, two) = values["single"], values["mirrored"]
     assert (one, two) == (1, 2)
     assert all(np.isfinite(mirrored))
@@ -150,11 +156,7 @@ def test_precise_batch_norm_under_the_mirrored_strategy():
     # The callback runs the classifier outside the replicas (cross-replica
     # context); the mirrored moving statistics must take the recomputed
     # values, the same as a recomputation from the final weights.
-    result = subprocess.run([sys.executable, "-c", _PRECISE_BN_SCRIPT],
-                            capture_output=True, text=True, timeout=300,
-                            env=_environment(), cwd=ROOT)
-    assert result.returncode == 0, result.stderr[-3000:]
-    values = json.loads(result.stdout.strip().splitlines()[-1])
+    values = _run_script(_PRECISE_BN_SCRIPT)
     assert values["replicas"] == 2
     np.testing.assert_allclose(values["fitted"], values["again"], rtol=1e-5,
                                atol=1e-7)
