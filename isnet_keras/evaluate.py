@@ -1,14 +1,16 @@
-"""Evaluation of a trained classifier on one labelled test set (SPEC §11).
+"""Evaluation of a trained classifier on one labelled test set.
+
+The statistics are those of docs/algorithm.md, "Evaluation statistics".
 
 `evaluate_classifier` gathers, in one JSON-serialisable dict:
 
 * accuracy with its Wilson 95 % interval, and per-class precision, recall
-  and specificity with theirs (§11.3);
+  and specificity with theirs;
 * the confusion matrix (rows = true class, columns = predicted class) and
-  its Dirichlet-posterior summaries from `bayesian_metrics` (§11.2);
-* the AUC (§11.4): DeLong AUC with its interval on the positive-class
+  its Dirichlet-posterior summaries from `bayesian_metrics`;
+* the AUC: DeLong AUC with its interval on the positive-class
   probability for two classes, Hand & Till's M for more;
-* with masks, the background attention (§11.5): per-image BRF and PFF of the
+* with masks, the background attention: per-image BRF and PFF of the
   LRP-ε + Z^B heatmap of the predicted class's logit, in inference mode,
   summarised by `summarize_fraction`.
 
@@ -32,14 +34,15 @@ import numbers
 
 import numpy as np
 
-# z of the two-sided 95 % normal intervals (Wilson, DeLong), SPEC §11.3-4.
+# z of the two-sided 95 % normal intervals (Wilson, DeLong).
 NORMAL_QUANTILE_95 = 1.96
 # Images per forward pass of the classifier.
 PREDICTION_BATCH_SIZE = 256
 # Images whose heatmaps are computed and reduced to BRF/PFF at a time, so
 # that memory stays bounded whatever the size of the test set.
 HEATMAP_CHUNK_SIZE = 256
-# LRP settings of the background-attention heatmaps (SPEC §1 and §4).
+# LRP settings of the background-attention heatmaps (docs/algorithm.md,
+# "Evaluation statistics").
 ATTENTION_EPSILON = 1e-2
 ATTENTION_FIRST_LAYER_RULE = "zb"
 
@@ -56,7 +59,7 @@ def evaluate_classifier(
     max_heatmaps=None,
     input_bounds=(0.0, 1.0),
 ):
-    """Scores a classifier on a labelled test set (SPEC §11).
+    """Scores a classifier on a labelled test set.
 
     Probabilities are the softmax of the classifier's outputs, computed in
     float64, unless the classifier already ends in a softmax (see
@@ -224,7 +227,7 @@ def confusion_matrix(labels, predicted, num_classes):
 
 
 def background_attention(classifier, images, masks, input_bounds=(0.0, 1.0)):
-    """Per-image BRF and PFF of LRP heatmaps, summarised (SPEC §11.5).
+    """Per-image BRF and PFF of LRP heatmaps, summarised.
 
     The heatmap explains the logit of each image's predicted class with
     LRP-ε (ε = 0.01) and the Z^B rule at the first layer, in inference
@@ -506,7 +509,8 @@ def _accuracy(matrix):
 def _per_class_counts(matrix, class_names):
     """Per-class precision, recall and specificity with Wilson intervals.
 
-    The trials are those of SPEC §11.3: predicted positives (precision),
+    The trials are those of the Wilson intervals in docs/algorithm.md
+    ("Evaluation statistics"): predicted positives (precision),
     actual positives (recall), actual negatives (specificity).
     """
     total = int(matrix.sum())

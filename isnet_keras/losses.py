@@ -177,9 +177,10 @@ def _per_heatmap(value, num_heatmaps, name):
 
 
 def _finite_abs(heatmaps, masks):
-    """`|H|` with non-finite entries replaced, per heatmap (SPEC 7.3).
+    """`|H|` with non-finite entries replaced, per heatmap.
 
-    NaN becomes the foreground mean of the finite `|H|`, +Inf the largest
+    The rule of docs/algorithm.md, "Masks and numerical safety": NaN
+    becomes the foreground mean of the finite `|H|`, +Inf the largest
     and -Inf the smallest finite `H`. Replaced entries pass no gradient
     (and no NaN) back to `heatmaps`.
     """

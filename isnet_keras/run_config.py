@@ -38,7 +38,8 @@ DEFAULTS = {
     "deep_supervision": "auto",
     # The heatmap losses' foreground band: None (the loss defaults, C1 = 1,
     # C2 = 25) or [C1, C2] for every loss; or tuned after this many
-    # cross-entropy warm-up epochs (SPEC 7.4; 0: off).
+    # cross-entropy warm-up epochs (docs/algorithm.md, "Automatic C1 and C2";
+    # 0: off).
     "foreground_bounds": None,
     "tune_bounds": 0,
     # Optimisation: isnet.default_optimizer() (Adam 3e-3, global norm

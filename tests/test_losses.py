@@ -14,7 +14,8 @@ def _numpy_gwrp(values, d):
 
 
 def _numpy_gwrp_loss(masks, maps, d, E, A, B, C1, C2, foreground):
-    """SPEC 7.2 written out with loops, masks already at heatmap size."""
+    """The GWRP loss of docs/algorithm.md written out with loops, masks
+    already at heatmap size."""
     total = []
     for b in range(maps.shape[0]):
         m = masks[b]
@@ -173,9 +174,9 @@ def test_losses_serialize_round_trip():
 
 def test_non_finite_heatmap_values_are_replaced_before_the_loss(
         maps_and_masks):
-    # SPEC 7.3: NaN -> the foreground mean of the finite |H| of its map,
-    # +Inf / -Inf -> the largest / smallest finite H of its map; the
-    # gradient stays finite.
+    # docs/algorithm.md, "Masks and numerical safety": NaN -> the foreground
+    # mean of the finite |H| of its map, +Inf / -Inf -> the largest /
+    # smallest finite H of its map; the gradient stays finite.
     maps, masks = maps_and_masks
     broken = maps.copy()
     broken[0, 1, 0, 0, 1] = np.nan  # background

@@ -292,7 +292,8 @@ def test_tuned_bounds_are_saved_applied_and_kept_when_resuming(
                          "--tune-bounds", 1)
     assert status == 0, err
     bounds = json.loads((run / "foreground_bounds.json").read_text())
-    for band in (bounds, bounds["hidden"]["block3_relu"]):  # SPEC 7.4
+    # docs/algorithm.md, "Automatic C1 and C2".
+    for band in (bounds, bounds["hidden"]["block3_relu"]):
         assert band["C1"] == pytest.approx(
             max(band["mean"] / 5, band["mean"] - 3 * band["std"]))
         assert band["C2"] == pytest.approx(

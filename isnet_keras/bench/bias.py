@@ -85,7 +85,7 @@ class BiasBenchConfig:
     models: tuple = MODEL_NAMES
     batch_size: int = 128
     learning_rate: float = 3e-3
-    # P = 0.9 rather than SPEC's 0.7: at 0.7 the selective ISNet reached
+    # P = 0.9 rather than the papers' 0.7: at 0.7 the selective ISNet reached
     # 0.999 biased but 0.75 unbiased / 0.35 confounding after 5 epochs (it
     # learns the shapes through features its LRP maps barely show); at 0.9,
     # 0.956 / 0.919 / 0.912 after 4. 0.97 learns too slowly (0.71 after 3).

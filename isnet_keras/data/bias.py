@@ -1,4 +1,6 @@
-"""Synthetic background-bias benchmarks on MNIST digits (SPEC §12).
+"""Synthetic background-bias benchmarks on MNIST digits.
+
+Definitions: docs/algorithm.md, "Synthetic background-bias benchmarks".
 
 Two generators add a class-dependent cue in the background, away from the
 digit, so that a classifier can cheat by reading the cue:
@@ -47,7 +49,8 @@ BENCHMARK_FRACTIONS = (0.7, 0.1, 0.2)
 
 
 class ShapeSpec(NamedTuple):
-    """One row of the SPEC §12(b) table.
+    """One row of the Shapes table (docs/algorithm.md, "Synthetic
+    background-bias benchmarks").
 
     Attributes:
         label: int. The class the shape encodes.
@@ -253,7 +256,7 @@ def shapes_candidate_regions():
 
 
 def foreground_masks(clean_digits, candidate_regions):
-    """The SPEC §12 mask rule: pixels > 0, dilated by 3x3, regions cleared.
+    """The benchmarks' mask rule: pixels > 0, dilated by 3x3, regions cleared.
 
     Args:
         clean_digits: array (N, H, W), the digits on their final canvas
@@ -312,7 +315,7 @@ def _validate_digits(images, labels):
 
 
 def decoy_mnist(images, labels, mode="biased", seed=0):
-    """DecoyMNIST (SPEC §12a): a grey 4x4 corner patch that encodes a class.
+    """DecoyMNIST (Ross et al. 2017): a grey 4x4 corner patch encoding a class.
 
     For each image the patch rows are 0-3 or 24-27 and, independently, its
     columns 0-3 or 24-27, each with probability 1/2. Its grey level is
@@ -375,7 +378,7 @@ def decoy_mnist(images, labels, mode="biased", seed=0):
 
 
 def shapes_mnist(images, labels, mode="biased"):
-    """Shapes (SPEC §12b): a 5x5 shape whose form and place encode a class.
+    """Shapes: a 5x5 shape whose form and place encode a class.
 
     The 28x28 digit is pasted at rows/columns 6-33 of a black 40x40 canvas.
     Class k's shape (`SHAPE_TABLE[k]`) is drawn with value 1.0 at its own

@@ -1,8 +1,9 @@
 """Foreground-mask helpers in NumPy: binary check, dilation, resizing.
 
-Masks follow the project convention (SPEC §0): 1 = foreground, 0 = background,
-channels-last. These helpers prepare and validate masks on the host, before any
-tensor exists; the heatmap losses repeat the binary check inside the graph.
+Masks follow the project convention (docs/algorithm.md, "Conventions"):
+1 = foreground, 0 = background, channels-last. These helpers prepare and
+validate masks on the host, before any tensor exists; the heatmap losses
+repeat the binary check inside the graph.
 """
 
 import numpy as np
@@ -116,7 +117,9 @@ def _any_foreground_matrix(size_in, size_out):
 
 
 def resize_mask(mask, size):
-    """Resizes a binary mask; any foreground in a bin gives 1 (SPEC §7.3).
+    """Resizes a binary mask; any foreground in a bin gives 1.
+
+    The rule of docs/algorithm.md, "Masks and numerical safety".
 
     Each output pixel covers an adaptive-average-pooling bin of the input
     (rows [floor(iH/h), ceil((i+1)H/h)), same for columns); it is 1 when that

@@ -34,7 +34,8 @@ def decode_pair(image_path, mask_path, image_size, channels):
     `resize_image` (bilinear, antialiased); masks become float32 0/1
     `(h, w, 1)` ({0, 1}, {0, 255} and 16-bit {0, 65535} files alike),
     resized by the any-foreground rule of `isnet_keras.data.resize_mask`
-    (SPEC §7.3), so a thin object never vanishes when shrunk.
+    (docs/algorithm.md, "Masks and numerical safety"), so a thin object
+    never vanishes when shrunk.
 
     Args:
         image_path, mask_path: string tensors.

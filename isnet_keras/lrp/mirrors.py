@@ -271,7 +271,8 @@ class _WeightedMirror(Mirror):
         cancels, so the
         result has the gradients of a recomputed `L(x; W * gain)` with
         respect to `W`, `x` and the batch norm's gamma, and none with
-        respect to `b` (SPEC §2); the folded statistics are constants in
+        respect to `b` (docs/algorithm.md, "The LRP step of a linear
+        layer"); the folded statistics are constants in
         either form. Not under mixed precision, where the forward output
         is rounded to a lower precision than the LRP arithmetic.
         """

@@ -6,7 +6,7 @@ would have to recompute it (one more forward and backward pass of the layer
 per training step). When the graph is re-traced such a layer is called as
 `PreActivation(layer)` followed by the ReLU: the same maths with the same
 weights, and `z` becomes a tensor of the forward pass that the layer's mirror
-can reuse (SPEC §2, "z reuse").
+can reuse ("z reuse" in docs/algorithm.md, "The LRP step of a linear layer").
 
 Only exact `Conv2D` and `Dense` layers are split, with channels-last data, a
 compute dtype equal to the variable dtype (under mixed precision the float16

@@ -1,4 +1,6 @@
-"""Background-attention scores of LRP heatmaps (SPEC §11.5).
+"""Background-attention scores of LRP heatmaps.
+
+See docs/algorithm.md, "Evaluation statistics".
 
 Heatmaps H are (B, H, W, C) or (B, K, H, W, C); masks M are (B, H, W, 1) or
 (B, H, W), 1 = foreground, 0 = background. Per image (and heatmap):

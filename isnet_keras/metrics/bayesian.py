@@ -1,4 +1,6 @@
-"""Bayesian intervals for confusion-matrix scores (SPEC §11.2).
+"""Bayesian intervals for confusion-matrix scores.
+
+Formulas: docs/algorithm.md, "Evaluation statistics".
 
 The K×K cell probabilities θ of a confusion matrix C (rows = true class,
 columns = predicted class) get the conjugate posterior Dirichlet(prior + C).
@@ -175,9 +177,9 @@ def _cell_masks(num_classes):
 def _scores_per_draw(theta, masks):
     """Per-class scores and accuracy for draws `theta` of shape (S, K, K).
 
-    The SPEC formulas are evaluated in an equivalent form built only from sums
-    of cells (no differences such as 1 − row_k), which stays accurate when
-    some cells are tiny:
+    The formulas of `bayesian_metrics` are evaluated in an equivalent form
+    built only from sums of cells (no differences such as 1 − row_k), which
+    stays accurate when some cells are tiny:
     precision = TP/(TP+FP), recall = TP/(TP+FN),
     specificity = TN/(TN+FP), F1 = 2TP/(2TP+FP+FN).
     """

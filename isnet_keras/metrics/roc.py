@@ -1,8 +1,9 @@
 """ROC statistics: DeLong AUC intervals and test, Hand & Till AUC, Wilson.
 
-SPEC §11.3 and §11.4. The DeLong estimates use the midrank formulation of
-Sun & Xu (IEEE Signal Processing Letters 21(11), 2014): every structural
-component comes from three rankings, so the cost is O(N log N).
+Formulas: docs/algorithm.md, "Evaluation statistics". The DeLong estimates
+use the midrank formulation of Sun & Xu (IEEE Signal Processing Letters
+21(11), 2014): every structural component comes from three rankings, so the
+cost is O(N log N).
 """
 
 import collections

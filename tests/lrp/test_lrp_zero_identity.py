@@ -15,7 +15,8 @@ def _lrp0(model, images, class_index):
 @pytest.mark.parametrize("builder", [
     support.small_cnn,
     # An input-side Rescaling with an offset passes relevance unchanged
-    # (SPEC 3.4), which is not gradient x input: leave it out here.
+    # (docs/algorithm.md, "Element-wise, shape and merge layers"), which is
+    # not gradient x input: leave it out here.
     lambda: support.branchy_cnn(rescale=False)])
 def test_lrp0_equals_gradient_times_input_on_small_nets(builder):
     with support.floatx("float64"):
