@@ -1,7 +1,7 @@
 """Callbacks for ISNet training: heatmap-weight schedules, automatic
 foreground bounds (C1, C2), best checkpoints once P is final, TensorBoard
-logs with heatmap panels, and batch-norm statistics recomputed after each
-epoch."""
+logs with heatmap panels, batch-norm statistics recomputed after each
+epoch, and a stop when training diverges."""
 
 import os
 
@@ -54,9 +54,218 @@ class HeatmapWeightSchedule(keras.callbacks.Callback):
             logs["P"] = self.model.P
 
 
-class BestCheckpointFromEpoch(keras.callbacks.ModelCheckpoint):
+# Variables named in a divergence reason; the rest are counted.
+_LISTED_VARIABLES = 5
+
+
+def _is_floating(dtype):
+    return "float" in str(dtype)
+
+
+def non_finite_variables(variables):
+    """The paths of the floating-point variables that hold a NaN or an
+    infinity.
+
+    Args:
+        variables: An iterable of Keras variables (integer ones, such as an
+            optimizer's step count, are skipped).
+
+    Returns:
+        list of str: the `path` of each non-finite variable, in order.
+
+    Example:
+
+    >>> non_finite_variables(model.weights)
+    []
+    """
+    return [variable.path for variable in variables
+            if _is_floating(variable.dtype) and not np.all(np.isfinite(
+                keras.ops.convert_to_numpy(variable)))]
+
+
+def _scalar(value):
+    # Multi-worker logs hold shape-(1,) arrays.
+    return float(np.mean(np.asarray(value, np.float64)))
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """Stops training at the end of an epoch in which it diverged.
+
+    An epoch diverged when its training loss is not finite, when every
+    training step of the epoch was skipped (the ISNet skips steps with a
+    non-finite loss or gradient and counts them in `skipped_steps`), or
+    when any model weight (batch-norm moving statistics included) or
+    optimizer variable holds a NaN or an infinity. A non-finite loss of an
+    epoch in which only some steps were skipped, and whose validation loss
+    (if any) is finite, is not divergence: the skipped steps changed no
+    weight, but their loss is in the epoch's mean. Training then stops
+    (`model.stop_training`), `diverged` describes the epoch and, with
+    `restore_weights`, the model gets back the weights of the end of the
+    last finite epoch (or of the start of training), so that callbacks
+    after this one and code after `fit` never see non-finite weights.
+
+    Put it before the callbacks that save the model: Keras runs callbacks
+    in list order. Checkpoints that take `divergence=` (see
+    `CheckpointUnlessDiverged`) then also skip the diverged epoch, leaving
+    the last finite epoch's files in place.
+
+    Args:
+        restore_weights: bool. Put back the last finite weights when
+            training diverges. Defaults to True.
+        verbose: int. 1 prints a line when training stops. Defaults to 0.
+
+    Attributes:
+        diverged: None while training is finite; else a dict with `epoch`
+            (from 0, as Keras callbacks count), `loss` (the epoch's
+            training loss, a float or None) and `reasons` (list of str).
+
+    Example:
+
+    >>> stop = StopOnDivergence()
+    >>> model.fit(x, y, epochs=10, callbacks=[
+    ...     stop, keras.callbacks.ModelCheckpoint("last.keras")])
+    >>> stop.diverged  # None, or {"epoch": 3, "loss": nan, "reasons": [...]}
+    """
+
+    def __init__(self, restore_weights=True, verbose=0):
+        super().__init__()
+        self.restore_weights = bool(restore_weights)
+        self.verbose = int(verbose)
+        self.diverged = None
+        self._finite_weights = None
+
+    def on_train_begin(self, logs=None):
+        self.diverged = None
+        self._finite_weights = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # Taken here, not in `on_train_begin`: a `BackupAndRestore` later
+        # in the list restores a run's weights in its `on_train_begin`.
+        if self.restore_weights and self._finite_weights is None:
+            self._finite_weights = self.model.get_weights()
+
+    def divergence_reasons(self, logs):
+        """Why the epoch that ended with `logs` diverged.
+
+        Args:
+            logs: The epoch-end logs of `fit`.
+
+        Returns:
+            list of str: empty when the epoch is finite.
+        """
+        logs = logs or {}
+        reasons = []
+        steps = (self.params or {}).get("steps")
+        skipped = logs.get("skipped_steps")
+        skipped = None if skipped is None else _scalar(skipped)
+        loss = logs.get("loss")
+        if loss is not None and not np.isfinite(_scalar(loss)):
+            # The ISNet's epoch loss averages in the loss of the steps it
+            # skipped: a few skipped steps, which changed no weight, make
+            # it NaN in a run that still validates finite.
+            val_loss = logs.get("val_loss")
+            isolated = (steps and skipped is not None and 0 < skipped < steps
+                        and (val_loss is None
+                             or np.isfinite(_scalar(val_loss))))
+            if not isolated:
+                reasons.append("the training loss is not finite")
+        if steps and skipped is not None and skipped >= steps:
+            reasons.append(f"all {steps} training steps of the epoch were "
+                           "skipped (non-finite loss or gradients)")
+        variables = list(self.model.weights)
+        if getattr(self.model, "optimizer", None) is not None:
+            variables += list(self.model.optimizer.variables)
+        bad = non_finite_variables(variables)
+        if bad:
+            more = (f" and {len(bad) - _LISTED_VARIABLES} more"
+                    if len(bad) > _LISTED_VARIABLES else "")
+            reasons.append(
+                f"{len(bad)} variable(s) hold NaN or infinite values: "
+                f"{', '.join(bad[:_LISTED_VARIABLES])}{more}")
+        return reasons
+
+    def on_epoch_end(self, epoch, logs=None):
+        reasons = self.divergence_reasons(logs)
+        if not reasons:
+            if self.restore_weights:
+                self._finite_weights = self.model.get_weights()
+            return
+        loss = (logs or {}).get("loss")
+        self.diverged = {"epoch": int(epoch),
+                         "loss": None if loss is None else _scalar(loss),
+                         "reasons": reasons}
+        self.model.stop_training = True
+        if self.restore_weights and self._finite_weights is not None:
+            self.model.set_weights(self._finite_weights)
+        if self.verbose:
+            keras.utils.io_utils.print_msg(
+                f"Epoch {epoch + 1}: training diverged ({'; '.join(reasons)})"
+                "; stopping.")
+
+
+class _UnlessDiverged:
+    """Mixin for callbacks that save at the end of an epoch: nothing is
+    saved once `divergence` (a `StopOnDivergence` earlier in the callback
+    list) has flagged the run, so the files keep the last finite epoch.
+
+    Restoring the finite weights alone would not do: the checkpoint would
+    then record a diverged epoch as completed, with the optimizer state
+    and P of that epoch.
+    """
+
+    def __init__(self, *args, divergence=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.divergence = divergence
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (self.divergence is not None
+                and self.divergence.diverged is not None):
+            return
+        super().on_epoch_end(epoch, logs)
+
+
+class CheckpointUnlessDiverged(_UnlessDiverged,
+                               keras.callbacks.ModelCheckpoint):
+    """A `keras.callbacks.ModelCheckpoint` that saves nothing at the end of
+    an epoch that a `StopOnDivergence` flagged as diverged.
+
+    Args:
+        *args, **kwargs: Those of `ModelCheckpoint` (saving at epoch ends).
+        divergence: The `StopOnDivergence` of the same `fit`, placed before
+            this callback; None saves as `ModelCheckpoint` does.
+
+    Example:
+
+    >>> stop = StopOnDivergence()
+    >>> model.fit(x, y, epochs=10, callbacks=[
+    ...     stop, CheckpointUnlessDiverged("last.keras", divergence=stop)])
+    """
+
+
+class BackupUnlessDiverged(_UnlessDiverged,
+                           keras.callbacks.BackupAndRestore):
+    """A `keras.callbacks.BackupAndRestore` whose backup keeps the last
+    finite epoch: nothing is saved at the end of an epoch that a
+    `StopOnDivergence` flagged as diverged.
+
+    Args:
+        *args, **kwargs: Those of `BackupAndRestore` (`save_freq="epoch"`).
+        divergence: The `StopOnDivergence` of the same `fit`, placed before
+            this callback in the list.
+
+    Example:
+
+    >>> stop = StopOnDivergence()
+    >>> model.fit(x, y, epochs=10, callbacks=[
+    ...     stop, BackupUnlessDiverged("backup", divergence=stop)])
+    """
+
+
+class BestCheckpointFromEpoch(_UnlessDiverged,
+                              keras.callbacks.ModelCheckpoint):
     """A `keras.callbacks.ModelCheckpoint` that ignores epochs before
-    `first_epoch`.
+    `first_epoch`, epochs whose monitored value is not finite (with
+    `save_best_only`) and, given `divergence`, an epoch that diverged.
 
     For best-only checkpoints under a P schedule: the loss of an epoch at
     P = 0 is the cross-entropy alone and would compare as better than the
@@ -65,6 +274,7 @@ class BestCheckpointFromEpoch(keras.callbacks.ModelCheckpoint):
     Args:
         first_epoch: int. The first epoch (from 0) that may be saved.
         *args, **kwargs: Those of `ModelCheckpoint`.
+        divergence: Optional `StopOnDivergence` placed before this callback.
 
     Example:
 
@@ -77,6 +287,12 @@ class BestCheckpointFromEpoch(keras.callbacks.ModelCheckpoint):
         self.first_epoch = int(first_epoch)
 
     def on_epoch_end(self, epoch, logs=None):
+        current = (logs or {}).get(self.monitor)
+        # Keras saves the first value whatever it is, and after a NaN best
+        # no value compares as better: a non-finite value is never best.
+        if (self.save_best_only and current is not None
+                and not np.isfinite(_scalar(current))):
+            return
         if epoch >= self.first_epoch:
             super().on_epoch_end(epoch, logs)
 

@@ -339,13 +339,18 @@ def _best_val_loss(history_csv, first_epoch=0):
 
 
 def _callbacks(config, run_dir, train_data, heatmap_images, heatmap_masks,
-               extra):
+               extra, divergence=None):
     import keras
 
-    from isnet_keras.callbacks import (BestCheckpointFromEpoch,
+    from isnet_keras.callbacks import (BackupUnlessDiverged,
+                                       BestCheckpointFromEpoch,
+                                       CheckpointUnlessDiverged,
                                        HeatmapWeightSchedule,
-                                       PreciseBatchNorm, TensorBoardHeatmaps)
+                                       PreciseBatchNorm, StopOnDivergence,
+                                       TensorBoardHeatmaps)
 
+    if divergence is None:
+        divergence = StopOnDivergence()
     checkpoints = run_dir / "checkpoints"
     schedule = config["P_schedule"]
     # Validation losses are comparable only at one P: with a schedule, the
@@ -353,22 +358,28 @@ def _callbacks(config, run_dir, train_data, heatmap_images, heatmap_masks,
     final_p_from = max(schedule) if schedule else 0
     best = _best_val_loss(run_dir / "history.csv", final_p_from)
     return [
-        # First, so the weights are restored before any other callback.
+        # First, so an epoch is judged before anything saves it: the backup
+        # and checkpoints skip a diverged epoch and keep the last finite
+        # one. It reads no weights before the first epoch, so the backup's
+        # restore (in on_train_begin) still comes first.
+        divergence,
         # Kept after the last epoch, so --resume with more epochs continues
         # a finished run; two copies, so a kill while saving loses nothing.
-        keras.callbacks.BackupAndRestore(
+        BackupUnlessDiverged(
             os.fspath(run_dir / "backup"), save_freq="epoch",
-            double_checkpoint=True, delete_checkpoint=False),
+            double_checkpoint=True, delete_checkpoint=False,
+            divergence=divergence),
         # Before validation and the checkpoints: the moving batch-norm
         # statistics lag behind the weights on small training sets.
         PreciseBatchNorm(train_data),
         # Before the logger, which then records each epoch's P.
         *([] if schedule is None else [HeatmapWeightSchedule(schedule)]),
-        keras.callbacks.ModelCheckpoint(os.fspath(checkpoints / "last.keras")),
+        CheckpointUnlessDiverged(os.fspath(checkpoints / "last.keras"),
+                                 divergence=divergence),
         BestCheckpointFromEpoch(
             final_p_from, os.fspath(checkpoints / "best.weights.h5"),
             monitor="val_loss", save_best_only=True, save_weights_only=True,
-            initial_value_threshold=best),
+            initial_value_threshold=best, divergence=divergence),
         keras.callbacks.CSVLogger(os.fspath(run_dir / "history.csv"),
                                   append=True),
         keras.callbacks.TensorBoard(os.fspath(run_dir / "logs"),
@@ -377,6 +388,45 @@ def _callbacks(config, run_dir, train_data, heatmap_images, heatmap_masks,
             run_dir / "logs" / "heatmaps", heatmap_images, heatmap_masks)]),
         *extra,
     ]
+
+
+def _diverged_error(diverged, config, run_dir):
+    """The `TrainingDivergedError` of a run that `StopOnDivergence` stopped.
+
+    Args:
+        diverged: `StopOnDivergence.diverged`.
+        config: The run configuration (the advice names its values).
+        run_dir: Path of the run directory.
+
+    Returns:
+        A `TrainingDivergedError` whose message says where, why and how to
+        fix it.
+    """
+    from isnet_keras.errors import TrainingDivergedError
+
+    epoch = diverged["epoch"] + 1
+    loss = diverged["loss"]
+    rate = config["learning_rate"]
+    kept = ("the checkpoints keep the last finite epoch"
+            if (run_dir / "checkpoints" / "last.keras").is_file()
+            else "no checkpoint was written")
+    if config["clipnorm"] is None:
+        clipping = ("; gradient clipping is off here: set clipnorm (e.g. "
+                    "1.0) in a --config file")
+    else:
+        clipping = (f" (gradient clipping is already on: clipnorm "
+                    f"{float(config['clipnorm'])})")
+    precision = ("; or train with --precision float32, whose range does not "
+                 "overflow as float16's does"
+                 if config["precision"] == "mixed_float16" else "")
+    message = (
+        f"Training diverged at epoch {epoch} (loss {loss}): "
+        f"{'; '.join(diverged['reasons'])}. Training stopped; "
+        f"{run_dir / 'model.keras'} was not written and {kept}. Lower "
+        f"--learning-rate (it is {rate:g}; try {rate / 10:g} or less) and "
+        f"train again with --overwrite or another --out{clipping}"
+        f"{precision}.")
+    return TrainingDivergedError(message, epoch, loss, diverged["reasons"])
 
 
 def _fixed_images(index, indices, image_size, channels, count):
@@ -458,6 +508,10 @@ def train(config, callbacks=(), resume=False, overwrite=False):
     Raises:
         RunDirectoryError, ConfigError, FolderDatasetError (ValueErrors),
         FileNotFoundError: before training, naming the file or option.
+        TrainingDivergedError: training stopped because the loss or the
+            weights stopped being finite (`StopOnDivergence`); the final
+            model and report are not written, and the checkpoints and
+            backup keep the last finite epoch.
 
     Example:
 
@@ -476,6 +530,7 @@ def train(config, callbacks=(), resume=False, overwrite=False):
 
     import keras
 
+    from isnet_keras.callbacks import StopOnDivergence
     from isnet_keras.data.augment import JointAugmentation
     from isnet_keras.data.pipeline import dataset_arrays, folder_dataset
     from isnet_keras.distribute import make_strategy
@@ -522,12 +577,17 @@ def train(config, callbacks=(), resume=False, overwrite=False):
             lambda: folder_dataset(
                 data["train_index"], data["train_indices"], (height, width),
                 channels, config["batch_size"], cache=False))
+        divergence = StopOnDivergence()
         fit = isnet.fit(
             train_data, validation_data=val_data, epochs=config["epochs"],
             verbose=config["verbose"], shuffle=False,  # shuffled above
             callbacks=_callbacks(config, run_dir, train_data, panel_images,
                                  panel_masks,
-                                 list(callbacks)))
+                                 list(callbacks), divergence))
+        if divergence.diverged is not None:
+            # Nothing is saved from non-finite weights: no model.keras, no
+            # report (its metrics would be NaN).
+            raise _diverged_error(divergence.diverged, config, run_dir)
 
         best = run_dir / "checkpoints" / "best.weights.h5"
         if best.is_file():

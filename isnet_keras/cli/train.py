@@ -190,13 +190,15 @@ def run_command(args, callbacks=()):
 
     Returns:
         int exit status: 0 on success; 1 when the data, the run directory
-        or a file is unusable; 2 for a bad option; 130 when interrupted
+        or a file is unusable, or training diverged (the message says
+        what to change); 2 for a bad option; 130 when interrupted
         (Ctrl-C).
     """
     from pathlib import Path
 
     from isnet_keras import run_config as rc
     from isnet_keras.data import FolderDatasetError
+    from isnet_keras.errors import TrainingDivergedError
 
     if args.resume and args.out and not (
             Path(args.out) / rc.CONFIG_FILE).is_file():
@@ -215,7 +217,7 @@ def run_command(args, callbacks=()):
     except rc.ConfigError as error:
         return _fail(str(error), status=2)
     except (FolderDatasetError, train.RunDirectoryError, OSError,
-            ValueError) as error:
+            ValueError, TrainingDivergedError) as error:
         return _fail(str(error), status=1)
     except KeyboardInterrupt:
         # The run directory keeps the last completed epoch (BackupAndRestore).
