@@ -20,6 +20,13 @@ import sys
 
 # Predictions are computed this many images at a time.
 _BATCH_SIZE = 64
+# Float arrays may leave the input range by this many times its width on
+# either side before they are refused: augmentation and rounding leave
+# values a little outside, while data of another scale (0..255 floats for
+# a [0, 1] model) lies far outside and gives meaningless predictions.
+_RANGE_SLACK = 1.0
+# Images named in a message; the rest are counted.
+_LISTED = 5
 
 
 def register(subparsers):
@@ -67,9 +74,9 @@ def register(subparsers):
         type=float,
         default=(0.0, 1.0),
         metavar=("LOW", "HIGH"),
-        help="range that black..white pixels are mapped onto (0..255 in "
-        "8-bit files and uint8 arrays, 0..65535 in 16-bit files; "
-        "default: 0 1)",
+        help="the model's input range, onto which black..white pixels are "
+        "mapped (0..255 in 8-bit files and uint8 arrays, 0..65535 in 16-bit "
+        "files); float arrays must lie about within it (default: 0 1)",
     )
     parser.add_argument(
         "--json", action="store_true", help="print machine-readable JSON"
@@ -151,8 +158,53 @@ def _read_array_file(path, image_shape, input_range):
         )
     array = batch
     if array.dtype == np.uint8:
-        array = _to_range(array.astype(np.float32) / 255.0, input_range)
+        return _to_range(array.astype(np.float32) / 255.0, input_range)
+    if array.dtype.kind in "biuf":
+        # Before the cast, so that a float64 value too large for float32
+        # is reported as out of range rather than as an infinity.
+        _check_array_values(path, array, input_range)
     return array.astype(np.float32)
+
+
+def _listed(names):
+    more = f" and {len(names) - _LISTED} more" if len(names) > _LISTED else ""
+    return ", ".join(names[:_LISTED]) + more
+
+
+def _check_array_values(path, array, input_range):
+    """Refuses non-finite values and values far outside `input_range`.
+
+    Args:
+        path: The array file (named in the messages).
+        array: Numeric `(N, H, W, C)`, as the model will receive it.
+        input_range: `(low, high)`, the model's input range.
+
+    Raises:
+        ValueError: naming the file and the images (rows) concerned.
+    """
+    import numpy as np
+
+    finite = np.isfinite(array).reshape(len(array), -1).all(axis=1)
+    if not finite.all():
+        rows = [f"{path}[{i}]" for i in np.flatnonzero(~finite)]
+        raise ValueError(
+            f"Array file '{path}' holds NaN or infinite values in "
+            f"{len(rows)} of {len(array)} image(s) ({_listed(rows)}); the "
+            "model needs finite pixel values."
+        )
+    if array.size == 0:
+        return
+    low, high = input_range
+    slack = _RANGE_SLACK * (high - low)
+    smallest, largest = float(array.min()), float(array.max())
+    if smallest < low - slack or largest > high + slack:
+        raise ValueError(
+            f"Array file '{path}' holds values from {smallest:g} to "
+            f"{largest:g}, far outside the model's input range "
+            f"[{low:g}, {high:g}]: scale the array to that range, save it as "
+            "uint8 (0..255), or pass --input-range LOW HIGH if the model "
+            "takes another range."
+        )
 
 
 def load_inputs(paths, image_shape, input_range=(0.0, 1.0)):
@@ -171,8 +223,10 @@ def load_inputs(paths, image_shape, input_range=(0.0, 1.0)):
         rows of an array file are named `file[i]`.
 
     Raises:
-        FileNotFoundError, ValueError: a file is missing or unreadable (the
-            message names it).
+        FileNotFoundError, ValueError: a file is missing or unreadable, or
+            a float array holds NaN or infinite values or values far
+            outside `input_range` (by more than its width); the message
+            names the file.
 
     Example:
 
@@ -211,6 +265,25 @@ def _predict_all(classifier, named_images):
     return probabilities
 
 
+def _check_outputs(model_path, named_images, probabilities):
+    """Refuses non-finite model outputs (a diverged model gives NaN).
+
+    Raises:
+        ValueError: naming the model and the images concerned.
+    """
+    import numpy as np
+
+    bad = [name for (name, _), row in zip(named_images, probabilities)
+           if not np.all(np.isfinite(row))]
+    if bad:
+        raise ValueError(
+            f"The model's outputs are not finite (NaN or infinity) for "
+            f"{len(bad)} of {len(named_images)} image(s) ({_listed(bad)}): "
+            f"the weights of '{model_path}' may have diverged; retrain it "
+            "(e.g. with a lower --learning-rate)."
+        )
+
+
 def run(args):
     """Runs `isnet predict` with parsed arguments.
 
@@ -219,7 +292,8 @@ def run(args):
 
     Returns:
         `int` exit status: 0 on success, 1 when the model or an image cannot
-        be read.
+        be read, an array holds non-finite values or values far outside
+        `--input-range`, or the model's outputs are not finite.
     """
     from isnet_keras import export
 
@@ -229,6 +303,7 @@ def run(args):
             args.images, classifier.image_shape, tuple(args.input_range)
         )
         probabilities = _predict_all(classifier, named_images)
+        _check_outputs(args.model, named_images, probabilities)
     except (OSError, ValueError, TypeError) as error:
         print(f"isnet predict: error: {error}", file=sys.stderr)
         return 1
