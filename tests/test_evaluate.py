@@ -21,6 +21,7 @@ from sklearn.metrics import confusion_matrix as sklearn_confusion_matrix
 from sklearn.metrics import roc_auc_score
 
 from isnet_keras.cli import evaluate as evaluate_command
+from isnet_keras.cli.test_data import parse_data_spec
 from isnet_keras.data import load_folder_dataset, make_bias_benchmark
 from isnet_keras.evaluate import (
     class_probabilities,
@@ -468,7 +469,7 @@ def test_cli_rejects_malformed_data_specs(data, message, tmp_path, capsys):
     assert code == 2
     assert len(capsys.readouterr().err.splitlines()) == 1
     with pytest.raises(ValueError, match=message):
-        evaluate_command.parse_data_spec(data)
+        parse_data_spec(data)
 
 
 def test_cli_reports_a_model_that_does_not_fit_the_data(folder_dataset,

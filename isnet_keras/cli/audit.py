@@ -22,9 +22,10 @@ import argparse
 import os
 import sys
 
-from isnet_keras.cli.evaluate import (
-    load_test_set,
-    parse_data_spec,
+from isnet_keras.cli.test_data import (
+    CommandFailure,
+    open_model_and_test_set,
+    reading_errors,
 )
 
 _COMMAND = "isnet audit"
@@ -98,34 +99,18 @@ def run(args):
     """
     from isnet_keras.shortcut_audit import AUDIT_FILE
 
-    result_path = os.path.join(args.out, AUDIT_FILE)
-    # Checked first, so that nothing slow runs before a refusal.
-    if os.path.exists(result_path) and not args.overwrite:
-        return _fail(
-            f"{result_path} already exists; pass --overwrite to replace it "
-            "or choose another --out.", status=1
-        )
     try:
-        spec = parse_data_spec(args.data)
-    except ValueError as error:
-        return _fail(str(error), status=2)
+        classifier, test, class_names, _ = open_model_and_test_set(
+            args, os.path.join(args.out, AUDIT_FILE),
+            loader_args=_benchmark_defaults(args))
+        # Imported here so that `isnet --help` does not load TensorFlow.
+        from isnet_keras.shortcut_audit import audit, format_audit, write_audit
 
-    # Imported here so that `isnet --help` does not load TensorFlow.
-    from isnet_keras import export
-    from isnet_keras.shortcut_audit import audit, format_audit, write_audit
-    from isnet_keras.data import MnistNotFoundError
-
-    try:
-        classifier = export.resolve_deploy_model(args.model)
-        test, class_names, _ = load_test_set(
-            spec, classifier, _benchmark_defaults(args)
-        )
-        result = audit(classifier, test.images, test.labels, test.masks,
-                       seed=args.seed, class_names=class_names)
-    except MnistNotFoundError as error:
-        return _fail(str(error), status=2)
-    except (OSError, ValueError, TypeError) as error:
-        return _fail(str(error), status=1)
+        with reading_errors():
+            result = audit(classifier, test.images, test.labels, test.masks,
+                           seed=args.seed, class_names=class_names)
+    except CommandFailure as failure:
+        return _fail(failure.message, failure.status)
 
     json_path, figure_path = write_audit(
         result, args.out, overwrite=args.overwrite

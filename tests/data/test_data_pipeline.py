@@ -10,7 +10,7 @@ import tensorflow as tf
 from PIL import Image
 
 from isnet_keras.cli import predict
-from isnet_keras.cli.evaluate import load_test_set
+from isnet_keras.cli.test_data import load_test_set
 from isnet_keras.data import resize_mask, scan_folder_dataset
 from isnet_keras.data.pipeline import dataset_arrays, folder_dataset
 
