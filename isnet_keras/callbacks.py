@@ -298,7 +298,8 @@ class BestCheckpointFromEpoch(_UnlessDiverged,
 
 
 def _band(totals, where):
-    """SPEC 7.4's band from per-image relevance totals."""
+    """The foreground band from per-image relevance totals (docs/algorithm.md,
+    "Automatic C1 and C2")."""
     mean, std = float(totals.mean()), float(totals.std(ddof=1))
     if mean <= 0:
         raise ValueError(f"Warm-up {where} carry no relevance (mean "
@@ -354,15 +355,17 @@ class AutoTuneForegroundBounds(keras.callbacks.Callback):
     batches of the training batch size), give per-image totals
     `v = mean_k sum |H|` (whole image); with their mean m
     and sample standard deviation s, `C1 = max(m / 5, m - 3 s)` and
-    `C2 = min(25 C1, m + 3 s)` (SPEC 7.4). The Dual ISNet's two maps (z+
-    and LRP-epsilon relevance, of different scales) get a band each, from
+    `C2 = min(25 C1, m + 3 s)` (docs/algorithm.md, "Automatic C1 and
+    C2"). The Dual ISNet's two maps (z+ and LRP-epsilon relevance, of
+    different scales) get a band each, from
     their own totals, as lists `[map 0, map 1]`. The warm-up weights and
     optimizer state are then discarded (the model restarts from its
     initial weights) and training goes on with the configured P. The values
     are kept in `self.result` (C1, C2, m, s) and C1, C2 in the logs of
     that epoch. With LRP deep supervision every supervised layer's loss
     gets its own C1 and C2, from the totals of its relevance map the same
-    way (SPEC §6), kept in `self.result["hidden"]` by layer name.
+    way (docs/algorithm.md, "LRP deep supervision"), kept in
+    `self.result["hidden"]` by layer name.
 
     Args:
         data: Images (measured in batches of 64), or a dataset of
