@@ -22,6 +22,7 @@ _EXPORTS = {
     "Explainer": "isnet_keras.lrp.explain",
     "LRPGraph": "isnet_keras.lrp.graph",
     "UnsupportedLayerError": "isnet_keras.errors",
+    "TrainingDivergedError": "isnet_keras.errors",
     "GWRPHeatmapLoss": "isnet_keras.losses",
     "VarianceHeatmapLoss": "isnet_keras.losses",
     "HeatmapWeightSchedule": "isnet_keras.callbacks",
