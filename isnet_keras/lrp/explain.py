@@ -1,11 +1,20 @@
 """Inference-time heatmaps: `explain()` and the reusable `Explainer`."""
 
+import collections
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from isnet_keras.lrp import graph as graph_lib
 from isnet_keras.lrp import outputs
+
+# `explain()` keeps its Explainers on the model under this name (see
+# `_ExplainerCache`), at most this many settings per model.
+_CACHE_ATTRIBUTE = "_isnet_keras_explainer_cache"
+_CACHE_SIZE = 4
+# Image indices named in an error message before it says "... (N in all)".
+_NAMED_INDICES = 10
 
 
 def build_heatmap_model(lrp_graph, num_heatmaps=None):
@@ -59,6 +68,15 @@ class Explainer:
 
     def __init__(self, model, epsilon=1e-2, first_layer_rule="zb",
                  input_bounds=(0.0, 1.0), batch_size=32):
+        try:
+            finite = bool(np.isfinite(epsilon))
+        except TypeError:
+            finite = False
+        if not finite:
+            # A NaN epsilon would pass the graph's `epsilon < 0` test and
+            # turn every heatmap into NaN.
+            raise ValueError(
+                f"epsilon must be a finite number >= 0, received {epsilon!r}.")
         self.model = model
         self.graph = graph_lib.LRPGraph(model, epsilon=epsilon,
                                         first_layer_rule=first_layer_rule,
@@ -103,7 +121,18 @@ class Explainer:
             raise ValueError(f"images is an empty batch (shape "
                              f"{images.shape}); explain needs at least one "
                              "image.")
-        return images.astype(np.float32)
+        images = images.astype(np.float32)
+        # Checked here for every first-layer rule: Z^B's bounds check would
+        # stop NaN inputs only inside the graph and without naming the
+        # image, and the epsilon rule would return NaN heatmaps silently.
+        bad = _non_finite_rows(images)
+        if bad.size:
+            raise ValueError(
+                f"images {_index_list(bad)} hold non-finite values (NaN or "
+                "inf); their heatmaps are undefined. Drop or repair those "
+                "images before explaining them."
+            )
+        return images
 
     def _class_array(self, classes, batch):
         num_classes = self.num_classes
@@ -147,6 +176,10 @@ class Explainer:
 
         Returns:
             float32 NumPy array `(B, K, H, W, C)`.
+
+        Raises:
+            ValueError: bad shapes or classes, or images holding NaN or inf
+                (the message names their indices).
         """
         images = self._check_images(images)
         class_array = self._class_array(classes, len(images))
@@ -166,20 +199,31 @@ def explain(model, images, classes="predicted", epsilon=1e-2,
             first_layer_rule="zb", input_bounds=(0.0, 1.0)):
     """LRP heatmaps of a classifier's logits.
 
-    Builds the LRP graph each call; to explain many batches, build an
-    `Explainer` once (or pass one as `model`).
+    The first call for a model and a choice of `epsilon`,
+    `first_layer_rule` and `input_bounds` builds an `Explainer` and keeps
+    it on the model, in a private attribute that Keras neither tracks nor
+    saves; later calls with the same settings reuse it, so explaining
+    batch after batch costs about one backward pass each. The cached graph
+    shares the model's weights (it sees weight updates) and is rebuilt if
+    the model's layers change.
 
     Args:
         model: A Keras classifier, or an `Explainer`.
-        images: `(B, H, W, C)` array in the model's input range.
+        images: `(B, H, W, C)` array in the model's input range; every value
+            must be finite.
         classes: `"predicted"` (K = 1), `"all"` (K = number of classes), an
             int, or a per-image integer array `(B,)` / `(B, K)`.
-        epsilon: LRP-epsilon stabiliser.
+        epsilon: LRP-epsilon stabiliser, finite and `>= 0`.
         first_layer_rule: `"zb"` or `"epsilon"`.
         input_bounds: `(lower, upper)` input range for Z^B.
 
     Returns:
-        float32 NumPy array `(B, K, H, W, C)`.
+        float32 NumPy array `(B, K, H, W, C)`, all finite.
+
+    Raises:
+        ValueError: an image holds NaN or inf (the message names its
+            index), or a heatmap is not finite although its image is (the
+            model's weights or outputs are not finite).
 
     Example:
 
@@ -188,6 +232,149 @@ def explain(model, images, classes="predicted", epsilon=1e-2,
     (4, 10, 28, 28, 1)
     """
     if isinstance(model, Explainer):
-        return model(images, classes)
-    return Explainer(model, epsilon=epsilon, first_layer_rule=first_layer_rule,
-                     input_bounds=input_bounds)(images, classes)
+        explainer = model
+    else:
+        explainer = _cached_explainer(model, epsilon, first_layer_rule,
+                                      input_bounds)
+    heatmaps = explainer(images, classes)
+    bad = _non_finite_rows(heatmaps)
+    if bad.size:
+        raise ValueError(_non_finite_heatmaps_message(explainer.model, bad))
+    return heatmaps
+
+
+def _non_finite_rows(array):
+    """Indices along axis 0 of `array` whose entries are not all finite."""
+    finite = np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+    return np.flatnonzero(~finite)
+
+
+def _index_list(indices):
+    """`[0, 3, 7]`, or the first few and a count when there are many."""
+    shown = ", ".join(str(int(i)) for i in indices[:_NAMED_INDICES])
+    if len(indices) > _NAMED_INDICES:
+        return f"[{shown}, ...] ({len(indices)} in all)"
+    return f"[{shown}]"
+
+
+def _non_finite_heatmaps_message(model, bad):
+    """Why the heatmaps of images `bad` are not finite, naming bad weights.
+
+    Only called on failure, so reading every weight back costs nothing in
+    the usual case.
+    """
+    message = (f"The heatmaps of images {_index_list(bad)} are not finite "
+               "(NaN or inf) although the images are: the model's weights "
+               "or outputs are not finite.")
+    weights = [w for w in model.weights
+               if not np.isfinite(np.asarray(w)).all()]
+    if weights:
+        names = ", ".join(getattr(w, "path", w.name) for w in weights[:3])
+        more = f" and {len(weights) - 3} more" if len(weights) > 3 else ""
+        return (f"{message} Non-finite weights: {names}{more} (e.g. a "
+                "diverged training run); reload or retrain the model.")
+    return (f"{message} Its weights are finite, so its activations or "
+            "logits overflow for these images; check that they are scaled "
+            "like the training inputs.")
+
+
+class _ExplainerCache:
+    """The Explainers that `explain()` built for one model, kept on it.
+
+    A plain object (not a dict, list or Keras/TensorFlow trackable), set
+    with `object.__setattr__`: Keras neither tracks nor saves it, so
+    `model.save`, the weights and `model.summary()` are unchanged.
+
+    An Explainer is keyed by its settings and is valid for the structure it
+    was built from: the model's layers (all nesting levels), their
+    activations (a fused ReLU is split off when the graph is traced) and the
+    model's input tensor (rebuilt when a Sequential gains or loses a layer).
+    These are compared by identity and held, so that no id is reused while
+    cached. Weights are not part of the key: the mirrors read the
+    classifier's variables, so an update is seen without a rebuild.
+    """
+
+    def __init__(self):
+        self.structure = ()
+        self.explainers = collections.OrderedDict()
+
+    def explainer(self, structure, settings, build):
+        """The cached Explainer for `settings`, built by `build()` if needed.
+
+        Args:
+            structure: Tuple from `_structure_of(model)`.
+            settings: Hashable key from `_settings_key`.
+            build: Callable returning a new `Explainer`.
+
+        Returns:
+            An `Explainer`.
+        """
+        if not _same_objects(structure, self.structure):
+            self.explainers.clear()
+            self.structure = structure
+        if settings in self.explainers:
+            self.explainers.move_to_end(settings)
+            return self.explainers[settings]
+        explainer = build()
+        self.explainers[settings] = explainer
+        while len(self.explainers) > _CACHE_SIZE:
+            self.explainers.popitem(last=False)  # least recently used
+        return explainer
+
+
+def _same_objects(first, second):
+    return len(first) == len(second) and all(
+        a is b for a, b in zip(first, second))
+
+
+def _structure_of(model):
+    """The objects an LRP graph of `model` is built from (see the cache)."""
+    structure = [model.inputs[0]]
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        structure += [layer, getattr(layer, "activation", None)]
+    return tuple(structure)
+
+
+def _settings_key(epsilon, first_layer_rule, input_bounds):
+    """A hashable key of the Explainer settings, or None if there is none.
+
+    Bounds are keyed by value (lists, tuples and arrays of the same numbers
+    share an entry). Settings without a key are ones the Explainer rejects;
+    building it uncached lets it raise its own error.
+    """
+    if not isinstance(first_layer_rule, str):
+        return None
+    try:
+        epsilon = float(epsilon)
+        if input_bounds is None:
+            bounds = None
+        else:
+            lower, upper = (np.asarray(bound, dtype=np.float64)
+                            for bound in input_bounds)
+            bounds = tuple((b.shape, b.tobytes()) for b in (lower, upper))
+    except (TypeError, ValueError):
+        return None
+    return epsilon, first_layer_rule, bounds
+
+
+def _cached_explainer(model, epsilon, first_layer_rule, input_bounds):
+    """The Explainer cached on `model` for these settings (built if new)."""
+
+    def build():
+        return Explainer(model, epsilon=epsilon,
+                         first_layer_rule=first_layer_rule,
+                         input_bounds=input_bounds)
+
+    settings = _settings_key(epsilon, first_layer_rule, input_bounds)
+    if settings is None or not isinstance(model, keras.Model):
+        return build()
+    try:
+        structure = _structure_of(model)
+    except (AttributeError, IndexError, ValueError):
+        return build()  # e.g. not built: the Explainer says what is wrong
+    cache = vars(model).get(_CACHE_ATTRIBUTE)
+    if cache is None:
+        cache = _ExplainerCache()
+        # Bypasses Keras' attribute tracking (see `_ExplainerCache`).
+        object.__setattr__(model, _CACHE_ATTRIBUTE, cache)
+    return cache.explainer(structure, settings, build)
