@@ -12,12 +12,26 @@ isnet export --model runs/isnet.keras --format tflite --out digits.tflite \\
 """
 
 import argparse
+import re
 import sys
 
 FORMATS = ("savedmodel", "tflite")
 # Kept in step with isnet_keras.export.QUANTIZE_MODES; repeated here so that
 # building the parser does not import TensorFlow.
 QUANTIZE_MODES = ("none", "dynamic", "int8")
+
+# The library's messages name the Python arguments of `export_tflite` and
+# `export_serving`; a command-line user knows the flags that set them.
+# Each entry has a case in tests/test_export_cli_messages.py, so a library
+# message reworded past its pattern fails a test instead of leaking through.
+_FLAG_WORDING = (
+    (re.compile(r"\boverwrite=True\b"), "--overwrite"),
+    (re.compile(r"`representative_data`"), "--calibration-data"),
+    (re.compile(r"\bquantize=(['\"])(\w+)\1"), r"--quantize \2"),
+    (re.compile(r"`input_range`"), "--input-range"),
+    (re.compile(r"another `version` or leave it as None"),
+     "another --version or leave --version out"),
+)
 
 
 def _positive_int(text):
@@ -115,6 +129,87 @@ def _misused_options(args):
     return [option for option, present in given.items() if present]
 
 
+def _calibration_problem(args):
+    """Why --quantize and --calibration-data do not fit together, or None.
+
+    Checked before anything is loaded (the library would only find out
+    after loading the model, and in terms of its Python arguments).
+
+    Args:
+        args: `argparse.Namespace` of a `--format tflite` export.
+
+    Returns:
+        `str` message, or None when the two options agree.
+    """
+    quantize = args.quantize or "none"
+    if quantize == "int8" and args.calibration_data is None:
+        return ("--quantize int8 needs --calibration-data FILE.npy: a few "
+                "hundred training images (N, H, W, C) to calibrate "
+                "activation ranges")
+    if quantize != "int8" and args.calibration_data is not None:
+        return ("--calibration-data is used only with --quantize int8; "
+                f"received it with --quantize {quantize}")
+    return None
+
+
+def _in_flag_terms(message):
+    """Rewrites a library error message in terms of the command's flags.
+
+    Args:
+        message: `str`, e.g. "TFLite file 'm.tflite' already exists; pass
+            overwrite=True to replace it."
+
+    Returns:
+        `str`, e.g. "... pass --overwrite to replace it."
+
+    Example:
+
+    >>> _in_flag_terms("quantize='int8' needs `representative_data`")
+    '--quantize int8 needs --calibration-data'
+    """
+    for pattern, replacement in _FLAG_WORDING:
+        message = pattern.sub(replacement, message)
+    return message
+
+
+def _load_calibration(path):
+    """The `--calibration-data` array, with errors that name the flag.
+
+    Args:
+        path: `str`, the `.npy` file.
+
+    Returns:
+        `numpy.ndarray`.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not a numeric `.npy` array.
+    """
+    import numpy as np
+
+    try:
+        data = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"--calibration-data file not found: '{path}'.") from None
+    except (OSError, ValueError, EOFError) as error:
+        # NumPy's wording for these names its `allow_pickle` argument.
+        what = str(error)
+        if "pickle" in what.lower():
+            what = ("it holds pickled Python objects: an object array, or "
+                    "not a NumPy file at all")
+        raise ValueError(
+            f"cannot read --calibration-data '{path}' as a numeric .npy "
+            f"array ({what}); save the images with numpy.save."
+        ) from None
+    if not isinstance(data, np.ndarray):
+        data.close()
+        raise ValueError(
+            f"--calibration-data '{path}' is an .npz archive; pass a .npy "
+            "file holding one array of images (N, H, W, C).")
+    return data
+
+
 def run(args):
     """Runs `isnet export` with parsed arguments.
 
@@ -123,7 +218,7 @@ def run(args):
 
     Returns:
         `int` exit status: 0 on success, 1 when the export fails, 2 for
-        options that do not fit the chosen format.
+        options that do not fit the chosen format or each other.
     """
     misused = _misused_options(args)
     if misused:
@@ -133,8 +228,10 @@ def run(args):
             file=sys.stderr,
         )
         return 2
-
-    import numpy as np
+    problem = _calibration_problem(args) if args.format == "tflite" else None
+    if problem:
+        print(f"isnet export: error: {problem}", file=sys.stderr)
+        return 2
 
     from isnet_keras import export
 
@@ -150,7 +247,7 @@ def run(args):
         else:
             calibration = None
             if args.calibration_data is not None:
-                calibration = np.load(args.calibration_data, allow_pickle=False)
+                calibration = _load_calibration(args.calibration_data)
             written = export.export_tflite(
                 args.model,
                 args.out,
@@ -161,6 +258,7 @@ def run(args):
             )
             print(f"TFLite model written to {written}")
     except (OSError, ValueError, TypeError) as error:
-        print(f"isnet export: error: {error}", file=sys.stderr)
+        print(f"isnet export: error: {_in_flag_terms(str(error))}",
+              file=sys.stderr)
         return 1
     return 0
