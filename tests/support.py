@@ -149,3 +149,62 @@ def check_a_skipped_step_changes_nothing(model, images, targets, broken):
     unchanged = [path for path, before in skipped_slots.items()
                  if np.array_equal(new_slots[path], before)]
     assert unchanged == [model.optimizer.learning_rate.path]
+
+
+# MNIST as IDX files ---------------------------------------------------------
+# A user's machine has no ../shared/data/mnist (CI turns its lookup off with
+# ISNET_KERAS_NO_SHARED_DATA=1): tests that need IDX files write them.
+
+
+def idx_bytes(array, magic):
+    """Encodes a uint8 array as IDX, written independently of the loader:
+    big-endian magic (2051 images, 2049 labels), sizes, then the bytes."""
+    header = magic.to_bytes(4, "big") + b"".join(
+        size.to_bytes(4, "big") for size in array.shape)
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def write_mnist_idx(directory, images, labels, prefix="t10k", compress=True):
+    """Writes one MNIST split (`t10k-images-idx3-ubyte.gz` and its labels,
+    the layout of ../shared/data/mnist) into `directory`; returns it."""
+    import gzip
+    import pathlib
+
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    suffix = ".gz" if compress else ""
+    encode = gzip.compress if compress else (lambda data: data)
+    for kind, array, magic in (("images-idx3", images, 2051),
+                               ("labels-idx1", labels, 2049)):
+        (directory / f"{prefix}-{kind}-ubyte{suffix}").write_bytes(
+            encode(idx_bytes(np.asarray(array), magic)))
+    return directory
+
+
+def write_digits_as_mnist(directory):
+    """scikit-learn's digits in the MNIST layout (28x28 uint8,
+    `load_digits_28`), written as the t10k IDX split of an MNIST folder.
+
+    Returns:
+        The `LoadedDigits` written.
+    """
+    from isnet_keras.data import load_digits_28
+
+    digits = load_digits_28()
+    write_mnist_idx(directory, digits.images, digits.labels)
+    return digits
+
+
+def without_mnist_on_this_machine(monkeypatch, tmp_path):
+    """As on a user's machine without ../shared and without a Keras cache:
+    ISNET_KERAS_NO_SHARED_DATA=1, KERAS_HOME and HOME in an empty folder,
+    and no /tmp/.keras cache looked at (in this process)."""
+    from isnet_keras.data import mnist
+
+    home = tmp_path / "empty_home"
+    home.mkdir(exist_ok=True)
+    monkeypatch.setenv(mnist.NO_SHARED_DATA_ENV, "1")
+    monkeypatch.setenv("KERAS_HOME", str(home / ".keras"))
+    monkeypatch.setenv("HOME", str(home))
+    keras_homes = mnist.keras_cache_files()[:2]  # $KERAS_HOME and ~/.keras
+    monkeypatch.setattr(mnist, "keras_cache_files", lambda: keras_homes)

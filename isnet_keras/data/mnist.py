@@ -24,6 +24,11 @@ IDX_SPLIT_PREFIXES = ("train", "t10k")
 # repository root.
 SHARED_MNIST_SUBDIR = Path("shared", "data", "mnist")
 
+# Set to 1 (any value but "" or "0"), this environment variable turns the
+# lookup of SHARED_MNIST_SUBDIR off for the whole process: MNIST is then
+# found as on a machine without that folder (CI runs the tests so).
+NO_SHARED_DATA_ENV = "ISNET_KERAS_NO_SHARED_DATA"
+
 KERAS_MNIST_FILE = Path("datasets", "mnist.npz")
 
 MNIST_SOURCES = ("auto", "idx", "keras")
@@ -300,19 +305,41 @@ def _main_checkout(repository_root):
     return git_dir.parent.parent.parent
 
 
+def shared_data_disabled():
+    """Whether `ISNET_KERAS_NO_SHARED_DATA` turns the `../shared` lookup off.
+
+    Any value but unset, `""` or `"0"` turns it off (read at each call).
+
+    Example:
+
+    >>> os.environ["ISNET_KERAS_NO_SHARED_DATA"] = "1"  # doctest: +SKIP
+    >>> shared_data_disabled(), default_mnist_dirs()  # doctest: +SKIP
+    (True, [])
+    """
+    return os.environ.get(NO_SHARED_DATA_ENV, "") not in ("", "0")
+
+
 def default_mnist_dirs():
     """Folders searched for MNIST IDX files when none is given.
+
+    Setting the environment variable `ISNET_KERAS_NO_SHARED_DATA=1` turns
+    this lookup off for the whole process (the list is then empty), so that
+    MNIST is found as on a machine without `../shared`: an explicit
+    `mnist_dir`, else the Keras cache, else the scikit-learn digits where
+    the caller falls back to them. CI sets it.
 
     Returns:
         A list of Paths: `../shared/data/mnist` beside the repository and,
         when the repository is a git worktree, beside its main checkout.
-        They need not exist.
+        They need not exist. Empty when `ISNET_KERAS_NO_SHARED_DATA` is set.
 
     Example:
 
-    >>> [path.name for path in default_mnist_dirs()][:1]
-    ['mnist']
+    >>> all(path.name == "mnist" for path in default_mnist_dirs())
+    True
     """
+    if shared_data_disabled():
+        return []
     root = _repository_root()
     candidates = [root.parent / SHARED_MNIST_SUBDIR]
     main_checkout = _main_checkout(root)
@@ -376,7 +403,8 @@ def load_mnist(source="auto", mnist_dir=None):
     1. `mnist_dir` when given: its IDX files, and nothing else (an explicit
        folder without them is an error, never silently replaced);
     2. `../shared/data/mnist` beside the repository (the offline 10,000-image
-       test split);
+       test split), unless the environment variable
+       `ISNET_KERAS_NO_SHARED_DATA` is set to 1 (see `default_mnist_dirs`);
     3. the Keras cache `~/.keras/datasets/mnist.npz` if it is already there
        (full 70,000 images; never downloads).
     When a later step is used, a warning on the `isnet_keras.data.mnist`
@@ -393,8 +421,9 @@ def load_mnist(source="auto", mnist_dir=None):
 
     Raises:
         MnistNotFoundError: (a `FileNotFoundError`) when nothing is found;
-            its message lists the places searched and the options
-            `--mnist-dir DIR` and `--data digits`.
+            its message lists the places searched (and says when
+            `ISNET_KERAS_NO_SHARED_DATA` kept `../shared` out of them) and
+            the options `--mnist-dir DIR` and `--data digits`.
         ValueError: when a file found is corrupt.
 
     Example:
@@ -427,6 +456,12 @@ def load_mnist(source="auto", mnist_dir=None):
         return LoadedDigits(images, labels, "idx", str(directory))
 
     searched = []
+    if shared_data_disabled():
+        shared = _repository_root().parent / SHARED_MNIST_SUBDIR
+        searched.append(
+            f"{shared}: not searched, {NO_SHARED_DATA_ENV}="
+            f"{os.environ[NO_SHARED_DATA_ENV]} is set"
+        )
     for directory in default_mnist_dirs():
         searched.append(f"{directory} (IDX files)")
         if _has_idx_files(directory):

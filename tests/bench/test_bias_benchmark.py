@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from isnet_keras.bench.bias import MODEL_NAMES
+from tests import support
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -17,10 +18,16 @@ def _isnet(*args, cwd):
 
 
 def test_fast_run_writes_results_for_every_model_and_a_figure(tmp_path):
-    done = _isnet("bench", "bias", "--fast", "--out", str(tmp_path),
-                  cwd=ROOT)
+    # MNIST IDX files as ../shared/data/mnist holds them, written from
+    # scikit-learn's digits: the same run on every machine.
+    mnist_dir = tmp_path / "mnist"
+    support.write_digits_as_mnist(mnist_dir)
+    out = tmp_path / "out"
+    done = _isnet("bench", "bias", "--fast", "--mnist-dir", str(mnist_dir),
+                  "--out", str(out), cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
-    results = json.loads((tmp_path / "results.json").read_text())
+    results = json.loads((out / "results.json").read_text())
+    assert results["data"].startswith("idx")
     assert results["test_sets"] == ["biased", "unbiased", "confounding"]
     assert set(results["models"]) == set(MODEL_NAMES)
     for name, report in results["models"].items():
@@ -28,7 +35,7 @@ def test_fast_run_writes_results_for_every_model_and_a_figure(tmp_path):
             low, high = report[f"{test_set}_ci95"]
             assert 0 <= low <= report[test_set] <= high <= 1, name
         assert 0 <= report["background_fraction"] <= 1
-    assert (tmp_path / "heatmaps.png").stat().st_size > 10_000
+    assert (out / "heatmaps.png").stat().st_size > 10_000
     for name in MODEL_NAMES:
         assert name in done.stdout  # the printed table
 
@@ -46,15 +53,13 @@ def test_missing_mnist_names_the_options_that_fix_it(tmp_path):
 def test_without_mnist_the_main_job_falls_back_to_digits_and_says_so(
         tmp_path, monkeypatch, capsys):
     from isnet_keras.cli import main
-    from isnet_keras.data import mnist
 
     # As on a machine without ../shared and without a keras.datasets cache.
-    monkeypatch.setattr(mnist, "default_mnist_dirs", lambda: [])
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
-    monkeypatch.setenv("HOME", str(tmp_path))
+    support.without_mnist_on_this_machine(monkeypatch, tmp_path)
     assert main(["bench", "bias", "--fast", "--models", "plain",
                  "--out", str(tmp_path)]) == 0
     err = capsys.readouterr().err
     assert "No MNIST data found" in err and "--data digits" in err
+    assert "ISNET_KERAS_NO_SHARED_DATA=1 is set" in err
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["data"].startswith("digits")

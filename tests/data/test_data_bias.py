@@ -11,7 +11,7 @@ from isnet_keras.data import (
     shapes_mnist,
     stratified_split,
 )
-from isnet_keras.data.mnist import default_mnist_dirs, load_mnist_idx
+from tests import support
 
 # SPEC §12(b), written from the table's formulas, not from the package's
 # data: class -> (cell predicate on (i, j), top-left (row, column)).
@@ -65,22 +65,11 @@ def spec_masks(clean_canvases, name):
     return np.array(masks, np.float32)[..., None]
 
 
-def offline_mnist_dir():
-    for directory in default_mnist_dirs():
-        if any(directory.glob("t10k-images-idx3-ubyte*")):
-            return directory
-    return None
-
-
 def real_digits(count_per_class=12):
-    """MNIST digits, or random blobs reaching the borders without MNIST."""
-    directory = offline_mnist_dir()
-    if directory is not None:
-        images, labels = load_mnist_idx(directory)
-    else:
-        rng = np.random.default_rng(0)
-        images = (rng.random((200, 28, 28)) > 0.8).astype(np.uint8) * 200
-        labels = np.arange(200) % 10
+    """Handwritten digits in the MNIST layout (28x28 uint8, ink centred in
+    20x20): scikit-learn's digits upscaled, the same on every machine."""
+    digits = load_digits_28()
+    images, labels = digits.images, digits.labels
     keep = np.concatenate(
         [np.flatnonzero(labels == k)[:count_per_class] for k in range(10)]
     )
@@ -305,23 +294,10 @@ def test_benchmark_splits_and_sets(name):
 
 
 def test_benchmark_on_the_offline_mnist_split_is_seeded(tmp_path):
-    folder = offline_mnist_dir()
-    if folder is None:
-        # No ../shared here: IDX files written from scikit-learn's digits
-        # stand in for the offline split.
-        import gzip
-        import warnings
-
-        warnings.warn("../shared/data/mnist is not here: using IDX files "
-                      "written from scikit-learn's digits.")
-        digits = load_digits_28()
-        for name, array, magic in (("images-idx3", digits.images, 2051),
-                                   ("labels-idx1", digits.labels, 2049)):
-            header = magic.to_bytes(4, "big") + b"".join(
-                d.to_bytes(4, "big") for d in array.shape)
-            (tmp_path / f"t10k-{name}-ubyte.gz").write_bytes(gzip.compress(
-                header + np.ascontiguousarray(array, np.uint8).tobytes()))
-        folder = tmp_path
+    # IDX files as ../shared/data/mnist holds them, written from
+    # scikit-learn's digits (a user's machine has no ../shared).
+    folder = tmp_path / "mnist"
+    support.write_digits_as_mnist(folder)
     first = make_bias_benchmark("decoy", "idx", seed=1, limit_per_class=20,
                                 mnist_dir=folder)
     again = make_bias_benchmark("decoy", "idx", seed=1, limit_per_class=20,

@@ -16,10 +16,6 @@ from isnet_keras.data.mnist import (
     read_idx,
 )
 
-REAL_CLASS_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-REAL_IMAGES_MD5 = "2646ac647ad5339dbf082846283269ea"
-
-
 def idx_bytes(array, magic):
     """Encodes a uint8 array as IDX, written independently of the loader."""
     header = magic.to_bytes(4, "big") + b"".join(
@@ -46,47 +42,43 @@ def small_digits(count, seed=0):
     return images, labels
 
 
-def mnist_folder(tmp_path, monkeypatch):
-    """The offline MNIST folder and what it must hold.
-
-    Without it (a user's machine has no ../shared), the same checks run on
-    gzip IDX files written from scikit-learn's digits into a folder that
-    stands in for it, and a warning says so.
+def mnist_folder(directory):
+    """An MNIST folder as ../shared/data/mnist holds it (gzip IDX files of
+    the t10k split), written from scikit-learn's digits: a user's machine
+    has no ../shared, and the tests do not need it.
 
     Returns:
         `(directory, count, class_counts, images_md5)`.
     """
-    for directory in mnist.default_mnist_dirs():
-        if (directory / "t10k-images-idx3-ubyte.gz").is_file():
-            return directory, 10000, REAL_CLASS_COUNTS, REAL_IMAGES_MD5
-    import warnings
-
     from isnet_keras.data import load_digits_28
 
-    warnings.warn("../shared/data/mnist is not here: checking the IDX "
-                  "loader on files written from scikit-learn's digits.")
     digits = load_digits_28()
-    write_split(tmp_path, "t10k", digits.images, digits.labels, True)
-    monkeypatch.setattr(mnist, "default_mnist_dirs", lambda: [tmp_path])
+    directory.mkdir(parents=True, exist_ok=True)
+    write_split(directory, "t10k", digits.images, digits.labels, True)
     counts = np.bincount(digits.labels, minlength=10).tolist()
     md5 = hashlib.md5(idx_bytes(digits.images, 2051)).hexdigest()
-    return tmp_path, len(digits.labels), counts, md5
+    return directory, len(digits.labels), counts, md5
 
 
-def test_real_mnist_test_split(tmp_path, monkeypatch):
-    directory, count, class_counts, md5 = mnist_folder(tmp_path, monkeypatch)
+def test_gzip_test_split_loads_with_its_counts_and_bytes(tmp_path):
+    directory, count, class_counts, md5 = mnist_folder(tmp_path)
     images, labels = load_mnist_idx(directory)
     assert images.shape == (count, 28, 28) and images.dtype == np.uint8
     assert labels.shape == (count,) and labels.dtype == np.uint8
     assert np.bincount(labels, minlength=10).tolist() == class_counts
-    # The README's md5 covers the raw bytes: header plus pixels.
+    # The md5 covers the raw bytes: header plus pixels.
     raw = idx_bytes(images, 2051)
     assert hashlib.md5(raw).hexdigest() == md5
 
 
 def test_load_mnist_auto_finds_the_folder_beside_the_repository(
         tmp_path, monkeypatch):
-    directory, count, _, _ = mnist_folder(tmp_path, monkeypatch)
+    # A repository at tmp/repo with tmp/shared/data/mnist beside it.
+    monkeypatch.setattr(mnist, "_repository_root", lambda: tmp_path / "repo")
+    monkeypatch.delenv(mnist.NO_SHARED_DATA_ENV, raising=False)
+    shared = tmp_path / "shared" / "data" / "mnist"
+    directory, count, _, _ = mnist_folder(shared)
+    assert mnist.default_mnist_dirs() == [shared]
     loaded = load_mnist()
     assert loaded.source == "idx"
     assert loaded.location == str(directory)
