@@ -29,3 +29,16 @@ class TrainingDivergedError(RuntimeError):
         self.epoch = int(epoch)
         self.loss = loss
         self.reasons = list(reasons)
+
+
+class InvalidDataError(ValueError):
+    """A batch given to `ISNet.fit` or `ISNet.evaluate` failed one of the
+    library's data checks inside the compiled step (labels out of range or
+    not whole numbers, masks not exactly 0 or 1, images outside the Z^B
+    input bounds or holding NaN).
+
+    The message starts with the library's own, for example
+    `"labels out of range: must lie in [0, 9]; received labels from 0 to
+    10"`; TensorFlow's error is its `__cause__`. The error raised is also a
+    `tf.errors.InvalidArgumentError`, which these checks raised before.
+    """

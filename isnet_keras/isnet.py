@@ -7,11 +7,17 @@ the re-traced classifier (same layer objects) plus its LRP block, one
 forward pass per step, with the loss `(1 - P) * CE + P * L_heatmap`.
 """
 
+import ast
+import contextlib
+import re
+import threading
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from isnet_keras import losses as losses_lib
+from isnet_keras import errors
 from isnet_keras.metrics.attention import BackgroundRelevanceFraction
 from isnet_keras.lrp import graph as graph_lib
 from isnet_keras.lrp import outputs
@@ -186,6 +192,121 @@ def _check_integer_labels(targets):
         raise ValueError(
             f"{_NON_INTEGER_LABELS} {fractional[:3].tolist()}; a cast to int "
             "would truncate them to other classes.")
+
+
+# The data checks that run inside the compiled steps (`tf.debugging.Assert`
+# in `ISNet._check_labels`, `losses.prepare_masks` and
+# `lrp.rules.check_within_bounds`), by the start of their message, with how
+# the values the assertion prints read after it.
+_STEP_CHECKS = (
+    ("labels out of range", "{message}; received labels from {0} to {1}"),
+    (_NON_INTEGER_LABELS, "{message} {0}"),
+    ("non-binary mask", "{message}"),
+    ("The first layer's Z^B rule needs inputs within input_bounds",
+     "{message} {0}, {1}"),
+)
+
+_ANSI_CODES = re.compile(r"\x1b\[[0-9;]*m")
+_EAGER_SUMMARY = re.compile(
+    r"Summarized data: (b'(?:[^'\\]|\\.)*'|b\"(?:[^\"\\]|\\.)*\")")
+
+
+class InvalidDataError(tf.errors.InvalidArgumentError,
+                       errors.InvalidDataError):
+    """The `isnet_keras.errors.InvalidDataError` that `ISNet.fit` and
+    `ISNet.evaluate` raise: still the `tf.errors.InvalidArgumentError` that
+    these checks raised before, with the library's message first."""
+
+
+def _bracketed(text):
+    """The contents of the `[...]` groups that start `text` (nested brackets
+    kept), up to the first character outside them that is not a space."""
+    groups, depth, begin = [], 0, 0
+    for index, char in enumerate(text):
+        if char == "[":
+            if depth == 0:
+                begin = index + 1
+            depth += 1
+        elif char == "]" and depth:
+            depth -= 1
+            if depth == 0:
+                groups.append(text[begin:index])
+        elif depth == 0 and char != " ":
+            break
+    return groups
+
+
+def _failed_assertion(text):
+    """`(message, values)` of a failed `tf.debugging.Assert`, read from the
+    text of the error it raised, or None.
+
+    A compiled step reports `assertion failed: [message] [value] ...`; an
+    eager one `Summarized data: b'message'` with one value a line.
+    """
+    text = _ANSI_CODES.sub("", text)
+    marker = "assertion failed: "
+    start = text.find(marker)
+    if start >= 0:
+        groups = _bracketed(text[start + len(marker):])
+        if groups:
+            message = groups[0].replace("\\'", "'").replace('\\"', '"')
+            return message, [value.strip() for value in groups[1:]]
+    match = _EAGER_SUMMARY.search(text)
+    if match:
+        message = ast.literal_eval(match.group(1)).decode("utf-8", "replace")
+        values = []
+        for line in text[match.end():].split("\n")[1:]:
+            if not line.strip():
+                break
+            values.append(line.strip())
+        return message, values
+    return None
+
+
+def _library_data_error(error):
+    """The `InvalidDataError` for a TensorFlow error that one of the
+    library's step checks raised, its message first; None for any other."""
+    if isinstance(error, errors.InvalidDataError):
+        return None
+    failed = _failed_assertion(getattr(error, "message", str(error)))
+    if failed is None:
+        return None
+    message, values = failed
+    for start, template in _STEP_CHECKS:
+        if message.startswith(start):
+            try:
+                text = template.format(*values, message=message)
+            except IndexError:
+                text = " ".join([message, *values])
+            return InvalidDataError(error.node_def, None, text)
+    return None
+
+
+_translating = threading.local()
+
+
+@contextlib.contextmanager
+def _library_data_errors_first():
+    """Re-raises a failed step check of the library (a TensorFlow
+    `InvalidArgumentError` whose text starts "Graph execution error") as an
+    `InvalidDataError` that starts with the library's message, chained to
+    the original.
+
+    Only the outermost call translates: `fit` runs `evaluate` for the
+    validation data, and Keras' `fit` drops the cause of what passes
+    through it.
+    """
+    depth = getattr(_translating, "depth", 0)
+    _translating.depth = depth + 1
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as error:
+        translated = None if depth else _library_data_error(error)
+        if translated is None:
+            raise
+        raise translated from error
+    finally:
+        _translating.depth = depth
 
 
 def _logs(metrics):
@@ -523,18 +644,28 @@ class ISNet(keras.Model):
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit`, after checking that in-memory labels (of `y`
-        and `validation_data`) are integers."""
+        and `validation_data`) are integers.
+
+        Raises:
+            InvalidDataError: (`isnet_keras.errors`; also a
+                `tf.errors.InvalidArgumentError`) when a batch fails a check
+                of the compiled step: labels out of range, non-binary
+                masks, images outside the Z^B input bounds or holding NaN.
+                Its message starts with the check's own.
+        """
         _check_integer_labels(y)
         validation = kwargs.get("validation_data")
         if isinstance(validation, (tuple, list)) and len(validation) >= 2:
             _check_integer_labels(validation[1])
-        return super().fit(x, y, *args, **kwargs)
+        with _library_data_errors_first():
+            return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.evaluate`, after checking that in-memory labels (of
-        `y`) are integers."""
+        `y`) are integers; raises `InvalidDataError` as `fit` does."""
         _check_integer_labels(y)
-        return super().evaluate(x, y, *args, **kwargs)
+        with _library_data_errors_first():
+            return super().evaluate(x, y, *args, **kwargs)
 
     @property
     def explains_labels(self):
