@@ -15,7 +15,8 @@ import keras
 import tensorflow as tf
 
 from isnet_keras.export import classifier_outputs_probabilities
-from isnet_keras.isnet import _apply_if_finite, _logs, _snapshot, _unpack
+from isnet_keras.isnet import (_apply_if_finite, _logs, _snapshot, _unpack,
+                               _update_if_finite)
 
 
 class _Baseline(keras.Model):
@@ -79,7 +80,9 @@ class _Baseline(keras.Model):
         # Each replica adds its share: the tracker sums over replicas.
         self.skipped_tracker.update_state(
             (1.0 - tf.cast(finite, "float32")) / replicas)
-        self._update(total, classification, labels, outputs)
+        _update_if_finite(
+            finite, lambda: self._update(total, classification, labels,
+                                         outputs))
         return _logs(self.metrics)
 
     def test_step(self, data):
@@ -153,7 +156,12 @@ class RRRClassifier(_Baseline):
                         gradient.dtype)
         value = tf.reduce_sum(tf.square((1.0 - masks) * gradient)) / tf.cast(
             tf.shape(images)[0], gradient.dtype)
-        self.penalty_tracker.update_state(value)
+        # A non-finite penalty belongs to a skipped step: keep it out of
+        # the running mean.
+        finite = tf.math.is_finite(value)
+        self.penalty_tracker.update_state(
+            tf.where(finite, value, tf.zeros_like(value)),
+            sample_weight=tf.cast(finite, value.dtype))
         return outputs, self.penalty * value
 
 

@@ -415,6 +415,20 @@ def _apply_if_finite(optimizer, loss, gradients, variables, snapshot=()):
     return finite
 
 
+def _update_if_finite(finite, update_metrics):
+    """Runs `update_metrics()` only for an applied step.
+
+    A skipped step's NaN loss would make the epoch's means NaN although no
+    weight took it: the metrics average the applied steps only.
+    """
+
+    def update():
+        update_metrics()
+        return tf.constant(True)
+
+    tf.cond(finite, update, lambda: tf.constant(False))
+
+
 def default_optimizer():
     """The optimizer `ISNet.compile()` uses when given none.
 
@@ -728,7 +742,7 @@ class ISNet(keras.Model):
         # Each replica adds its share: the tracker sums over replicas.
         self.skipped_tracker.update_state(
             (1.0 - tf.cast(finite, "float32")) / replicas)
-        self._update_metrics(*values)
+        _update_if_finite(finite, lambda: self._update_metrics(*values))
         return _logs(self.metrics)
 
     def test_step(self, data):
