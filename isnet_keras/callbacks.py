@@ -95,10 +95,10 @@ class StopOnDivergence(keras.callbacks.Callback):
     training step of the epoch was skipped (the ISNet skips steps with a
     non-finite loss or gradient and counts them in `skipped_steps`), or
     when any model weight (batch-norm moving statistics included) or
-    optimizer variable holds a NaN or an infinity. A non-finite loss of an
-    epoch in which only some steps were skipped, and whose validation loss
-    (if any) is finite, is not divergence: the skipped steps changed no
-    weight, but their loss is in the epoch's mean. Training then stops
+    optimizer variable holds a NaN or an infinity, or when steps were
+    skipped and the validation loss is not finite. A few skipped steps
+    alone are not divergence: they changed no weight, and the epoch's loss
+    averages the applied steps only. Training then stops
     (`model.stop_training`), `diverged` describes the epoch and, with
     `restore_weights`, the model gets back the weights of the end of the
     last finite epoch (or of the start of training), so that callbacks
@@ -160,15 +160,15 @@ class StopOnDivergence(keras.callbacks.Callback):
         skipped = None if skipped is None else _scalar(skipped)
         loss = logs.get("loss")
         if loss is not None and not np.isfinite(_scalar(loss)):
-            # The ISNet's epoch loss averages in the loss of the steps it
-            # skipped: a few skipped steps, which changed no weight, make
-            # it NaN in a run that still validates finite.
-            val_loss = logs.get("val_loss")
-            isolated = (steps and skipped is not None and 0 < skipped < steps
-                        and (val_loss is None
-                             or np.isfinite(_scalar(val_loss))))
-            if not isolated:
-                reasons.append("the training loss is not finite")
+            reasons.append("the training loss is not finite")
+        val_loss = logs.get("val_loss")
+        # The ISNet and the baselines leave skipped steps out of the epoch's
+        # loss; skipped steps followed by a non-finite validation loss mean
+        # the steps that were applied broke the model.
+        if (skipped and val_loss is not None
+                and not np.isfinite(_scalar(val_loss))):
+            reasons.append(f"{skipped:g} training step(s) were skipped and "
+                           "the validation loss is not finite")
         if steps and skipped is not None and skipped >= steps:
             reasons.append(f"all {steps} training steps of the epoch were "
                            "skipped (non-finite loss or gradients)")
@@ -191,6 +191,9 @@ class StopOnDivergence(keras.callbacks.Callback):
                 self._finite_weights = self.model.get_weights()
             return
         loss = (logs or {}).get("loss")
+        steps = (self.params or {}).get("steps")
+        if steps and _scalar((logs or {}).get("skipped_steps", 0)) >= steps:
+            loss = float("nan")  # no step was applied: the mean is empty
         self.diverged = {"epoch": int(epoch),
                          "loss": None if loss is None else _scalar(loss),
                          "reasons": reasons}
