@@ -1,4 +1,5 @@
-"""Bias generators checked against an independent restatement of SPEC §12."""
+"""Bias generators checked against an independent restatement of the
+benchmarks in docs/algorithm.md, "Synthetic background-bias benchmarks"."""
 
 import numpy as np
 import pytest
@@ -13,9 +14,9 @@ from isnet_keras.data import (
 )
 from tests import support
 
-# SPEC §12(b), written from the table's formulas, not from the package's
+# The Shapes table, written from its formulas, not from the package's
 # data: class -> (cell predicate on (i, j), top-left (row, column)).
-SPEC_SHAPES = {
+SHAPES_TABLE = {
     0: (lambda i, j: True, (1, 1)),
     1: (lambda i, j: i in (0, 4) or j in (0, 4), (1, 17)),
     2: (lambda i, j: i == 2 or j == 2, (1, 34)),
@@ -32,8 +33,8 @@ DECOY_SETS = ("biased", "clean", "randomized")
 
 
 def spec_shape_layer(shape_class):
-    """40x40 layer with class `shape_class`'s shape at its SPEC place."""
-    predicate, (top, left) = SPEC_SHAPES[shape_class]
+    """40x40 layer with class `shape_class`'s shape at its table place."""
+    predicate, (top, left) = SHAPES_TABLE[shape_class]
     layer = np.zeros((40, 40), np.float32)
     for i in range(5):
         for j in range(5):
@@ -45,7 +46,7 @@ def spec_shape_layer(shape_class):
 def spec_candidate_regions(name):
     regions = np.zeros((40, 40) if name == "shapes" else (28, 28), bool)
     if name == "shapes":
-        for _, (top, left) in SPEC_SHAPES.values():
+        for _, (top, left) in SHAPES_TABLE.values():
             regions[top : top + 5, left : left + 5] = True
     else:
         for top in (0, 24):
@@ -55,7 +56,7 @@ def spec_candidate_regions(name):
 
 
 def spec_masks(clean_canvases, name):
-    """SPEC masks: > 0, one 3x3 dilation (scipy), candidate regions cleared."""
+    """The masks: > 0, one 3x3 dilation (scipy), candidate regions cleared."""
     regions = spec_candidate_regions(name)
     square = np.ones((3, 3))
     masks = [
@@ -102,13 +103,13 @@ def test_shapes_pixels_are_digit_plus_the_spec_shape(mode):
             layer = spec_shape_layer(shape_class)
             expected = np.where(layer > 0, 1.0, expected)
             assert out.bias_class[index] == shape_class
-            assert origin == SPEC_SHAPES[shape_class][1]
+            assert origin == SHAPES_TABLE[shape_class][1]
         np.testing.assert_array_equal(out.images[index, ..., 0], expected)
 
 
 def test_shape_boxes_are_outside_the_digit_and_do_not_overlap():
     regions = np.zeros((40, 40), int)
-    for _, (top, left) in SPEC_SHAPES.values():
+    for _, (top, left) in SHAPES_TABLE.values():
         regions[top : top + 5, left : left + 5] += 1
     assert regions.max() == 1
     assert regions[6:34, 6:34].sum() == 0

@@ -51,7 +51,8 @@ def test_dilation_of_a_plain_image_does_not_wrap():
 
 
 def reference_resize(mask, height, width):
-    """SPEC §7.3 with loops: bins when shrinking, nearest when growing."""
+    """The mask resizing rule (docs/algorithm.md, "Masks and numerical
+    safety") with loops: bins when shrinking, nearest when growing."""
     in_height, in_width = mask.shape
 
     def source(index, size_in, size_out):
