@@ -8,7 +8,10 @@
   that needs a mask (a segmenter) at run time, which the ISNet does not.
 
 All take data `(images, {"label": labels, "mask": masks})`, like the ISNet,
-and their `deploy_model` is the classifier.
+and their `deploy_model` is the classifier. By default their losses are
+means over the batch; `reduction="sum"` and `l2` give the RRR paper's form,
+`sum_b CE + lambda * sum_b penalty + l2 * sum(theta^2)` (see
+`isnet_keras.bench.rrr_protocol`).
 """
 
 import keras
@@ -19,14 +22,36 @@ from isnet_keras.isnet import (_apply_if_finite, _logs, _snapshot, _unpack,
                                _update_if_finite)
 
 
+REDUCTIONS = ("mean", "sum")
+
+
 class _Baseline(keras.Model):
     """Shared bookkeeping: the classifier, CE and accuracy trackers, and
-    the count of skipped (non-finite) steps, which change no variable."""
+    the count of skipped (non-finite) steps, which change no variable.
 
-    def __init__(self, classifier, **kwargs):
+    Args:
+        classifier: A Keras classifier (logits or softmax output).
+        reduction: `"mean"` (default): the cross-entropy (and RRR's
+            penalty) is averaged over the batch; `"sum"`: summed, as in the
+            RRR paper's loss.
+        l2: float. Weight of an explicit `l2 * sum(theta^2)` over every
+            trainable variable of the classifier (kernels and biases), added
+            to each step's loss once (not per image). Defaults to 0 (none).
+            Keras `kernel_regularizer`s are not collected by these training
+            steps: give the weight here.
+    """
+
+    def __init__(self, classifier, reduction="mean", l2=0.0, **kwargs):
         kwargs.setdefault("name", f"{type(self).__name__.lower()}_"
                           f"{classifier.name}")
         super().__init__(**kwargs)
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, "
+                             f"received {reduction!r}.")
+        if l2 < 0:
+            raise ValueError(f"l2 must be >= 0, received {l2}.")
+        self.reduction = reduction
+        self.l2 = float(l2)
         self.classifier = classifier
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.classification_tracker = keras.metrics.Mean(
@@ -51,15 +76,29 @@ class _Baseline(keras.Model):
     def _inputs(self, images, masks):
         return images
 
+    def _reduce(self, values):
+        """Per-image values -> the batch's term (mean or sum)."""
+        if self.reduction == "sum":
+            return tf.reduce_sum(values)
+        return tf.reduce_mean(values)
+
     def _cross_entropy(self, labels, outputs):
         from_logits = not classifier_outputs_probabilities(self.classifier)
-        return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
+        return self._reduce(keras.losses.sparse_categorical_crossentropy(
             labels, outputs, from_logits=from_logits))
+
+    def _weight_penalty(self, dtype):
+        """`l2 * sum(theta^2)` over the classifier's trainable variables."""
+        if not self.l2:
+            return tf.zeros((), dtype)
+        squares = [tf.reduce_sum(tf.square(tf.cast(v, dtype)))
+                   for v in self.classifier.trainable_variables]
+        return self.l2 * tf.add_n(squares)
 
     def _forward_with_penalty(self, images, masks, training=True):
         """The outputs and the extra loss term, from one pass."""
         outputs = self.classifier(images, training=training)
-        return outputs, tf.zeros((), outputs.dtype)
+        return outputs, self._weight_penalty(outputs.dtype)
 
     def train_step(self, data):
         images, labels, masks = _unpack(data)
@@ -121,17 +160,32 @@ class RRRClassifier(_Baseline):
         classifier: A Keras classifier (logits or softmax output).
         penalty: float. The weight lambda of the penalty. Defaults to 1000,
             the value of the RRR paper's MNIST experiments.
+        pixel_scale: float. The penalty takes the input gradient per unit
+            of `images * pixel_scale`, i.e. divides the squared gradients by
+            `pixel_scale ** 2`. Defaults to 1 (per unit of the model input).
+            The RRR paper's MNIST code feeds raw grey levels 0-255, so its
+            lambda = 1000 weighs gradients per grey level: with images in
+            [0, 1], `pixel_scale=255` gives that penalty.
+        reduction: `"mean"` (default) or `"sum"` over the batch (`_Baseline`).
+        l2: Weight of `l2 * sum(theta^2)` (`_Baseline`). Defaults to 0.
 
     Example:
 
     >>> rrr = RRRClassifier(classifier, penalty=1000.0)
+    >>> paper = RRRClassifier(mlp, penalty=1000.0, pixel_scale=255.0,
+    ...                       reduction="sum", l2=1e-4)
     """
 
-    def __init__(self, classifier, penalty=1000.0, **kwargs):
+    def __init__(self, classifier, penalty=1000.0, pixel_scale=1.0,
+                 **kwargs):
         super().__init__(classifier, **kwargs)
         if penalty < 0:
             raise ValueError(f"penalty must be >= 0, received {penalty}.")
+        if not pixel_scale > 0:
+            raise ValueError(f"pixel_scale must be > 0, received "
+                             f"{pixel_scale}.")
         self.penalty = float(penalty)
+        self.pixel_scale = float(pixel_scale)
         self.penalty_tracker = keras.metrics.Mean(name="input_gradient_loss")
 
     @property
@@ -154,15 +208,17 @@ class RRRClassifier(_Baseline):
         gradient = inner.gradient(summed, images)
         masks = tf.cast(tf.reshape(masks, tf.shape(images)[:3])[..., None],
                         gradient.dtype)
-        value = tf.reduce_sum(tf.square((1.0 - masks) * gradient)) / tf.cast(
-            tf.shape(images)[0], gradient.dtype)
+        per_image = tf.reduce_sum(tf.square((1.0 - masks) * gradient),
+                                  axis=tf.range(1, tf.rank(gradient)))
+        value = self._reduce(per_image) / self.pixel_scale ** 2
         # A non-finite penalty belongs to a skipped step: keep it out of
         # the running mean.
         finite = tf.math.is_finite(value)
         self.penalty_tracker.update_state(
             tf.where(finite, value, tf.zeros_like(value)),
             sample_weight=tf.cast(finite, value.dtype))
-        return outputs, self.penalty * value
+        return outputs, (self.penalty * value
+                         + self._weight_penalty(outputs.dtype))
 
 
 class MaskedInputClassifier(_Baseline):
