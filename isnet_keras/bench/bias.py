@@ -52,6 +52,9 @@ class BiasBenchConfig:
         out: Output folder for `results.json` and the figure.
         fast: A run of about a minute (few images, one epoch), for tests.
         seed: Seed of the split, the weights and the data order.
+        seeds: Several seeds to run one after the other (None: `(seed,)`).
+            With more than one, `results.json` holds a row per seed and
+            model and their summary (mean, min, max over the seeds).
         epochs: Epochs of every model (None: 1 with `fast`, else
             `DEFAULT_EPOCHS`).
         models: Which of `MODEL_NAMES` to train.
@@ -81,6 +84,7 @@ class BiasBenchConfig:
     out: str = "runs/bias"
     fast: bool = False
     seed: int = 0
+    seeds: tuple = None
     epochs: int = None
     models: tuple = MODEL_NAMES
     batch_size: int = 128
@@ -318,29 +322,12 @@ def format_table(results):
     return "\n".join(lines)
 
 
-def run_bias_benchmark(config=BiasBenchConfig()):
-    """Trains and evaluates every model of `config.models`.
+def _run_seed(config, bench, save):
+    """Trains and evaluates every model of `config` for `config.seed`.
 
-    Args:
-        config: A `BiasBenchConfig`.
-
-    Returns:
-        The results dict that is also written to `config.out/results.json`:
-        `{"data": ..., "benchmark": ..., "test_sets": [...], "models":
-        {name: {"<set>": accuracy, "<set>_ci95": [low, high],
-        "background_fraction": f, ...}}}`.
+    Calls `save(results)` after every model, so that an interrupted run
+    keeps the models it finished. Returns `(results, explainers)`.
     """
-    unknown = set(config.models) - set(MODEL_NAMES)
-    if unknown:
-        raise ValueError(f"Unknown models {sorted(unknown)}; choose from "
-                         f"{MODEL_NAMES}.")
-    out = pathlib.Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    bench = _load(config)
-    print(f"Data: {bench.source}; benchmark '{bench.name}': "
-          f"{len(bench.train.labels)} train, {len(bench.val.labels)} val, "
-          + ", ".join(f"{len(t.labels)} {n}" for n, t in bench.test.items())
-          + " test images.", flush=True)
     default_epochs = dict(DEFAULT_EPOCHS)
     results = {"data": _relative_source(bench.source),
                "benchmark": bench.name,
@@ -352,7 +339,9 @@ def run_bias_benchmark(config=BiasBenchConfig()):
                "batch_size": config.batch_size, "models": {}}
     explainers = {}
     for name in config.models:
-        print(f"\n== {name}", flush=True)
+        print(f"\n== {name}" + (f" (seed {config.seed})" if config.seeds
+                                 and len(config.seeds) > 1 else ""),
+              flush=True)
         epochs = config.epochs or (1 if config.fast else
                                    default_epochs[name])
         classifier, history, seconds = train_model(name, bench, config,
@@ -368,10 +357,97 @@ def run_bias_benchmark(config=BiasBenchConfig()):
                 config.deep_supervision
                 if name in config.deep_supervision_models else ())
         results["models"][name] = report
-        # Written after every model, so an interrupted run keeps the
-        # models it finished.
-        (out / "results.json").write_text(json.dumps(results, indent=2))
-    _figure(bench, explainers, out / "heatmaps.png")
-    print("\n" + format_table(results))
-    print(f"\nWrote {out / 'results.json'} and {out / 'heatmaps.png'}.")
-    return results
+        save(results)
+    return results, explainers
+
+
+def _print_data(bench):
+    print(f"Data: {bench.source}; benchmark '{bench.name}': "
+          f"{len(bench.train.labels)} train, {len(bench.val.labels)} val, "
+          + ", ".join(f"{len(t.labels)} {n}" for n, t in bench.test.items())
+          + " test images.", flush=True)
+
+
+def _summary_values(test_sets):
+    return [*test_sets, "background_fraction"]
+
+
+def run_bias_benchmark(config=BiasBenchConfig()):
+    """Trains and evaluates every model of `config.models`, for each seed.
+
+    Args:
+        config: A `BiasBenchConfig`.
+
+    Returns:
+        The results dict that is also written to `config.out/results.json`.
+        With one seed (the default): `{"data": ..., "benchmark": ...,
+        "test_sets": [...], "seed": s, "models": {name: {"<set>":
+        accuracy, "<set>_ci95": [low, high], "background_fraction": f,
+        ...}}}`, plus `"seeds"`, `"rows"` and `"summary"` as below. With
+        several seeds there is no `"seed"` and no `"models"`: `"rows"`
+        holds one dict per seed and model (`"seed"`, `"model"` and the
+        entries of that seed's `"models"` report), `"summary"` the mean,
+        min and max over the seeds per model and test set (and background
+        fraction), and `"wall_seconds"` the whole run's time.
+    """
+    from isnet_keras.bench.seeds import (format_summary, rows_from_models,
+                                         summarize)
+
+    unknown = set(config.models) - set(MODEL_NAMES)
+    if unknown:
+        raise ValueError(f"Unknown models {sorted(unknown)}; choose from "
+                         f"{MODEL_NAMES}.")
+    seeds = tuple(config.seeds) if config.seeds else (config.seed,)
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"Seeds must differ, received {list(seeds)}.")
+    out = pathlib.Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if len(seeds) == 1:
+        config = dataclasses.replace(config, seed=seeds[0])
+        bench = _load(config)
+        _print_data(bench)
+
+        def save(results):
+            rows = rows_from_models(config.seed, results["models"])
+            results.update(
+                protocol="project", seeds=[config.seed], rows=rows,
+                summary=summarize(rows, _summary_values(bench.test)))
+            (out / "results.json").write_text(json.dumps(results, indent=2))
+
+        results, explainers = _run_seed(config, bench, save)
+        _figure(bench, explainers, out / "heatmaps.png")
+        print("\n" + format_table(results))
+        print(f"\nWrote {out / 'results.json'} and {out / 'heatmaps.png'}.")
+        return results
+
+    start = time.perf_counter()
+    combined = {"protocol": "project", "seeds": list(seeds), "rows": [],
+                "summary": [], "wall_seconds": 0.0}
+    for seed in seeds:
+        seed_config = dataclasses.replace(config, seed=seed)
+        bench = _load(seed_config)
+        _print_data(bench)
+        values = _summary_values(bench.test)
+        finished = list(combined["rows"])
+
+        def save(results):
+            combined.update(
+                {key: value for key, value in results.items()
+                 if key not in ("seed", "models")})
+            combined["seeds"] = list(seeds)
+            combined["rows"] = finished + rows_from_models(
+                results["seed"], results["models"])
+            combined["summary"] = summarize(combined["rows"], values)
+            combined["wall_seconds"] = time.perf_counter() - start
+            (out / "results.json").write_text(json.dumps(combined,
+                                                         indent=2))
+
+        results, explainers = _run_seed(seed_config, bench, save)
+        _figure(bench, explainers, out / f"heatmaps_seed{seed}.png")
+        print(f"\nSeed {seed}:\n" + format_table(results), flush=True)
+    print("\nMean (min-max) over seeds "
+          f"{', '.join(str(seed) for seed in seeds)}:\n"
+          + format_summary(combined["summary"], values))
+    print(f"\nWall time {combined['wall_seconds']:.0f} s. Wrote "
+          f"{out / 'results.json'} and heatmaps_seed<seed>.png per seed.")
+    return combined

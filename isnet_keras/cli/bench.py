@@ -26,12 +26,28 @@ def register(subparsers):
                       help="Folder with MNIST IDX files (.gz or raw).")
     bias.add_argument("--benchmark", choices=("shapes", "decoy"),
                       default="shapes")
-    bias.add_argument("--out", default="runs/bias",
-                      help="Output folder (results.json, heatmaps.png).")
+    bias.add_argument("--protocol", choices=("project", "rrr"),
+                      default="project",
+                      help="project (default): this project's CNN and "
+                           "recipe; rrr (with --benchmark decoy): the RRR "
+                           "paper's DecoyMNIST protocol, a 784-50-30-10 MLP "
+                           "trained plain, with RRR and as an ISNet, and "
+                           "plain on clean digits (docs/results.md).")
+    bias.add_argument("--out", default=None,
+                      help="Output folder (results.json, heatmaps.png; "
+                           "default runs/bias, runs/rrr_decoy with "
+                           "--protocol rrr).")
     bias.add_argument("--fast", action="store_true",
                       help="About a minute: few images, one epoch.")
     bias.add_argument("--epochs", type=int, default=None)
-    bias.add_argument("--seed", type=int, default=0)
+    bias.add_argument("--seed", type=int, default=None,
+                      help="Seed of the split, the weights and the data "
+                           "order (default 0).")
+    bias.add_argument("--seeds", type=int, nargs="+", default=None,
+                      metavar="SEED",
+                      help="Run each seed in turn; results.json keeps a row "
+                           "per seed and model and their mean, min and max, "
+                           "and the table shows mean (min-max).")
     # Recipe options default to None: BiasBenchConfig holds the defaults
     # (and the reasons for them) in one place.
     bias.add_argument("--P", type=float, default=None,
@@ -55,7 +71,8 @@ def register(subparsers):
                            "without names, none (default: all three).")
     bias.add_argument("--models", nargs="+", default=None,
                       help="Subset of: plain isnet_selective isnet_stochastic "
-                           "isnet_original rrr masked_input.")
+                           "isnet_original rrr masked_input (--protocol rrr: "
+                           "plain rrr isnet plain_clean rrr_background).")
     bias.set_defaults(func=run)
 
     zoo = benchmarks.add_parser(
@@ -99,10 +116,64 @@ def parse_schedule(text):
                          f"'0:0.3,4:0.8', received {text!r}.") from None
 
 
+# Flags of the project's recipe, which the RRR protocol fixes.
+_RECIPE_FLAGS = (("P", "--P"), ("P_schedule", "--P-schedule"),
+                 ("foreground_bounds", "--foreground-bounds"),
+                 ("batch_size", "--batch-size"),
+                 ("learning_rate", "--learning-rate"),
+                 ("deep_supervision", "--deep-supervision"))
+
+
+def _seeds(args):
+    if args.seed is not None and args.seeds is not None:
+        raise SystemExit("isnet bench bias: give --seed or --seeds, not "
+                         "both.")
+    if args.seeds is not None:
+        if len(set(args.seeds)) != len(args.seeds):
+            raise SystemExit("isnet bench bias: --seeds must differ, "
+                             f"received {args.seeds}.")
+        return tuple(args.seeds)
+    return (0 if args.seed is None else args.seed,)
+
+
+def run_rrr(args):
+    from isnet_keras.bench.rrr_protocol import (OPTIONAL_MODELS,
+                                                PROTOCOL_MODELS,
+                                                RRRProtocolConfig,
+                                                run_rrr_protocol)
+
+    if args.benchmark != "decoy":
+        print("isnet bench bias: --protocol rrr is the RRR paper's "
+              "DecoyMNIST protocol; add --benchmark decoy.", file=sys.stderr)
+        return 2
+    given = [flag for name, flag in _RECIPE_FLAGS
+             if getattr(args, name) is not None]
+    if given:
+        print(f"isnet bench bias: --protocol rrr fixes the paper's settings; "
+              f"{', '.join(given)} applies to --protocol project only.",
+              file=sys.stderr)
+        return 2
+    known = PROTOCOL_MODELS + OPTIONAL_MODELS
+    unknown = [name for name in args.models or () if name not in known]
+    if unknown:
+        print(f"isnet bench bias: unknown models {', '.join(unknown)} for "
+              f"--protocol rrr; choose from {' '.join(known)}.",
+              file=sys.stderr)
+        return 2
+    config = RRRProtocolConfig(
+        data=args.data, mnist_dir=args.mnist_dir,
+        out=args.out or "runs/rrr_decoy", fast=args.fast, seeds=_seeds(args),
+        epochs=args.epochs, models=tuple(args.models or PROTOCOL_MODELS))
+    return _run_with_digits_fallback("bias", run_rrr_protocol, config, args)
+
+
 def run(args):
     from isnet_keras.bench.bias import (MODEL_NAMES, BiasBenchConfig,
                                         run_bias_benchmark)
 
+    if args.protocol == "rrr":
+        return run_rrr(args)
+    seeds = _seeds(args)
     recipe = {"P": args.P, "learning_rate": args.learning_rate,
               "batch_size": args.batch_size,
               "foreground_bounds": (tuple(args.foreground_bounds)
@@ -112,7 +183,8 @@ def run(args):
                                    else None)}
     config = BiasBenchConfig(
         data=args.data, benchmark=args.benchmark, mnist_dir=args.mnist_dir,
-        out=args.out, fast=args.fast, seed=args.seed, epochs=args.epochs,
+        out=args.out or "runs/bias", fast=args.fast, seed=seeds[0],
+        seeds=seeds if len(seeds) > 1 else None, epochs=args.epochs,
         models=tuple(args.models or MODEL_NAMES),
         P_schedule=parse_schedule(args.P_schedule),
         verbose=2 if not sys.stdout.isatty() else "auto",
