@@ -88,6 +88,18 @@ def _scalar(value):
     return float(np.mean(np.asarray(value, np.float64)))
 
 
+def _loss_scale_still_falling(model):
+    """Whether a mixed_float16 model's skipped steps may be the loss scale's
+    search: its `LossScaleOptimizer` halves the scale (from 2**15) on every
+    float16 overflow and counts those steps as skipped. Below a scale of 1
+    the overflow is not the scale's."""
+    optimizer = getattr(model, "optimizer", None)
+    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return False
+    scale = getattr(optimizer, "dynamic_scale", None)
+    return scale is not None and float(np.asarray(scale)) >= 1.0
+
+
 class StopOnDivergence(keras.callbacks.Callback):
     """Stops training at the end of an epoch in which it diverged.
 
@@ -96,7 +108,9 @@ class StopOnDivergence(keras.callbacks.Callback):
     non-finite loss or gradient and counts them in `skipped_steps`), or
     when any model weight (batch-norm moving statistics included) or
     optimizer variable holds a NaN or an infinity, or when steps were
-    skipped and the validation loss is not finite. A few skipped steps
+    skipped and the validation loss is not finite. (Under mixed_float16 the
+    steps a loss-scale optimizer skips while its scale is still 1 or more
+    are its search for a scale, not divergence.) A few skipped steps
     alone are not divergence: they changed no weight, and the epoch's loss
     averages the applied steps only. Training then stops
     (`model.stop_training`), `diverged` describes the epoch and, with
@@ -169,7 +183,8 @@ class StopOnDivergence(keras.callbacks.Callback):
                 and not np.isfinite(_scalar(val_loss))):
             reasons.append(f"{skipped:g} training step(s) were skipped and "
                            "the validation loss is not finite")
-        if steps and skipped is not None and skipped >= steps:
+        if (steps and skipped is not None and skipped >= steps
+                and not _loss_scale_still_falling(self.model)):
             reasons.append(f"all {steps} training steps of the epoch were "
                            "skipped (non-finite loss or gradients)")
         variables = list(self.model.weights)

@@ -387,6 +387,12 @@ def _apply_if_finite(optimizer, loss, gradients, variables, snapshot=()):
         return None
 
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        # It skips a step (and lowers its scale) when a gradient is not
+        # finite; a non-finite loss with finite gradients must be skipped
+        # too, so it gets NaN gradients.
+        not_a_number = tf.where(finite, 1.0, float("nan"))
+        gradients = [None if g is None else g * tf.cast(not_a_number, g.dtype)
+                     for g in gradients]
         optimizer.apply(gradients, variables)
     elif tf.__internal__.distribute.strategy_supports_no_merge_call():
         def apply():

@@ -134,6 +134,23 @@ def test_a_nan_loss_or_an_epoch_of_skipped_steps_is_divergence(logs, reason):
         assert stop.diverged["reasons"][0].startswith(reason)
 
 
+@pytest.mark.parametrize("scale, diverged", [(2.0 ** 14, False),
+                                              (0.5, True)])
+def test_skipped_steps_of_a_falling_loss_scale_are_not_divergence(scale,
+                                                                  diverged):
+    # Under mixed_float16 the loss-scale optimizer skips each float16
+    # overflow while it halves its scale from 2**15: a short epoch can be
+    # all such steps. Below a scale of 1 the overflow is the model's.
+    model = _cnn()
+    model.compile(optimizer=keras.optimizers.LossScaleOptimizer(
+        keras.optimizers.Adam()), loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    model.optimizer.dynamic_scale.assign(scale)
+    stop = _callback(model, steps=3)
+    stop.on_epoch_end(0, {"loss": 0.3, "skipped_steps": 3.0})
+    assert (stop.diverged is not None) == diverged
+
+
 class _PoisonAt(keras.callbacks.Callback):
     """Sets every float weight of the classifier to NaN at the start of
     epoch `epoch`, as a step that overflowed would."""

@@ -565,3 +565,22 @@ def test_a_non_finite_step_changes_no_variable(optimizer):
     broken[2, 5, 5, 0] = np.nan
     support.check_a_skipped_step_changes_nothing(
         isnet, images, {"label": labels, "mask": masks}, broken)
+
+
+def test_a_non_finite_loss_with_finite_gradients_is_skipped_under_loss_scaling():
+    from isnet_keras.isnet import _apply_if_finite
+
+    weight = keras.Variable(np.ones(3, np.float32))
+    optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1))
+    optimizer.build([weight])
+    scale = float(optimizer.dynamic_scale.numpy())
+    applied = _apply_if_finite(optimizer, tf.constant(np.nan),
+                               [tf.ones(3)], [weight])
+    assert not bool(applied)
+    np.testing.assert_array_equal(weight.numpy(), np.ones(3))
+    assert float(optimizer.dynamic_scale.numpy()) == scale / 2
+    applied = _apply_if_finite(optimizer, tf.constant(1.0),
+                               [tf.ones(3) * scale / 2], [weight])
+    assert bool(applied)
+    np.testing.assert_allclose(weight.numpy(), np.full(3, 0.9))
+
