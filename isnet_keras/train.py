@@ -15,6 +15,10 @@ Run directory layout (`RUN_DIR`):
     report/                evaluation.json, confusion_matrix.png, heatmaps.png,
                            audit.json, audit.png (shortcut audit)
 
+In a multi-worker run only the chief writes all of these; every other worker
+writes only what resuming it needs (config.yaml, backup/ and
+foreground_bounds.json) in its own `RUN_DIR`.
+
 `train(config)` runs it all; `isnet train` is its command line.
 """
 
@@ -339,7 +343,7 @@ def _best_val_loss(history_csv, first_epoch=0):
 
 
 def _callbacks(config, run_dir, train_data, heatmap_images, heatmap_masks,
-               extra, divergence=None):
+               extra, divergence=None, chief=True):
     import keras
 
     from isnet_keras.callbacks import (BackupUnlessDiverged,
@@ -357,6 +361,22 @@ def _callbacks(config, run_dir, train_data, heatmap_images, heatmap_masks,
     # best weights are looked for once P has its final value.
     final_p_from = max(schedule) if schedule else 0
     best = _best_val_loss(run_dir / "history.csv", final_p_from)
+    # Checkpoints and logs are the chief's; a non-chief worker keeps only
+    # the backup it resumes from.
+    outputs = [
+        CheckpointUnlessDiverged(os.fspath(checkpoints / "last.keras"),
+                                 divergence=divergence),
+        BestCheckpointFromEpoch(
+            final_p_from, os.fspath(checkpoints / "best.weights.h5"),
+            monitor="val_loss", save_best_only=True, save_weights_only=True,
+            initial_value_threshold=best, divergence=divergence),
+        keras.callbacks.CSVLogger(os.fspath(run_dir / "history.csv"),
+                                  append=True),
+        keras.callbacks.TensorBoard(os.fspath(run_dir / "logs"),
+                                    write_graph=False),
+        *([] if heatmap_images is None else [TensorBoardHeatmaps(
+            run_dir / "logs" / "heatmaps", heatmap_images, heatmap_masks)]),
+    ] if chief else []
     return [
         # First, so an epoch is judged before anything saves it: the backup
         # and checkpoints skip a diverged epoch and keep the last finite
@@ -374,18 +394,7 @@ def _callbacks(config, run_dir, train_data, heatmap_images, heatmap_masks,
         PreciseBatchNorm(train_data),
         # Before the logger, which then records each epoch's P.
         *([] if schedule is None else [HeatmapWeightSchedule(schedule)]),
-        CheckpointUnlessDiverged(os.fspath(checkpoints / "last.keras"),
-                                 divergence=divergence),
-        BestCheckpointFromEpoch(
-            final_p_from, os.fspath(checkpoints / "best.weights.h5"),
-            monitor="val_loss", save_best_only=True, save_weights_only=True,
-            initial_value_threshold=best, divergence=divergence),
-        keras.callbacks.CSVLogger(os.fspath(run_dir / "history.csv"),
-                                  append=True),
-        keras.callbacks.TensorBoard(os.fspath(run_dir / "logs"),
-                                    write_graph=False),
-        *([] if heatmap_images is None else [TensorBoardHeatmaps(
-            run_dir / "logs" / "heatmaps", heatmap_images, heatmap_masks)]),
+        *outputs,
         *extra,
     ]
 
@@ -539,6 +548,8 @@ def train(config, callbacks=(), resume=False, overwrite=False):
     keras.utils.set_random_seed(config["seed"])
     strategy = make_strategy(config["strategy"], config["cluster"],
                              config["task_index"])
+    # False on the non-chief workers of a multi-worker run only.
+    chief = getattr(strategy.extended, "should_checkpoint", True)
     # Built before the precision policy is set: the data stays float32.
     augmentation = JointAugmentation(
         flip=config["flip"], rotation=config["rotation"],
@@ -570,7 +581,8 @@ def train(config, callbacks=(), resume=False, overwrite=False):
         if overwrite:
             clear_run_dir(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "checkpoints").mkdir(exist_ok=True)
+        if chief:
+            (run_dir / "checkpoints").mkdir(exist_ok=True)
         run_config.save_config(config, run_dir)
         bounds = set_foreground_bounds(
             isnet, config, run_dir, train_data,
@@ -583,7 +595,7 @@ def train(config, callbacks=(), resume=False, overwrite=False):
             verbose=config["verbose"], shuffle=False,  # shuffled above
             callbacks=_callbacks(config, run_dir, train_data, panel_images,
                                  panel_masks,
-                                 list(callbacks), divergence))
+                                 list(callbacks), divergence, chief))
         if divergence.diverged is not None:
             # Nothing is saved from non-finite weights: no model.keras, no
             # report (its metrics would be NaN).
@@ -593,11 +605,18 @@ def train(config, callbacks=(), resume=False, overwrite=False):
         if best.is_file():
             isnet.load_weights(best)
         model_path = run_dir / "model.keras"
-        if not getattr(strategy.extended, "should_checkpoint", True):
+        if not chief:
             return {"run_dir": os.fspath(run_dir), "model": None,
                     "history": fit.history, "evaluation": None,
                     "class_names": list(class_names)}
         isnet.save(model_path)
+        if config["strategy"] == "multiworker":
+            # The model's predict and evaluate run through the strategy,
+            # whose collective ops need the other workers, which have
+            # finished: the report uses the saved model, outside it.
+            from isnet_keras.export import load_keras_file
+
+            isnet = load_keras_file(model_path)
         val_images, val_labels, val_masks = dataset_arrays(val_data)
         evaluation = write_report(isnet, val_images, val_labels, val_masks,
                                   class_names, run_dir / "report",
@@ -612,6 +631,8 @@ def train(config, callbacks=(), resume=False, overwrite=False):
         "num_train": int(len(data["train_indices"])),
         "num_val": int(len(data["val_indices"])),
         "input_shape": [height, width, channels],
+        # Over all workers: the global batch is split among them.
+        "replicas": int(strategy.num_replicas_in_sync),
         "val_files": val_files,
         "accuracy": evaluation["accuracy"],
         "background_attention": evaluation["background_attention"],
