@@ -18,8 +18,8 @@ import keras
 import tensorflow as tf
 
 from isnet_keras.export import classifier_outputs_probabilities
-from isnet_keras.isnet import (_apply_if_finite, _logs, _snapshot, _unpack,
-                               _update_if_finite)
+from isnet_keras.isnet import (_apply_if_finite, _logs, _regularization,
+                               _snapshot, _unpack, _update_if_finite)
 
 
 REDUCTIONS = ("mean", "sum")
@@ -108,7 +108,8 @@ class _Baseline(keras.Model):
         with tf.GradientTape() as tape:
             outputs, penalty = self._forward_with_penalty(images, masks)
             classification = self._cross_entropy(labels, outputs)
-            total = classification + penalty
+            total = (classification + penalty
+                     + _regularization(self.classifier, classification.dtype))
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             scaled = self.optimizer.scale_loss(total / replicas)
         # As in the ISNet: a non-finite step is counted and skipped whole,
@@ -129,7 +130,9 @@ class _Baseline(keras.Model):
         outputs, penalty = self._forward_with_penalty(
             self._inputs(images, masks), masks, training=False)
         classification = self._cross_entropy(labels, outputs)
-        self._update(classification + penalty, classification, labels,
+        total = (classification + penalty
+                 + _regularization(self.classifier, classification.dtype))
+        self._update(total, classification, labels,
                      outputs)
         return _logs(m for m in self.metrics if m is not self.skipped_tracker)
 
@@ -196,7 +199,9 @@ class RRRClassifier(_Baseline):
         # One pass serves both the cross-entropy and the input gradient (a
         # second training-mode pass would update batch-norm statistics
         # twice and draw new dropout masks).
-        images = tf.convert_to_tensor(images)
+        # In the classifier's variable dtype: float64 NumPy images would
+        # otherwise give a float64 input gradient beside float32 losses.
+        images = tf.cast(tf.convert_to_tensor(images), self.classifier.dtype)
         with tf.GradientTape() as inner:
             inner.watch(images)
             outputs = self.classifier(images, training=training)

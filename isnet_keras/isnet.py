@@ -421,6 +421,16 @@ def _apply_if_finite(optimizer, loss, gradients, variables, snapshot=()):
     return finite
 
 
+def _regularization(classifier, dtype):
+    """The sum of the classifier's own losses (weight regularizers such as
+    `kernel_regularizer`, activity regularizers), which Keras adds to a
+    compiled model's loss: a custom training step must add them itself."""
+    losses = classifier.losses
+    if not losses:
+        return tf.constant(0.0, dtype)
+    return tf.cast(tf.add_n([tf.cast(loss, dtype) for loss in losses]), dtype)
+
+
 def _update_if_finite(finite, update_metrics):
     """Runs `update_metrics()` only for an applied step.
 
@@ -718,6 +728,7 @@ class ISNet(keras.Model):
         weight = tf.cast(self.heatmap_weight, heatmap.dtype)
         classification = tf.cast(classification, heatmap.dtype)
         total = (1.0 - weight) * classification + weight * heatmap
+        total = total + _regularization(self.classifier, total.dtype)
         return total, classification, heatmap, logits, labels, (heatmaps,
                                                                 masks)
 

@@ -185,3 +185,23 @@ def test_evaluation_logs_no_skipped_steps():
     logs = model.evaluate(images, {"label": labels, "mask": masks},
                           return_dict=True, verbose=0)
     assert "skipped_steps" not in logs and "loss" in logs
+
+
+@pytest.mark.parametrize("make", [PlainClassifier, RRRClassifier],
+                         ids=["plain", "rrr"])
+def test_weight_regularizers_of_the_classifier_are_in_the_loss(make):
+    images, labels, masks = _batch()
+    losses = []
+    for l2 in (0.0, 0.25):
+        keras.utils.set_random_seed(0)
+        classifier = keras.Sequential([
+            keras.Input(SHAPE), keras.layers.Flatten(),
+            keras.layers.Dense(NUM_CLASSES, kernel_regularizer=(
+                keras.regularizers.L2(l2) if l2 else None))])
+        model = make(classifier)
+        model.compile(optimizer=keras.optimizers.SGD(0.0))
+        losses.append(_one_step_logs(model, images, labels, masks)["loss"])
+    kernel = classifier.get_layer(index=-1).kernel.numpy().astype(np.float64)
+    penalty = 0.25 * float(np.sum(kernel ** 2))
+    assert penalty > 0.01
+    assert losses[1] - losses[0] == pytest.approx(penalty, rel=1e-4)

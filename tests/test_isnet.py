@@ -584,3 +584,36 @@ def test_a_non_finite_loss_with_finite_gradients_is_skipped_under_loss_scaling()
     assert bool(applied)
     np.testing.assert_allclose(weight.numpy(), np.full(3, 0.9))
 
+
+
+def _cnn_with_l2(l2, seed=0):
+    keras.utils.set_random_seed(seed)
+    regularizer = keras.regularizers.L2(l2) if l2 else None
+    return keras.Sequential([
+        keras.Input((16, 16, 1)),
+        keras.layers.Conv2D(4, 3, activation="relu", name="conv",
+                            kernel_regularizer=regularizer),
+        keras.layers.Flatten(),
+        keras.layers.Dense(10, name="logits", kernel_regularizer=regularizer)])
+
+
+@pytest.mark.parametrize("step", ["train", "test"])
+def test_weight_regularizers_of_the_classifier_are_in_the_loss(step):
+    images, labels, masks = _data()
+    targets = {"label": labels, "mask": masks}
+    totals = []
+    for l2 in (0.0, 0.5):
+        isnet = build_isnet(_cnn_with_l2(l2), P=0.3)
+        isnet.compile(optimizer=keras.optimizers.SGD(0.0))
+        if step == "train":
+            logs = isnet.train_on_batch(images, targets, return_dict=True)
+        else:
+            logs = isnet.evaluate(images, targets, verbose=0,
+                                  return_dict=True)
+        totals.append(logs["loss"])
+    kernels = [layer.kernel.numpy() for layer in isnet.classifier.layers
+               if hasattr(layer, "kernel")]
+    penalty = 0.5 * sum(float(np.sum(k.astype(np.float64) ** 2))
+                        for k in kernels)
+    assert penalty > 0.1
+    assert totals[1] - totals[0] == pytest.approx(penalty, rel=1e-5)
