@@ -210,3 +210,33 @@ def without_mnist_on_this_machine(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(home))
     keras_homes = mnist.keras_cache_files()[:2]  # $KERAS_HOME and ~/.keras
     monkeypatch.setattr(mnist, "keras_cache_files", lambda: keras_homes)
+
+
+# Tiny folder sets and quick `isnet train` runs -------------------------------
+
+
+def tiny_folder_set(folder, labels, class_names, empty=()):
+    """Writes a folder set of 8x8 images, one mask per image (a 4x4 square);
+    the masks of the `empty` indices mark no foreground. Returns `folder`."""
+    from isnet_keras.data import write_folder_dataset
+
+    masks = np.zeros((len(labels), 8, 8, 1), np.float32)
+    masks[:, 2:6, 2:6] = 1.0
+    masks[list(empty)] = 0.0
+    images = np.random.default_rng(0).uniform(0, 1, masks.shape)
+    write_folder_dataset(folder, images.astype(np.float32), masks,
+                         np.asarray(labels), class_names=class_names)
+    return folder
+
+
+def quick_isnet_train(capsys, data, run, *args, epochs=1):
+    """`isnet train` of the compact CNN on 8x8 images, quiet; returns the
+    exit status and what it wrote to stderr."""
+    from isnet_keras.cli import main
+
+    quick = ("--backbone", "smallcnn", "--image-size", 8, "--epochs", epochs,
+             "--batch-size", 4, "--verbose", 0, "--heatmap-images", 0)
+    status = main(["train", "--data-dir", str(data), "--out", str(run),
+                   *map(str, quick), *map(str, args)])
+    return status, capsys.readouterr().err
+

@@ -1,6 +1,7 @@
 """A diverging run stops at the end of the epoch, says how to fix it, and
 never leaves non-finite weights in a checkpoint, backup or final model."""
 
+import functools
 import io
 import json
 import zipfile
@@ -13,13 +14,13 @@ import pytest
 from isnet_keras import run_config, train
 from isnet_keras.callbacks import (BestCheckpointFromEpoch,
                                    CheckpointUnlessDiverged, StopOnDivergence)
-from isnet_keras.cli import main as isnet_main
-from isnet_keras.data import write_folder_dataset
 from isnet_keras.errors import TrainingDivergedError
+from tests import support
 
+
+_folders = support.tiny_folder_set
 # A two-epoch run of the compact CNN on 8x8 images, quiet.
-QUICK_RUN = ("--backbone", "smallcnn", "--image-size", 8, "--epochs", 2,
-             "--batch-size", 4, "--verbose", 0, "--heatmap-images", 0)
+_train = functools.partial(support.quick_isnet_train, epochs=2)
 
 
 def _cnn():
@@ -27,22 +28,6 @@ def _cnn():
         keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3, name="conv"),
         keras.layers.BatchNormalization(name="norm"),
         keras.layers.Flatten(), keras.layers.Dense(2, name="logits")])
-
-
-def _folders(folder, labels, class_names):
-    """A folder set of 8x8 images, one mask per image."""
-    masks = np.zeros((len(labels), 8, 8, 1), np.float32)
-    masks[:, 2:6, 2:6] = 1.0
-    images = np.random.default_rng(0).uniform(0, 1, masks.shape)
-    write_folder_dataset(folder, images.astype(np.float32), masks,
-                         np.asarray(labels), class_names=class_names)
-    return folder
-
-
-def _train(capsys, data, run, *args):
-    status = isnet_main(["train", "--data-dir", str(data), "--out", str(run),
-                         *map(str, QUICK_RUN), *map(str, args)])
-    return status, capsys.readouterr().err
 
 
 def _h5_is_finite(source):

@@ -9,38 +9,20 @@ import tensorflow as tf
 from isnet_keras import run_config, train
 from isnet_keras.backbones import small_cnn
 from isnet_keras.cli import main as isnet_main
-from isnet_keras.data import FolderDatasetError, write_folder_dataset
+from isnet_keras.data import FolderDatasetError
 from isnet_keras.isnet import build_isnet
 from isnet_keras.lrp.explain import explain
+from tests import support
 
+_folders = support.tiny_folder_set
 # A one-epoch run of the compact CNN on 8x8 images, quiet.
-QUICK_RUN = ("--backbone", "smallcnn", "--image-size", 8, "--epochs", 1,
-             "--batch-size", 4, "--verbose", 0, "--heatmap-images", 0)
+_train = support.quick_isnet_train
 
 
 def _cnn(outputs=2):
     return keras.Sequential([
         keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3, name="conv"),
         keras.layers.Flatten(), keras.layers.Dense(outputs, name="logits")])
-
-
-def _folders(folder, labels, class_names, empty=()):
-    """A folder set of 8x8 images, one mask per image; the masks of the
-    `empty` indices mark no foreground."""
-    count = len(labels)
-    masks = np.zeros((count, 8, 8, 1), np.float32)
-    masks[:, 2:6, 2:6] = 1.0
-    masks[list(empty)] = 0.0
-    images = np.random.default_rng(0).uniform(0, 1, masks.shape)
-    write_folder_dataset(folder, images.astype(np.float32), masks,
-                         np.asarray(labels), class_names=class_names)
-    return folder
-
-
-def _train(capsys, data, run, *args):
-    status = isnet_main(["train", "--data-dir", str(data), "--out", str(run),
-                         *map(str, QUICK_RUN), *map(str, args)])
-    return status, capsys.readouterr().err
 
 
 # build_isnet ---------------------------------------------------------------
