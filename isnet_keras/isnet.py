@@ -10,7 +10,6 @@ forward pass per step, with the loss `(1 - P) * CE + P * L_heatmap`.
 import ast
 import contextlib
 import re
-import threading
 
 import keras
 import numpy as np
@@ -282,22 +281,19 @@ def _library_data_error(error):
     return None
 
 
-_translating = threading.local()
-
-
 @contextlib.contextmanager
-def _library_data_errors_first():
+def _library_data_errors_first(model):
     """Re-raises a failed step check of the library (a TensorFlow
     `InvalidArgumentError` whose text starts "Graph execution error") as an
     `InvalidDataError` that starts with the library's message, chained to
     the original.
 
-    Only the outermost call translates: `fit` runs `evaluate` for the
-    validation data, and Keras' `fit` drops the cause of what passes
-    through it.
+    Only the outermost call on `model` translates: `fit` runs `evaluate`
+    for the validation data, and Keras' `fit` drops the cause of what
+    passes through it. The depth is kept on the model, not in the module.
     """
-    depth = getattr(_translating, "depth", 0)
-    _translating.depth = depth + 1
+    depth = getattr(model, "_data_error_depth", 0)
+    object.__setattr__(model, "_data_error_depth", depth + 1)
     try:
         yield
     except tf.errors.InvalidArgumentError as error:
@@ -306,7 +302,7 @@ def _library_data_errors_first():
             raise
         raise translated from error
     finally:
-        _translating.depth = depth
+        object.__setattr__(model, "_data_error_depth", depth)
 
 
 def _logs(metrics):
@@ -687,14 +683,14 @@ class ISNet(keras.Model):
         validation = kwargs.get("validation_data")
         if isinstance(validation, (tuple, list)) and len(validation) >= 2:
             _check_integer_labels(validation[1])
-        with _library_data_errors_first():
+        with _library_data_errors_first(self):
             return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.evaluate`, after checking that in-memory labels (of
         `y`) are integers; raises `InvalidDataError` as `fit` does."""
         _check_integer_labels(y)
-        with _library_data_errors_first():
+        with _library_data_errors_first(self):
             return super().evaluate(x, y, *args, **kwargs)
 
     @property
