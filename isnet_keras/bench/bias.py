@@ -17,6 +17,8 @@ import time
 import keras
 import numpy as np
 
+from isnet_keras.bench.seeds import accuracy_cells
+
 MODEL_NAMES = ("plain", "isnet_selective", "isnet_stochastic",
                "isnet_original", "rrr", "masked_input")
 
@@ -314,9 +316,7 @@ def format_table(results):
         f"{'bg fraction':>13}{'epochs':>8}{'s/epoch':>9}"
     lines = [header, "-" * len(header)]
     for name, report in models.items():
-        cells = "".join(
-            f"{report[s]:>8.3f} [{report[s + '_ci95'][0]:.3f},"
-            f"{report[s + '_ci95'][1]:.3f}]" for s in sets)
+        cells = accuracy_cells(report, sets)
         lines.append(f"{name:<18}{cells}{report['background_fraction']:>13.3f}"
                      f"{report['epochs']:>8}{report['seconds_per_epoch']:>9.1f}")
     return "\n".join(lines)

@@ -60,6 +60,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from isnet_keras.bench.seeds import accuracy_cells
+
 from isnet_keras.isnet import ISNet
 
 PROTOCOL_MODELS = ("plain", "rrr", "isnet", "plain_clean")
@@ -383,9 +385,7 @@ def format_rows(rows, test_sets=PROTOCOL_TEST_SETS):
               + f"{'bg fraction':>13}{'s':>7}")
     lines = [header, "-" * len(header)]
     for row in rows:
-        cells = "".join(
-            f"{row[name]:>8.3f} [{row[name + '_ci95'][0]:.3f},"
-            f"{row[name + '_ci95'][1]:.3f}]" for name in test_sets)
+        cells = accuracy_cells(row, test_sets)
         lines.append(f"{row['seed']:>4} {row['model']:<15}{cells}"
                      f"{row['background_fraction']:>13.3f}"
                      f"{row['seconds']:>7.0f}")

@@ -77,3 +77,18 @@ def format_summary(summary, values, group_by=("model",), width=22):
 
 def _mean_range(stats):
     return f"{stats['mean']:.3f} ({stats['min']:.3f}-{stats['max']:.3f})"
+
+
+def accuracy_cells(row, test_sets):
+    """The printed cells of one row: `accuracy [Wilson 95% low,high]` per
+    test set, each 22 characters wide.
+
+    Example:
+
+    >>> accuracy_cells({"clean": 0.5, "clean_ci95": [0.4, 0.6]}, ["clean"])
+    '   0.500 [0.400,0.600]'
+    """
+    return "".join(
+        f"{row[name]:>8.3f} [{row[name + '_ci95'][0]:.3f},"
+        f"{row[name + '_ci95'][1]:.3f}]" for name in test_sets)
+

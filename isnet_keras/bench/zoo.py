@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+from isnet_keras.bench.seeds import accuracy_cells
+
 ZOO_MODELS = ("plain", "plain_unbiased", "isnet")
 
 
@@ -179,9 +181,7 @@ def format_table(rows):
               + f"{'bg fraction':>13}{'s':>6}")
     lines = [header, "-" * len(header)]
     for row in rows:
-        cells = "".join(
-            f"{row[name]:>8.3f} [{row[name + '_ci95'][0]:.3f},"
-            f"{row[name + '_ci95'][1]:.3f}]" for name in ZOO_TEST_SETS)
+        cells = accuracy_cells(row, ZOO_TEST_SETS)
         lines.append(f"{row['family']:<11}{row['seed']:>5} "
                      f"{row['model']:<15}{cells}"
                      f"{row['background_fraction']:>13.3f}"
