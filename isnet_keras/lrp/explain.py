@@ -55,19 +55,25 @@ class Explainer:
         model: A Functional or Sequential classifier (logits or softmax
             output), possibly with nested backbones.
         epsilon: LRP-epsilon stabiliser. Defaults to `1e-2`.
-        first_layer_rule: `"zb"` (default) or `"epsilon"`.
+        first_layer_rule: `"zb"` (default) or `"epsilon"`: the first
+            layers' rule in the default composite.
         input_bounds: `(lower, upper)` of the model input for Z^B, scalars
             or per channel. Defaults to `(0.0, 1.0)`.
         batch_size: Images per traced call. Defaults to 32.
+        composite: Optional `composites.Composite` giving each layer its
+            rule; defaults to the papers' (LRP-epsilon everywhere, Z^B at
+            the first layers), see `composites.default_composite`.
 
     Example:
 
     >>> explainer = Explainer(classifier)
     >>> heatmaps = explainer(images, classes="predicted")  # (B, 1, H, W, C)
+    >>> lrp0 = Explainer(classifier, composite=Composite(
+    ...     default="zero", first_layer=None))
     """
 
     def __init__(self, model, epsilon=1e-2, first_layer_rule="zb",
-                 input_bounds=(0.0, 1.0), batch_size=32):
+                 input_bounds=(0.0, 1.0), batch_size=32, composite=None):
         try:
             finite = bool(np.isfinite(epsilon))
         except TypeError:
@@ -80,7 +86,8 @@ class Explainer:
         self.model = model
         self.graph = graph_lib.LRPGraph(model, epsilon=epsilon,
                                         first_layer_rule=first_layer_rule,
-                                        input_bounds=input_bounds)
+                                        input_bounds=input_bounds,
+                                        composite=composite)
         self.batch_size = int(batch_size)
         self._functions = {}
 
@@ -196,11 +203,11 @@ class Explainer:
 
 
 def explain(model, images, classes="predicted", epsilon=1e-2,
-            first_layer_rule="zb", input_bounds=(0.0, 1.0)):
+            first_layer_rule="zb", input_bounds=(0.0, 1.0), composite=None):
     """LRP heatmaps of a classifier's logits.
 
     The first call for a model and a choice of `epsilon`,
-    `first_layer_rule` and `input_bounds` builds an `Explainer` and keeps
+    `first_layer_rule`, `input_bounds` and `composite` builds an `Explainer` and keeps
     it on the model, in a private attribute that Keras neither tracks nor
     saves; later calls with the same settings reuse it, so explaining
     batch after batch costs about one backward pass each. The cached graph
@@ -214,8 +221,11 @@ def explain(model, images, classes="predicted", epsilon=1e-2,
         classes: `"predicted"` (K = 1), `"all"` (K = number of classes), an
             int, or a per-image integer array `(B,)` / `(B, K)`.
         epsilon: LRP-epsilon stabiliser, finite and `>= 0`.
-        first_layer_rule: `"zb"` or `"epsilon"`.
+        first_layer_rule: `"zb"` or `"epsilon"`, the first layers' rule in
+            the default composite.
         input_bounds: `(lower, upper)` input range for Z^B.
+        composite: Optional `composites.Composite` giving each layer its
+            rule (default: the papers', `composites.default_composite`).
 
     Returns:
         float32 NumPy array `(B, K, H, W, C)`, all finite.
@@ -235,7 +245,7 @@ def explain(model, images, classes="predicted", epsilon=1e-2,
         explainer = model
     else:
         explainer = _cached_explainer(model, epsilon, first_layer_rule,
-                                      input_bounds)
+                                      input_bounds, composite)
     heatmaps = explainer(images, classes)
     bad = _non_finite_rows(heatmaps)
     if bad.size:
@@ -335,7 +345,7 @@ def _structure_of(model):
     return tuple(structure)
 
 
-def _settings_key(epsilon, first_layer_rule, input_bounds):
+def _settings_key(epsilon, first_layer_rule, input_bounds, composite=None):
     """A hashable key of the Explainer settings, or None if there is none.
 
     Bounds are keyed by value (lists, tuples and arrays of the same numbers
@@ -352,20 +362,23 @@ def _settings_key(epsilon, first_layer_rule, input_bounds):
             lower, upper = (np.asarray(bound, dtype=np.float64)
                             for bound in input_bounds)
             bounds = tuple((b.shape, b.tobytes()) for b in (lower, upper))
-    except (TypeError, ValueError):
+        composite_key = None if composite is None else composite.key()
+    except (TypeError, ValueError, AttributeError):
         return None
-    return epsilon, first_layer_rule, bounds
+    return epsilon, first_layer_rule, bounds, composite_key
 
 
-def _cached_explainer(model, epsilon, first_layer_rule, input_bounds):
+def _cached_explainer(model, epsilon, first_layer_rule, input_bounds,
+                      composite=None):
     """The Explainer cached on `model` for these settings (built if new)."""
 
     def build():
         return Explainer(model, epsilon=epsilon,
                          first_layer_rule=first_layer_rule,
-                         input_bounds=input_bounds)
+                         input_bounds=input_bounds, composite=composite)
 
-    settings = _settings_key(epsilon, first_layer_rule, input_bounds)
+    settings = _settings_key(epsilon, first_layer_rule, input_bounds,
+                             composite)
     if settings is None or not isinstance(model, keras.Model):
         return build()
     try:

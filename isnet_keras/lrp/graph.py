@@ -2,11 +2,12 @@
 
 `LRPGraph` re-traces the classifier (shared layers), finds its logits layer,
 decides which batch norms fold into the layer before them, finds the layers
-fed by the model input (they get the Z^B rule, with the input bounds mapped
-through value-preserving layers such as `Rescaling`) and creates one mirror
-per classifier layer call. `propagate` then runs the mirrors in reverse
-topological order on symbolic tensors, summing the relevance of tensors that
-fan out. The walker knows no LRP maths: that is in the mirrors and rules.
+fed by the model input (the first layers, with the input bounds mapped
+through value-preserving layers such as `Rescaling`), asks its composite
+for each layer's rule and creates one mirror per classifier layer call.
+`propagate` then runs the mirrors in reverse topological order on symbolic
+tensors, summing the relevance of tensors that fan out. The walker knows no
+LRP maths: that is in the mirrors and rules.
 """
 
 import dataclasses
@@ -15,8 +16,10 @@ import keras
 import numpy as np
 
 from isnet_keras.errors import UnsupportedLayerError
+from isnet_keras.lrp import composites as composites_lib
 from isnet_keras.lrp import keras_graph
 from isnet_keras.lrp import mirrors as mirrors_lib
+from isnet_keras.lrp import relevance as relevance_lib
 from isnet_keras.lrp import rules
 
 _LOGIT_ACTIVATIONS = ("softmax", "sigmoid")
@@ -38,7 +41,7 @@ def _is_output_activation(layer):
     if isinstance(layer, keras.layers.Softmax):
         return True
     if isinstance(layer, keras.layers.Activation):
-        return mirrors_lib._activation_name(layer) in _LOGIT_ACTIVATIONS
+        return mirrors_lib.activation_name(layer) in _LOGIT_ACTIVATIONS
     return False
 
 
@@ -76,11 +79,15 @@ class LRPGraph:
     Args:
         classifier: A built Functional or Sequential `keras.Model` with one
             image input and one logits (or softmax) output.
-        epsilon: The LRP-epsilon stabiliser of every linear step.
-        first_layer_rule: `"zb"` (Z^B with `input_bounds`) or `"epsilon"`.
+        epsilon: The stabiliser of the LRP-epsilon (and z+, Z^B) steps.
+        first_layer_rule: `"zb"` (Z^B with `input_bounds`) or `"epsilon"`:
+            shorthand for `composites.default_composite(first_layer_rule)`
+            when `composite` is None.
         input_bounds: `(lower, upper)` range of the model input, scalars or
             per channel, mapped through `Rescaling`/`Normalization`.
         mirrors: Optional mapping of extra layer classes to mirror classes.
+        composite: Optional `composites.Composite`, the rule of each layer;
+            defaults to the papers' (`default_composite`).
 
     Raises:
         UnsupportedLayerError: at construction, naming the first layer
@@ -94,18 +101,24 @@ class LRPGraph:
     """
 
     def __init__(self, classifier, epsilon=1e-2, first_layer_rule="zb",
-                 input_bounds=(0.0, 1.0), mirrors=None):
-        if first_layer_rule not in mirrors_lib.FIRST_LAYER_RULES:
+                 input_bounds=(0.0, 1.0), mirrors=None, composite=None):
+        if first_layer_rule not in rules.FIRST_LAYER_RULES:
             raise ValueError(
                 "first_layer_rule must be one of "
-                f"{mirrors_lib.FIRST_LAYER_RULES}, received "
+                f"{rules.FIRST_LAYER_RULES}, received "
                 f"{first_layer_rule!r}."
             )
         if epsilon < 0:
             raise ValueError(f"epsilon must be >= 0, received {epsilon}.")
+        if composite is None:
+            composite = composites_lib.default_composite(first_layer_rule)
+        elif not isinstance(composite, composites_lib.Composite):
+            raise ValueError("composite must be a `Composite`, received "
+                             f"{composite!r}.")
         self.classifier = classifier
         self.epsilon = float(epsilon)
         self.first_layer_rule = first_layer_rule
+        self.composite = composite
         self.mirrors = dict(mirrors or {})
         self.traced = keras_graph.trace(classifier)
         self.input = self.traced.input
@@ -177,6 +190,29 @@ class LRPGraph:
             return None
         return consumer
 
+    def _rule_of(self, layer, mirror_cls, input_bounds, pass_rule):
+        """`(rule, epsilon)` of a layer's mirror, from the composite.
+
+        LRP-0 (`"zero"`) is the epsilon rule with epsilon 0. In a z+ pass
+        (`pass_rule="zplus"`), z+ replaces LRP-epsilon wherever the mirror
+        has it.
+        """
+        supported = tuple(mirror_cls.rules)
+        if not supported:
+            return None, self.epsilon  # nothing to choose
+        if "epsilon" in supported:
+            supported += ("zero",)
+        if input_bounds is None:
+            supported = tuple(r for r in supported if r != "zb")
+        first = input_bounds is not None and mirror_cls.is_linear
+        rule = self.composite.rule_for(layer, first_layer=first,
+                                       supported=supported)
+        if pass_rule == "zplus" and rule == "epsilon" and "zplus" in supported:
+            rule = "zplus"
+        if rule == "zero":
+            return "epsilon", 0.0
+        return rule, self.epsilon
+
     def _make_plan(self, rule, protected):
         logits_index = self.traced.calls.index(self.logits_call)
         calls = self.traced.calls[: logits_index + 1]
@@ -202,11 +238,12 @@ class LRPGraph:
             input_bounds = None
             if len(call.inputs) == 1:
                 input_bounds = bounds.get(id(call.inputs[0]))
+            layer_rule, epsilon = self._rule_of(call.layer, mirror_cls,
+                                                input_bounds, rule)
             mirror = mirror_cls(
                 layers,
-                rule=rule,
-                epsilon=self.epsilon,
-                first_layer_rule=self.first_layer_rule,
+                rule=layer_rule,
+                epsilon=epsilon,
                 input_bounds=input_bounds,
                 training=training,
                 is_logits=call is self.logits_call,
@@ -231,7 +268,9 @@ class LRPGraph:
             start: A re-traced classifier tensor (e.g. the logits, or the
                 logits layer's input for the Selective seed).
             relevance: Symbolic `(B, K, *start.shape[1:])` relevance.
-            rule: `"epsilon"` or `"zplus"` for the linear steps.
+            rule: `"epsilon"` (the composite's rules) or `"zplus"` (z+
+                wherever the composite gives LRP-epsilon to a layer with
+                a z+ rule; the Dual ISNet's first map).
             targets: Re-traced hidden tensors whose relevance is also
                 returned (LRP deep supervision); never folded away.
             values: Optional dict mapping `id(tensor)` of re-traced tensors
@@ -284,7 +323,8 @@ class LRPGraph:
 def _sum(parts, dtype):
     """The relevance of a tensor that fans out: the sum of its parts.
 
-    A single part is passed on as it is (possibly `rules.Factored`).
+    A single part is passed on as it is (possibly in parts, see
+    `relevance.py`).
     """
     if len(parts) == 1:
         return parts[0]
@@ -295,10 +335,10 @@ def _sum(parts, dtype):
 
 
 class _Materialize(keras.layers.Layer):
-    """`rules.materialize` as a layer, for symbolic relevances in parts."""
+    """`relevance.materialize` as a layer, for symbolic relevances in parts."""
 
     def call(self, relevance):
-        return rules.materialize(relevance)
+        return relevance_lib.materialize(relevance)
 
 
 def _materialize(relevance, dtype):

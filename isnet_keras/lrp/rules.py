@@ -3,11 +3,11 @@
 A rule maps the relevance at a layer's output to the relevance at its input.
 Relevance tensors carry a class axis right after the batch axis,
 `(B, K, ...)`: K heatmaps per image are propagated in parallel, and K is
-folded into the batch axis wherever a transposed operator runs. Most rules
-return their relevance as `Factored(x, class_part)`, the product left to the
-next rule down (see `Factored`), and max pooling over windows that tile its
-input as a `WindowRelevance`, kept at the pooled size; every rule accepts
-each form.
+folded into the batch axis wherever a transposed operator runs. Rules take
+a relevance as a tensor or in the forms of `relevance.py` that each one
+names (the calling mirror converts it), and most return theirs as
+`Factored(x, class_part)`, the product left to the next rule down; max
+pooling over windows that tile its input returns a `WindowRelevance`.
 
 Rules know nothing about Keras layers or graphs. Linear rules take a *linear
 map* (see `linear_maps.py`): an object with `forward(x, kernel)`, the
@@ -21,14 +21,39 @@ activations `x`.
 TensorFlow ops are used directly (not `keras.ops`): the transposed
 convolutions and pooling gradients are TensorFlow kernels, and the training
 step differentiates these maps a second time.
+
+The names of the rules, as composites (`composites.py`) assign them:
+
+* `"epsilon"`: LRP-epsilon (`epsilon_rule`), and the epsilon-stabilised
+  rules of layers without a choice (`winner_take_all_rule`, `affine_rule`,
+  `sum_rule`).
+* `"zero"`: the same with epsilon = 0 (LRP-0).
+* `"zplus"`: the z+ rule of linear layers (`zplus_rule`).
+* `"zb"`: Z^B (`zb_rule`), for linear layers fed by the model input.
 """
 
-import collections
-
-import keras
 import tensorflow as tf
 
-from isnet_keras.lrp import linear_maps
+from isnet_keras.lrp import relevance as relevance_lib
+# The relevance forms, also importable from here.
+from isnet_keras.lrp.relevance import (  # noqa: F401
+    BiasedOutput,
+    Factored,
+    WindowRelevance,
+    as_factored,
+    materialize,
+    num_classes_of,
+)
+
+RULE_NAMES = ("epsilon", "zero", "zplus", "zb")
+"""Rules a composite may assign to a layer."""
+LINEAR_RULES = ("epsilon", "zplus", "zb")
+"""Rules of linear layers (LRP-0 is `"epsilon"` with epsilon = 0)."""
+RULES = ("epsilon", "zplus")
+"""Rules of a propagation pass: `"zplus"` runs z+ wherever the composite
+gives LRP-epsilon to a layer that has z+ (the Dual ISNet's first map)."""
+FIRST_LAYER_RULES = ("zb", "epsilon")
+"""Choices of the `first_layer_rule` shorthand for the default composite."""
 
 
 def stabilize(z, epsilon):
@@ -91,86 +116,6 @@ def per_class(tensor):
     return tf.expand_dims(tensor, 1)
 
 
-class Factored(collections.namedtuple("Factored", ["per_image",
-                                                   "per_class"])):
-    """Relevance kept as `per_class(per_image) * per_class`, unmultiplied.
-
-    A rule's relevance at its input is the layer input `x` (activation
-    size, `(B, ...)`) times a class-dependent part (`(B, K, ...)`), and the
-    next rule down divides it by its `stab(z)`, also of activation size.
-    Kept apart, the next rule multiplies `x / stab(z)` first and touches
-    the K-fold tensor once instead of twice (and its gradient likewise):
-    element-wise passes over `(B, K, ...)` tensors bound the step's speed
-    on CPUs when K is large. `materialize` gives the plain tensor.
-
-    Attributes:
-        per_image: `(B, *shape)` tensor.
-        per_class: `(B, K, *shape)` tensor.
-    """
-
-
-class WindowRelevance(collections.namedtuple(
-        "WindowRelevance", ["mask", "peaks", "per_window"])):
-    """Relevance on the maxima of max-pool windows that tile the input.
-
-    The relevance is `mask * broadcast(per_window)`, each window's share
-    copied onto its maxima, kept at the pooled size. The linear layer below
-    divides it by its `stab(z)`; where it knows that its `z` equals the
-    pooling's input at the maxima (a ReLU or no activation between them),
-    it divides at the pooled size by `stab(peaks)` (`epsilon_rule`'s
-    `output_at_maxima`), and the only work left at the input's size is the
-    product with the mask. Any other rule takes it as `as_factored` gives
-    it.
-
-    Windows tile the input exactly: `H = h * ph`, `W = w * pw`.
-
-    Attributes:
-        mask: `(B, H, W, C)`, 1 at each window's maxima, else 0
-            (gradient-stopped).
-        peaks: `(B, h, w, C)`, the pooling's output: wherever it is
-            positive, the value of the pooling's input at the maxima.
-        per_window: `(B, K, h, w, C)` relevance of each maximum (a window's
-            relevance divided among its tied maxima); 0 where `peaks` is 0.
-    """
-
-    def broadcast(self, values):
-        """Copies `(B, K, h, w, C)` values over their windows."""
-        (height, width), (h, w) = self.mask.shape[1:3], self.peaks.shape[1:3]
-        return linear_maps.broadcast_windows(
-            values, (height // h, width // w), tuple(self.mask.shape))
-
-
-def as_factored(relevance):
-    """A `WindowRelevance` as `Factored`; any other relevance unchanged."""
-    if isinstance(relevance, WindowRelevance):
-        return Factored(relevance.mask,
-                        relevance.broadcast(relevance.per_window))
-    return relevance
-
-
-def materialize(relevance):
-    """The `(B, K, ...)` tensor of a relevance, plain or in parts.
-
-    On concrete tensors; graph builders call it inside a layer (a
-    `WindowRelevance` is expanded with TensorFlow ops).
-    """
-    relevance = as_factored(relevance)
-    if isinstance(relevance, Factored):
-        return keras.ops.multiply(
-            keras.ops.expand_dims(relevance.per_image, 1),
-            relevance.per_class)
-    return relevance
-
-
-def num_classes_of(relevance):
-    """K, the static size of the class axis of a relevance."""
-    if isinstance(relevance, WindowRelevance):
-        relevance = relevance.per_window
-    if isinstance(relevance, Factored):
-        relevance = relevance.per_class
-    return relevance.shape[1]
-
-
 def _stopped(bias):
     return None if bias is None else tf.stop_gradient(bias)
 
@@ -183,30 +128,14 @@ def _ratio(relevance, z, epsilon, per_image_factor=None):
     to `z`, summed over K) run several divisions at relevance size. A
     `Factored` relevance gets its per-image factor multiplied in first, and
     so does `per_image_factor` (B, ...), an optional extra factor of `s`.
+    `relevance` is a tensor or `Factored`.
     """
-    relevance = as_factored(relevance)
     inverse = tf.math.reciprocal(stabilize(z, epsilon))
     if per_image_factor is not None:
         inverse = inverse * per_image_factor
     if isinstance(relevance, Factored):
         return relevance.per_class * per_class(relevance.per_image * inverse)
     return relevance * per_class(inverse)
-
-
-class BiasedOutput(collections.namedtuple("BiasedOutput",
-                                          ["output", "bias"])):
-    """A linear layer's forward output `L(x; W) + bias`, kept with its bias.
-
-    For z reuse: a rule forms its `z = L(x; W) + c` as
-    `output + (c - bias)`, so the bias-sized (or one-image) terms combine
-    first and the activation-size tensor takes one addition, not a
-    subtraction and an addition. `bias` carries its live gradient, which
-    cancels that of the bias inside `output` (rules take biases stopped).
-
-    Attributes:
-        output: `(B, *out)` tensor `L(x; W) + bias`.
-        bias: Tensor broadcastable to `output`.
-    """
 
 
 def _pre_activation(linear, x, kernel, linear_output, offset):
@@ -263,7 +192,8 @@ def epsilon_rule(relevance, x, linear, kernel, bias=None, epsilon=1e-2,
     `R_j = x_j * sum_k w_jk R_k / stab(z_k)` with `z = L(x; W) + sg(b)`.
 
     Args:
-        relevance: `(B, K, *out)` relevance at the layer output.
+        relevance: `(B, K, *out)` relevance at the layer output: a tensor,
+            `Factored` or `WindowRelevance`.
         x: `(B, *in)` the layer input of the same forward pass.
         linear: A linear map (`forward`, `transpose`).
         kernel: The kernel tensor passed to `linear`.
@@ -298,7 +228,7 @@ def epsilon_rule(relevance, x, linear, kernel, bias=None, epsilon=1e-2,
             _ratio(relevance.per_window, z, epsilon))
     else:
         z = _pre_activation(linear, x, kernel, linear_output, _stopped(bias))
-        s = _ratio(relevance, z, epsilon)
+        s = _ratio(relevance_lib.as_factored(relevance), z, epsilon)
     return Factored(x, _transpose(linear, s, kernel, x, num_classes))
 
 
@@ -360,7 +290,8 @@ def zb_rule(relevance, x, linear, kernel, bias, lower, upper, epsilon=1e-2,
     out of them `z` may be negative and the relevance meaningless.
 
     Args:
-        relevance: `(B, K, *out)` relevance at the layer output.
+        relevance: `(B, K, *out)` relevance at the layer output, a tensor
+            or `Factored`.
         x: `(B, *in)` layer input, with `lower <= x <= upper`.
         linear: A linear map.
         kernel: The kernel tensor.
@@ -406,7 +337,8 @@ def zplus_rule(relevance, x, linear, kernel, bias=None, epsilon=1e-2):
     (`z+ >= 0`: its stabiliser needs no sign).
 
     Args:
-        relevance: `(B, K, *out)` relevance at the layer output.
+        relevance: `(B, K, *out)` relevance at the layer output, a tensor
+            or `Factored`.
         x: `(B, *in)` layer input.
         linear: A linear map.
         kernel: The kernel tensor.
@@ -444,7 +376,8 @@ def winner_take_all_rule(relevance, x, pooled, unpool, epsilon=1e-2,
     sum their shares.
 
     Args:
-        relevance: `(B, K, *out)` relevance at the pooling output.
+        relevance: `(B, K, *out)` relevance at the pooling output, a
+            tensor or `Factored`.
         x: `(B, *in)` pooling input.
         pooled: `(B, *out)` pooling output of the same pass.
         unpool: `unpool(s)` maps `(B, K, *out)` to `(B, K, *in)`.
@@ -483,7 +416,8 @@ def affine_rule(relevance, x, scale, shift=None, epsilon=1e-2):
     """A per-element affine layer `z = scale * x + sg(shift)` (standalone BN).
 
     Args:
-        relevance: `(B, K, *shape)` relevance at the layer output.
+        relevance: `(B, K, *shape)` relevance at the layer output, a
+            tensor or `Factored`.
         x: `(B, *shape)` layer input.
         scale: Gain broadcastable to `x`.
         shift: Optional shift broadcastable to `x`.
@@ -502,7 +436,8 @@ def sum_rule(relevance, inputs, epsilon=1e-2, weights=None):
     """Element-wise sums (`Add`, `Average`): `R_i = a_i * R / stab(sum a)`.
 
     Args:
-        relevance: `(B, K, *shape)` relevance at the sum.
+        relevance: `(B, K, *shape)` relevance at the sum, a
+            tensor or `Factored`.
         inputs: List of `(B, *shape)` summands.
         epsilon: The stabiliser.
         weights: Optional per-input factors (`1/n` for `Average`).
