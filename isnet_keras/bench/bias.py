@@ -77,6 +77,10 @@ class BiasBenchConfig:
         deep_supervision_models: The ISNets trained with
             `deep_supervision`.
         rrr_penalty: Input-gradient penalty weight of RRR.
+        tune_baselines: Choose RRR's penalty weight on the validation
+            split before the run (`bench.baseline_tuning`), replacing
+            `rrr_penalty`; the record goes into the RRR and masked-input
+            reports (`"tuning"`).
         verbose: Keras progress-bar mode for `fit`.
     """
 
@@ -126,6 +130,7 @@ class BiasBenchConfig:
     deep_supervision: tuple = ("relu_1", "relu_2", "relu_3")
     deep_supervision_models: tuple = ("isnet_selective",)
     rrr_penalty: float = 1000.0
+    tune_baselines: bool = False
     verbose: object = "auto"
 
 
@@ -338,20 +343,43 @@ def _run_seed(config, bench, save):
                "foreground_bounds": list(config.foreground_bounds),
                "batch_size": config.batch_size, "models": {}}
     explainers = {}
+    epochs_of = {name: config.epochs or (1 if config.fast else
+                                         default_epochs[name])
+                 for name in config.models}
+    tuning, tuned = {}, {}
+    if config.tune_baselines:
+        from isnet_keras.bench.baseline_tuning import (summary_line,
+                                                       tune_baselines)
+
+        print("\n== tuning the baselines on the validation split",
+              flush=True)
+        tuning, tuned = tune_baselines(bench, config, epochs_of)
+        if "rrr" in tuning:
+            print(summary_line(tuning["rrr"]), flush=True)
+            config = dataclasses.replace(
+                config, rrr_penalty=tuning["rrr"]["lambda"])
     for name in config.models:
         print(f"\n== {name}" + (f" (seed {config.seed})" if config.seeds
                                  and len(config.seeds) > 1 else ""),
               flush=True)
-        epochs = config.epochs or (1 if config.fast else
-                                   default_epochs[name])
-        classifier, history, seconds = train_model(name, bench, config,
-                                                   epochs)
+        epochs = epochs_of[name]
+        if name in tuned:  # the selected candidate of the tuning
+            classifier, history, seconds = (
+                tuned[name].classifier, tuned[name].history,
+                tuned[name].seconds_per_epoch)
+        else:
+            classifier, history, seconds = train_model(name, bench, config,
+                                                       epochs)
         report, explainers[name] = _evaluate(
             name, classifier, bench, max_heatmaps=200 if config.fast else
             1000)
         report["seconds_per_epoch"] = seconds
         report["epochs"] = epochs
         report["final_train_accuracy"] = float(history.history["accuracy"][-1])
+        if name == "rrr":
+            report["rrr_penalty"] = config.rrr_penalty
+        if name in tuning:
+            report["tuning"] = tuning[name]
         if name.startswith("isnet_"):
             report["deep_supervision"] = list(
                 config.deep_supervision

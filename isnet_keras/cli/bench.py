@@ -73,6 +73,12 @@ def register(subparsers):
                       help="Subset of: plain isnet_selective isnet_stochastic "
                            "isnet_original rrr masked_input (--protocol rrr: "
                            "plain rrr isnet plain_clean rrr_background).")
+    bias.add_argument("--tune-baselines", action="store_true",
+                      help="Choose RRR's penalty weight on the validation "
+                           "split first (its paper's rule: the penalty and "
+                           "the cross-entropy of the same order; "
+                           "isnet_keras/bench/baseline_tuning.py) and "
+                           "record it in results.json.")
     bias.set_defaults(func=run)
 
     zoo = benchmarks.add_parser(
@@ -153,6 +159,11 @@ def run_rrr(args):
               f"{', '.join(given)} applies to --protocol project only.",
               file=sys.stderr)
         return 2
+    if args.tune_baselines:
+        print("isnet bench bias: --tune-baselines applies to --protocol "
+              "project only (the RRR protocol fixes the paper's lambda).",
+              file=sys.stderr)
+        return 2
     known = PROTOCOL_MODELS + OPTIONAL_MODELS
     unknown = [name for name in args.models or () if name not in known]
     if unknown:
@@ -187,6 +198,7 @@ def run(args):
         seeds=seeds if len(seeds) > 1 else None, epochs=args.epochs,
         models=tuple(args.models or MODEL_NAMES),
         P_schedule=parse_schedule(args.P_schedule),
+        tune_baselines=args.tune_baselines,
         verbose=2 if not sys.stdout.isatty() else "auto",
         **{key: value for key, value in recipe.items() if value is not None})
     return _run_with_digits_fallback("bias", run_bias_benchmark, config,
