@@ -105,7 +105,8 @@ class RescalingMirror(Mirror):
                 self.source.invert:
             raise unsupported(self.source, "invert=True is not supported.")
 
-    def _scale_offset(self):
+    def _scale_offset(self, rank):
+        """`(scale, offset)` for a `rank`-D example (no batch axis)."""
         layer = self.source
         if isinstance(layer, keras.layers.Normalization):
             std = np.sqrt(np.asarray(layer.variance, dtype=np.float64))
@@ -114,23 +115,21 @@ class RescalingMirror(Mirror):
         else:
             scale = np.asarray(layer.scale, dtype=np.float64)
             offset = np.asarray(layer.offset, dtype=np.float64)
-        return scale, offset
+        # Normalization keeps a leading batch axis in its statistics.
+        return tuple(np.squeeze(v, axis=0) if np.ndim(v) > rank else v
+                     for v in (scale, offset))
 
     def output_bounds(self):
         if self.input_bounds is None:
             return None
-        scale, offset = self._scale_offset()
+        scale, offset = self._scale_offset(np.ndim(self.input_bounds[0]))
         lower, upper = (np.asarray(b) * scale + offset for b in self.input_bounds)
         return np.minimum(lower, upper), np.maximum(lower, upper)
 
     def propagate(self, relevance, inputs, outputs, training=None):
         if self.input_bounds is not None:
             return [relevance]
-        scale, offset = self._scale_offset()
-        # Normalization keeps a leading batch axis in its statistics.
-        scale = self._cast(np.squeeze(scale, axis=0) if np.ndim(scale) == len(
-            inputs[0].shape) else scale)
-        offset = self._cast(np.squeeze(offset, axis=0) if np.ndim(offset) ==
-                            len(inputs[0].shape) else offset)
-        return [rules.affine_rule(relevance, self._cast(inputs[0]), scale,
-                                  offset, self.epsilon)]
+        scale, offset = self._scale_offset(len(inputs[0].shape) - 1)
+        return [rules.affine_rule(relevance, self._cast(inputs[0]),
+                                  self._cast(scale), self._cast(offset),
+                                  self.epsilon)]

@@ -1,5 +1,7 @@
 """Mirror layers: tied weights, no variables, clear errors."""
 
+import inspect
+
 import keras
 import numpy as np
 import pytest
@@ -100,3 +102,67 @@ def test_classes_out_of_range_are_rejected(classes, pattern):
     images = np.zeros((2, 16, 16, 1))
     with pytest.raises(ValueError, match=pattern):
         explain(support.small_cnn(), images, classes=classes)
+
+
+def _every_layer_type():
+    """A tiny functional net holding every layer class of DEFAULT_MIRRORS."""
+    layers = keras.layers
+    inputs = keras.Input((8, 8, 2))
+    x = layers.Rescaling(0.5, offset=0.25)(inputs)
+    x = layers.Normalization(mean=[0.1, 0.2], variance=[1.0, 2.0])(x)
+    x = layers.ZeroPadding2D(1)(x)
+    x = layers.Conv2D(4, 3)(x)
+    x = layers.BatchNormalization()(x)  # folded into the conv
+    x = layers.ReLU()(x)
+    x = layers.SpatialDropout2D(0.1)(x)
+    a = layers.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+    b = layers.Activation("relu")(layers.Conv2D(4, 1)(x))
+    x = layers.Concatenate()([layers.Add()([a, b]), layers.Average()([a, b])])
+    x = layers.BatchNormalization()(x)  # standalone
+    x = layers.AveragePooling2D(2)(layers.MaxPooling2D(2)(x))
+    flat = layers.Reshape((32,))(layers.Flatten()(x))
+    x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x),
+                              layers.GlobalMaxPooling2D()(x), flat])
+    outputs = layers.Dense(3)(layers.Dropout(0.1)(x))
+    return keras.Model(inputs, outputs)
+
+
+def test_every_mirror_config_round_trips_its_constructor_arguments():
+    model = _every_layer_type()
+    graph = LRPGraph(model)
+    steps = graph._plan("epsilon", ())
+    assert {type(layer) for layer in model.layers[1:]} == set(
+        mirrors.DEFAULT_MIRRORS)
+    assert {type(step.mirror) for step in steps} == set(
+        mirrors.DEFAULT_MIRRORS.values())
+    arguments = set(inspect.signature(mirrors.Mirror.__init__).parameters)
+    arguments -= {"self", "layers", "kwargs"}
+    for step in steps:
+        mirror = step.mirror
+        config = mirror.get_config()
+        assert arguments | {"sources"} <= set(config), type(mirror)
+        rebuilt = type(mirror).from_config(config, classifier=model)
+        assert rebuilt.get_config() == config, type(mirror)
+        assert rebuilt._sources == mirror._sources
+    # The first conv has bounds (mapped through Rescaling, Normalization
+    # and the padding) and Z^B; its config keeps both.
+    first = next(s.mirror for s in steps
+                 if isinstance(s.mirror, mirrors.Conv2DMirror))
+    assert first.get_config()["rule"] == "zb"
+    assert np.shape(first.get_config()["input_bounds"]) == (2, 10, 10, 2)
+    with pytest.raises(NotImplementedError, match="rebuilt from the "
+                       "classifier"):
+        mirrors.DenseMirror.from_config(steps[-1].mirror.get_config())
+    images = np.random.default_rng(0).uniform(0, 1, (2, 8, 8, 2))
+    assert np.isfinite(Explainer(model)(images, "all")).all()
+
+
+@pytest.mark.parametrize("layer", [
+    keras.layers.Flatten(data_format="channels_first"),
+    keras.layers.SpatialDropout2D(0.1, data_format="channels_first"),
+])
+def test_channels_first_layers_are_refused_by_every_mirror(layer):
+    model = keras.Sequential([keras.Input((4, 4, 2)), keras.layers.Conv2D(
+        2, 1), layer, keras.layers.Flatten(), keras.layers.Dense(3)])
+    with pytest.raises(UnsupportedLayerError, match="channels_last"):
+        LRPGraph(model)
