@@ -1,14 +1,16 @@
 """Baselines trained in the same harness as the ISNet.
 
-* `PlainClassifier`: cross-entropy only (masks are accepted and ignored), so
-  it runs on the same data and logs the same way.
+* `PlainClassifier`: cross-entropy only (masks are checked and otherwise
+  ignored), so it runs on the same data and logs the same way.
 * `RRRClassifier`: Right for the Right Reasons (Ross et al., 2017):
   `CE + lambda * sum_b sum_pixels ((1 - M) * d/dx sum_n log p_n(x))^2`.
 * `MaskedInputClassifier`: trains and predicts on `x * M`; an upper bound
   that needs a mask (a segmenter) at run time, which the ISNet does not.
 
 All take data `(images, {"label": labels, "mask": masks})`, like the ISNet,
-and their `deploy_model` is the classifier. By default their losses are
+train with its step (`isnet_keras.trainer.Trainer`: the same data checks,
+metrics and skipped non-finite steps), and their `deploy_model` is the
+classifier. By default their losses are
 means over the batch; `reduction="sum"` and `l2` give the RRR paper's form,
 `sum_b CE + lambda * sum_b penalty + l2 * sum(theta^2)` (see
 `isnet_keras.bench.rrr_protocol`).
@@ -17,17 +19,18 @@ means over the batch; `reduction="sum"` and `l2` give the RRR paper's form,
 import keras
 import tensorflow as tf
 
+from isnet_keras import data_checks
 from isnet_keras.export import classifier_outputs_probabilities
-from isnet_keras.isnet import (_apply_if_finite, _logs, _regularization,
-                               _snapshot, _unpack, _update_if_finite)
+from isnet_keras.trainer import LossTerms, Trainer, regularization_loss
 
 
 REDUCTIONS = ("mean", "sum")
 
 
-class _Baseline(keras.Model):
-    """Shared bookkeeping: the classifier, CE and accuracy trackers, and
-    the count of skipped (non-finite) steps, which change no variable.
+class _Baseline(Trainer):
+    """The classifier, its cross-entropy and the `Trainer`'s step: data
+    checks (labels within the classes, binary masks), metrics, and skipped
+    (non-finite) steps, which change no variable.
 
     Args:
         classifier: A Keras classifier (logits or softmax output).
@@ -39,12 +42,13 @@ class _Baseline(keras.Model):
             to each step's loss once (not per image). Defaults to 0 (none).
             Keras `kernel_regularizer`s are not collected by these training
             steps: give the weight here.
+        **kwargs: `Trainer` arguments (`name`, `num_classes`).
     """
 
     def __init__(self, classifier, reduction="mean", l2=0.0, **kwargs):
         kwargs.setdefault("name", f"{type(self).__name__.lower()}_"
                           f"{classifier.name}")
-        super().__init__(**kwargs)
+        super().__init__(classifier, **kwargs)
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, "
                              f"received {reduction!r}.")
@@ -52,26 +56,7 @@ class _Baseline(keras.Model):
             raise ValueError(f"l2 must be >= 0, received {l2}.")
         self.reduction = reduction
         self.l2 = float(l2)
-        self.classifier = classifier
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.classification_tracker = keras.metrics.Mean(
-            name="classification_loss")
-        self.accuracy_metric = keras.metrics.SparseCategoricalAccuracy(
-            name="accuracy")
-        self.skipped_tracker = keras.metrics.Sum(name="skipped_steps")
         self.built = True
-
-    @property
-    def deploy_model(self):
-        return self.classifier
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.classification_tracker,
-                self.accuracy_metric, self.skipped_tracker]
-
-    def call(self, inputs, training=False):
-        return self.classifier(inputs, training=training)
 
     def _inputs(self, images, masks):
         return images
@@ -100,47 +85,23 @@ class _Baseline(keras.Model):
         outputs = self.classifier(images, training=training)
         return outputs, self._weight_penalty(outputs.dtype)
 
-    def train_step(self, data):
-        images, labels, masks = _unpack(data)
-        images = self._inputs(images, masks)
-        variables = self.classifier.trainable_variables
-        snapshot = _snapshot(self.classifier.non_trainable_weights)
-        with tf.GradientTape() as tape:
-            outputs, penalty = self._forward_with_penalty(images, masks)
-            classification = self._cross_entropy(labels, outputs)
-            total = (classification + penalty
-                     + _regularization(self.classifier, classification.dtype))
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled = self.optimizer.scale_loss(total / replicas)
-        # As in the ISNet: a non-finite step is counted and skipped whole,
-        # so that a bad batch cannot make the weights NaN.
-        finite = _apply_if_finite(self.optimizer, total,
-                                  tape.gradient(scaled, variables),
-                                  variables, snapshot)
-        # Each replica adds its share: the tracker sums over replicas.
-        self.skipped_tracker.update_state(
-            (1.0 - tf.cast(finite, "float32")) / replicas)
-        _update_if_finite(
-            finite, lambda: self._update(total, classification, labels,
-                                         outputs))
-        return _logs(self.metrics)
-
-    def test_step(self, data):
-        images, labels, masks = _unpack(data)
+    def _loss_terms(self, images, labels, masks, training):
+        labels = self.check_labels(labels)
+        masks = data_checks.check_masks(masks)
         outputs, penalty = self._forward_with_penalty(
-            self._inputs(images, masks), masks, training=False)
+            self._inputs(images, masks), masks, training=training)
         classification = self._cross_entropy(labels, outputs)
         total = (classification + penalty
-                 + _regularization(self.classifier, classification.dtype))
-        self._update(total, classification, labels,
-                     outputs)
-        return _logs(m for m in self.metrics if m is not self.skipped_tracker)
+                 + regularization_loss(self.classifier, classification.dtype))
+        return LossTerms(total=total, classification=classification,
+                         logits=outputs, labels=labels, masks=masks)
 
-    def _update(self, total, classification, labels, outputs):
-        self.loss_tracker.update_state(total)
-        self.classification_tracker.update_state(classification)
-        self.accuracy_metric.update_state(labels, outputs)
+    def get_config(self):
+        return {**super().get_config(), "reduction": self.reduction,
+                "l2": self.l2}
 
+
+@keras.saving.register_keras_serializable(package="isnet_keras")
 class PlainClassifier(_Baseline):
     """The classifier trained with cross-entropy only.
 
@@ -155,6 +116,7 @@ class PlainClassifier(_Baseline):
     """
 
 
+@keras.saving.register_keras_serializable(package="isnet_keras")
 class RRRClassifier(_Baseline):
     """Right for the Right Reasons: an input-gradient penalty outside the
     mask.
@@ -195,6 +157,10 @@ class RRRClassifier(_Baseline):
     def metrics(self):
         return super().metrics + [self.penalty_tracker]
 
+    def get_config(self):
+        return {**super().get_config(), "penalty": self.penalty,
+                "pixel_scale": self.pixel_scale}
+
     def _forward_with_penalty(self, images, masks, training=True):
         # One pass serves both the cross-entropy and the input gradient (a
         # second training-mode pass would update batch-norm statistics
@@ -226,6 +192,7 @@ class RRRClassifier(_Baseline):
                          + self._weight_penalty(outputs.dtype))
 
 
+@keras.saving.register_keras_serializable(package="isnet_keras")
 class MaskedInputClassifier(_Baseline):
     """Trains and evaluates on `images * masks` (background zeroed).
 

@@ -4,22 +4,22 @@
 `call()` is the classifier's (so `predict`, export and serving see the plain
 classifier) and whose `train_step`/`test_step` run the *train-time graph*:
 the re-traced classifier (same layer objects) plus its LRP block, one
-forward pass per step, with the loss `(1 - P) * CE + P * L_heatmap`.
+forward pass per step, with the loss `(1 - P) * CE + P * L_heatmap`. The
+step around that loss (data checks, skipped non-finite steps, metrics) is
+`isnet_keras.trainer.Trainer`'s; `build_isnet` is `isnet_keras.builder`'s.
 """
-
-import ast
-import contextlib
-import re
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from isnet_keras import losses as losses_lib
-from isnet_keras import errors
 from isnet_keras.metrics.attention import BackgroundRelevanceFraction
 from isnet_keras.lrp import graph as graph_lib
 from isnet_keras.lrp import outputs
+from isnet_keras.data_checks import InvalidDataError  # noqa: F401
+from isnet_keras.trainer import (LossTerms, Trainer, regularization_loss,
+                                 unpack_batch)
 
 VARIANTS = ("original", "selective", "stochastic", "dual")
 # The papers train with P = 0.7. On the bias zoo (docs/results.md) 0.7 kept
@@ -136,311 +136,6 @@ def build_train_graph(lrp_graph, variant="selective", class_policy="lowest",
     return keras.Model(model_inputs, result, name="isnet_train_graph")
 
 
-def _unpack(data):
-    """`(images, {"label", "mask"})` or `(images, (labels, masks))`."""
-    if not isinstance(data, (tuple, list)) or len(data) < 2:
-        raise ValueError(
-            "ISNet data must be (images, {'label': labels, 'mask': masks}) "
-            "or (images, (labels, masks)).")
-    images, targets = data[0], data[1]
-    if isinstance(targets, dict):
-        missing = {"label", "mask"} - set(targets)
-        if missing:
-            raise ValueError(f"The targets dict lacks {sorted(missing)}; it "
-                             "needs 'label' and 'mask'.")
-        return images, targets["label"], targets["mask"]
-    if isinstance(targets, (tuple, list)) and len(targets) == 2:
-        return images, targets[0], targets[1]
-    raise ValueError("ISNet targets must be {'label': ..., 'mask': ...} or "
-                     "(labels, masks).")
-
-
-_NON_INTEGER_LABELS = ("labels must be integer class indices; received "
-                       "non-integer values such as")
-
-
-def _check_integer_labels(targets):
-    """Refuses in-memory labels that are not whole numbers.
-
-    Checked before Keras builds its dataset, so the error names the problem
-    instead of coming from inside the traced step (which checks again, for
-    datasets).
-
-    Args:
-        targets: The `y` given to `fit`/`evaluate`: `{"label", "mask"}`,
-            `(labels, masks)`, or anything else (not checked here).
-
-    Raises:
-        ValueError: float labels with a fractional part (or NaN).
-    """
-    if isinstance(targets, dict):
-        labels = targets.get("label")
-    elif isinstance(targets, (tuple, list)) and len(targets) == 2:
-        labels = targets[0]
-    else:
-        return
-    if not (isinstance(labels, (np.ndarray, list, tuple)) or (
-            isinstance(labels, tf.Tensor) and tf.executing_eagerly())):
-        return
-    labels = np.asarray(labels)
-    if not np.issubdtype(labels.dtype, np.floating):
-        return
-    # NaN differs from its floor too.
-    fractional = labels[labels != np.floor(labels)]
-    if fractional.size:
-        raise ValueError(
-            f"{_NON_INTEGER_LABELS} {fractional[:3].tolist()}; a cast to int "
-            "would truncate them to other classes.")
-
-
-# The data checks that run inside the compiled steps (`tf.debugging.Assert`
-# in `ISNet._check_labels`, `losses.prepare_masks` and
-# `lrp.rules.check_within_bounds`), by the start of their message, with how
-# the values the assertion prints read after it.
-_STEP_CHECKS = (
-    ("labels out of range", "{message}; received labels from {0} to {1}"),
-    (_NON_INTEGER_LABELS, "{message} {0}"),
-    ("non-binary mask", "{message}"),
-    ("The first layer's Z^B rule needs inputs within input_bounds",
-     "{message} {0}, {1}"),
-)
-
-_ANSI_CODES = re.compile(r"\x1b\[[0-9;]*m")
-_EAGER_SUMMARY = re.compile(
-    r"Summarized data: (b'(?:[^'\\]|\\.)*'|b\"(?:[^\"\\]|\\.)*\")")
-
-
-class InvalidDataError(tf.errors.InvalidArgumentError,
-                       errors.InvalidDataError):
-    """The `isnet_keras.errors.InvalidDataError` that `ISNet.fit` and
-    `ISNet.evaluate` raise: still the `tf.errors.InvalidArgumentError` that
-    these checks raised before, with the library's message first."""
-
-
-def _bracketed(text):
-    """The contents of the `[...]` groups that start `text` (nested brackets
-    kept), up to the first character outside them that is not a space."""
-    groups, depth, begin = [], 0, 0
-    for index, char in enumerate(text):
-        if char == "[":
-            if depth == 0:
-                begin = index + 1
-            depth += 1
-        elif char == "]" and depth:
-            depth -= 1
-            if depth == 0:
-                groups.append(text[begin:index])
-        elif depth == 0 and char != " ":
-            break
-    return groups
-
-
-def _failed_assertion(text):
-    """`(message, values)` of a failed `tf.debugging.Assert`, read from the
-    text of the error it raised, or None.
-
-    A compiled step reports `assertion failed: [message] [value] ...`; an
-    eager one `Summarized data: b'message'` with one value a line.
-    """
-    text = _ANSI_CODES.sub("", text)
-    marker = "assertion failed: "
-    start = text.find(marker)
-    if start >= 0:
-        groups = _bracketed(text[start + len(marker):])
-        if groups:
-            message = groups[0].replace("\\'", "'").replace('\\"', '"')
-            return message, [value.strip() for value in groups[1:]]
-    match = _EAGER_SUMMARY.search(text)
-    if match:
-        message = ast.literal_eval(match.group(1)).decode("utf-8", "replace")
-        values = []
-        for line in text[match.end():].split("\n")[1:]:
-            if not line.strip():
-                break
-            values.append(line.strip())
-        return message, values
-    return None
-
-
-def _library_data_error(error):
-    """The `InvalidDataError` for a TensorFlow error that one of the
-    library's step checks raised, its message first; None for any other."""
-    if isinstance(error, errors.InvalidDataError):
-        return None
-    failed = _failed_assertion(getattr(error, "message", str(error)))
-    if failed is None:
-        return None
-    message, values = failed
-    for start, template in _STEP_CHECKS:
-        if message.startswith(start):
-            try:
-                text = template.format(*values, message=message)
-            except IndexError:
-                text = " ".join([message, *values])
-            return InvalidDataError(error.node_def, None, text)
-    return None
-
-
-@contextlib.contextmanager
-def _library_data_errors_first(model):
-    """Re-raises a failed step check of the library (a TensorFlow
-    `InvalidArgumentError` whose text starts "Graph execution error") as an
-    `InvalidDataError` that starts with the library's message, chained to
-    the original.
-
-    Only the outermost call on `model` translates: `fit` runs `evaluate`
-    for the validation data, and Keras' `fit` drops the cause of what
-    passes through it. The depth is kept on the model, not in the module.
-    """
-    depth = getattr(model, "_data_error_depth", 0)
-    object.__setattr__(model, "_data_error_depth", depth + 1)
-    try:
-        yield
-    except tf.errors.InvalidArgumentError as error:
-        translated = None if depth else _library_data_error(error)
-        if translated is None:
-            raise
-        raise translated from error
-    finally:
-        object.__setattr__(model, "_data_error_depth", depth)
-
-
-def _logs(metrics):
-    """Metric results as the step's logs.
-
-    Under multi-worker collectives Keras averages each logged value along
-    axis 0 across workers, so there they get a length-1 axis (reduced back
-    to scalars by that average).
-    """
-    strategy = tf.distribute.get_strategy()
-    multi_worker = isinstance(
-        strategy, tf.distribute.MultiWorkerMirroredStrategy) and getattr(
-            strategy.extended, "_in_multi_worker_mode", lambda: False)()
-    logs = {m.name: m.result() for m in metrics}
-    if multi_worker:
-        logs = {name: tf.reshape(value, (1,)) for name, value in logs.items()}
-    return logs
-
-
-def _snapshot(variables):
-    """The values of `variables` now, to put back after a skipped step.
-
-    Args:
-        variables: Variables that the forward pass updates (batch-norm
-            moving statistics).
-
-    Returns:
-        A list of `(variable, value)` pairs.
-    """
-    return [(v, tf.identity(v.value)) for v in variables]
-
-
-def _finite_on_every_replica(finite):
-    """Whether the step is finite on all replicas.
-
-    Every replica must take the same branch: the optimizer's update
-    all-reduces the gradients, and a replica that skipped it would leave the
-    others waiting on that collective.
-    """
-    if tf.distribute.get_strategy().num_replicas_in_sync == 1:
-        return finite
-    failures = tf.distribute.get_replica_context().all_reduce(
-        tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, "float32"))
-    return tf.equal(failures, 0.0)
-
-
-def _apply_if_finite(optimizer, loss, gradients, variables, snapshot=()):
-    """Applies the gradients of a finite step; a skipped step changes no
-    variable.
-
-    Zero gradients would not do: Adam's moments and `iterations` still
-    advance on them, and momentum still moves the weights. The update runs
-    under a `tf.cond` instead, as in Keras's `LossScaleOptimizer`: where the
-    strategy's updates go through `merge_call` (which a branch in replica
-    context may not call), the cond runs in cross-replica context and the
-    update in `call_for_each_replica`. A `LossScaleOptimizer` gets every
-    step: it skips non-finite ones itself, and must see them to lower its
-    loss scale (the only variable it then changes).
-
-    Args:
-        optimizer: The compiled `keras.optimizers.Optimizer` (built).
-        loss: This replica's scalar loss.
-        gradients: One gradient (or None) per variable.
-        variables: The trainable variables.
-        snapshot: `_snapshot()` of the variables the forward pass updated;
-            put back when the step is skipped.
-
-    Returns:
-        The scalar boolean tensor of whether the step was applied (finite
-        on every replica).
-    """
-    finite = tf.math.is_finite(loss) & tf.reduce_all([
-        tf.reduce_all(tf.math.is_finite(g)) for g in gradients
-        if g is not None])
-    finite = _finite_on_every_replica(finite)
-
-    def skip():
-        return None
-
-    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        # It skips a step (and lowers its scale) when a gradient is not
-        # finite; a non-finite loss with finite gradients must be skipped
-        # too, so it gets NaN gradients.
-        not_a_number = tf.where(finite, 1.0, float("nan"))
-        gradients = [None if g is None else g * tf.cast(not_a_number, g.dtype)
-                     for g in gradients]
-        optimizer.apply(gradients, variables)
-    elif tf.__internal__.distribute.strategy_supports_no_merge_call():
-        def apply():
-            optimizer.apply(gradients, variables)
-            return None
-
-        tf.cond(finite, apply, skip)
-    else:
-        def cross_replica(distribution, gradients, variables, finite):
-            # `finite` is the same on every replica (all-reduced above).
-            finite = distribution.experimental_local_results(finite)[0]
-
-            def apply():
-                distribution.extended.call_for_each_replica(
-                    optimizer.apply, args=(gradients, variables))
-                return None
-
-            tf.cond(finite, apply, skip)
-
-        tf.distribute.get_replica_context().merge_call(
-            cross_replica, args=(gradients, variables, finite))
-    # A select, not a cond: these assignments run in replica context, like
-    # the forward pass's own updates of the same variables.
-    for variable, value in snapshot:
-        variable.assign(tf.where(finite, variable.value, value))
-    return finite
-
-
-def _regularization(classifier, dtype):
-    """The sum of the classifier's own losses (weight regularizers such as
-    `kernel_regularizer`, activity regularizers), which Keras adds to a
-    compiled model's loss: a custom training step must add them itself."""
-    losses = classifier.losses
-    if not losses:
-        return tf.constant(0.0, dtype)
-    return tf.cast(tf.add_n([tf.cast(loss, dtype) for loss in losses]), dtype)
-
-
-def _update_if_finite(finite, update_metrics):
-    """Runs `update_metrics()` only for an applied step.
-
-    A skipped step's NaN loss would make the epoch's means NaN although no
-    weight took it: the metrics average the applied steps only.
-    """
-
-    def update():
-        update_metrics()
-        return tf.constant(True)
-
-    tf.cond(finite, update, lambda: tf.constant(False))
-
-
 def default_optimizer():
     """The optimizer `ISNet.compile()` uses when given none.
 
@@ -507,15 +202,31 @@ def _check_classifier(classifier):
             "logits (or softmax) head.")
 
 
+def require_isnet(model, who):
+    """Refuses a model that is not an `ISNet`.
+
+    Args:
+        model: The model a callback was given.
+        who: The callback's name, for the message.
+
+    Raises:
+        TypeError: `model` is not an `ISNet`.
+    """
+    if not isinstance(model, ISNet):
+        raise TypeError(f"{who} works on an ISNet model, received "
+                        f"{type(model).__name__}.")
+
+
 @keras.saving.register_keras_serializable(package="isnet_keras")
-class ISNet(keras.Model):
+class ISNet(Trainer):
     """A classifier trained so that its LRP heatmaps ignore the background.
 
     Create it with `build_isnet`. `call()` runs the classifier alone (so
     `predict()` and exports see the deploy graph); `fit()` and `evaluate()`
     take data `(images, {"label": labels, "mask": masks})` (or
     `(images, (labels, masks))`): integer labels `(B,)` and binary masks
-    `(B, H, W[, 1])`, 1 = foreground.
+    `(B, H, W[, 1])`, 1 = foreground. The training step, its data checks
+    and its skipping of non-finite steps are `Trainer`'s.
 
     Args:
         classifier: A Functional or Sequential classifier (logits or softmax
@@ -540,22 +251,24 @@ class ISNet(keras.Model):
         seed: Seed of the Stochastic variant's class draws.
         hidden_losses: Optional `GWRPHeatmapLoss` per deep-supervision
             layer (each with its own C1, C2); default ones otherwise.
+        composite: Optional `lrp.composites.Composite`, the LRP rule of
+            each layer (default: the papers', see `first_layer_rule`).
+        **kwargs: `keras.Model` arguments (`name`).
     """
 
     def __init__(self, classifier, variant="selective", heatmap_loss=None,
                  P=DEFAULT_P, epsilon=1e-2, first_layer_rule="zb",
                  input_bounds=(0.0, 1.0), class_policy="lowest",
                  deep_supervision="auto", deep_supervision_decay=0.8,
-                 seed=None, hidden_losses=None, **kwargs):
+                 seed=None, hidden_losses=None, composite=None, **kwargs):
         _check_classifier(classifier)
         kwargs.setdefault("name", f"isnet_{classifier.name}")
-        super().__init__(**kwargs)
+        super().__init__(classifier, **kwargs)
         if not 0.0 <= float(P) <= 1.0:
             raise ValueError(f"P must lie in [0, 1], received {P}.")
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, received "
                              f"{variant!r}.")
-        self.classifier = classifier
         self.variant = variant
         self.heatmap_loss = heatmap_loss or losses_lib.GWRPHeatmapLoss()
         self.epsilon = float(epsilon)
@@ -583,31 +296,21 @@ class ISNet(keras.Model):
                 f"{len(self.deep_supervision)} deep-supervision layers.")
         self.hidden_losses = list(hidden_losses or (
             default_hidden_loss() for _ in self.deep_supervision))
+        self.composite = composite
         lrp_graph = graph_lib.LRPGraph(
             classifier, epsilon=epsilon, first_layer_rule=first_layer_rule,
-            input_bounds=input_bounds)
+            input_bounds=input_bounds, composite=composite)
         self.num_classes = lrp_graph.num_classes
         self.train_graph = build_train_graph(
             lrp_graph, variant, class_policy, self.deep_supervision, seed)
         self.heatmap_weight = keras.Variable(float(P), trainable=False,
                                              name="P", dtype="float32")
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.classification_tracker = keras.metrics.Mean(
-            name="classification_loss")
         self.heatmap_tracker = keras.metrics.Mean(name="heatmap_loss")
         self.fraction_tracker = BackgroundRelevanceFraction(
             name="background_fraction")
-        self.accuracy_metric = keras.metrics.SparseCategoricalAccuracy(
-            name="accuracy")
-        self.skipped_tracker = keras.metrics.Sum(name="skipped_steps")
         # The classifier is built, so is the ISNet; this also lets a loaded
         # model rebuild its optimizer and restore its state.
         self.built = True
-
-    @property
-    def deploy_model(self):
-        """The classifier itself: the graph to export and serve."""
-        return self.classifier
 
     @property
     def P(self):
@@ -638,61 +341,6 @@ class ISNet(keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
-    def call(self, inputs, training=False):
-        return self.classifier(inputs, training=training)
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras builds compiled metrics from a data batch that it first
-        # averages across replicas, which fails on multi-worker datasets.
-        # An ISNet's metrics exist from __init__: only the optimizer needs
-        # building, inside the strategy scope.
-        if self.optimizer is not None and not self.optimizer.built:
-            with self.distribute_strategy.scope():
-                self.optimizer.build(self.classifier.trainable_variables)
-
-    def _check_labels(self, labels):
-        labels = tf.reshape(labels, (-1,))
-        checks = []
-        if labels.dtype.is_floating:
-            # The cast to int32 would truncate 1.7 to class 1 silently.
-            fractional = tf.not_equal(labels, tf.floor(labels))
-            first = tf.argmax(tf.cast(fractional, tf.int32))
-            checks.append(tf.debugging.Assert(
-                tf.logical_not(tf.reduce_any(fractional)),
-                [_NON_INTEGER_LABELS, tf.gather(labels, first)]))
-        with tf.control_dependencies(checks):
-            labels = tf.cast(labels, tf.int32)
-        in_range = tf.reduce_all((labels >= 0) & (labels < self.num_classes))
-        with tf.control_dependencies([tf.debugging.Assert(in_range, [
-                f"labels out of range: must lie in [0, {self.num_classes - 1}]",
-                tf.reduce_min(labels), tf.reduce_max(labels)])]):
-            return tf.identity(labels)
-
-    def fit(self, x=None, y=None, *args, **kwargs):
-        """`keras.Model.fit`, after checking that in-memory labels (of `y`
-        and `validation_data`) are integers.
-
-        Raises:
-            InvalidDataError: (`isnet_keras.errors`; also a
-                `tf.errors.InvalidArgumentError`) when a batch fails a check
-                of the compiled step: labels out of range, non-binary
-                masks, images outside the Z^B input bounds or holding NaN.
-                Its message starts with the check's own.
-        """
-        _check_integer_labels(y)
-        validation = kwargs.get("validation_data")
-        if isinstance(validation, (tuple, list)) and len(validation) >= 2:
-            _check_integer_labels(validation[1])
-        with _library_data_errors_first(self):
-            return super().fit(x, y, *args, **kwargs)
-
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        """`keras.Model.evaluate`, after checking that in-memory labels (of
-        `y`) are integers; raises `InvalidDataError` as `fit` does."""
-        _check_integer_labels(y)
-        with _library_data_errors_first(self):
-            return super().evaluate(x, y, *args, **kwargs)
-
     @property
     def explains_labels(self):
         """Whether the train graph takes the labels (Selective with
@@ -707,7 +355,7 @@ class ISNet(keras.Model):
         return self.train_graph(inputs, training=training)
 
     def _loss_terms(self, images, labels, masks, training):
-        labels = self._check_labels(labels)
+        labels = self.check_labels(labels)
         out = self.train_graph_outputs(images, labels, training=training)
         logits = out["logits"]
         classification = tf.reduce_mean(
@@ -724,49 +372,56 @@ class ISNet(keras.Model):
         weight = tf.cast(self.heatmap_weight, heatmap.dtype)
         classification = tf.cast(classification, heatmap.dtype)
         total = (1.0 - weight) * classification + weight * heatmap
-        total = total + _regularization(self.classifier, total.dtype)
-        return total, classification, heatmap, logits, labels, (heatmaps,
-                                                                masks)
+        total = total + regularization_loss(self.classifier, total.dtype)
+        return LossTerms(total=total, classification=classification,
+                         logits=logits, labels=labels, heatmap=heatmap,
+                         heatmaps=heatmaps, masks=masks)
 
-    def _update_metrics(self, total, classification, heatmap, logits, labels,
-                        maps_and_masks):
-        self.loss_tracker.update_state(total)
-        self.classification_tracker.update_state(classification)
-        self.heatmap_tracker.update_state(heatmap)
-        self.accuracy_metric.update_state(labels, logits)
-        self.fraction_tracker.update_state(*maps_and_masks)
+    def _update_metrics(self, terms):
+        super()._update_metrics(terms)
+        self.heatmap_tracker.update_state(terms.heatmap)
+        self.fraction_tracker.update_state(terms.heatmaps, terms.masks)
 
-    def train_step(self, data):
-        images, labels, masks = _unpack(data)
-        variables = self.classifier.trainable_variables
-        # The training-mode pass updates batch-norm statistics; a skipped
-        # step puts them back (a NaN image would make them NaN for good).
-        snapshot = _snapshot(self.classifier.non_trainable_weights)
-        with tf.GradientTape() as tape:
-            values = self._loss_terms(images, labels, masks, training=True)
-            total = values[0]
-            # Gradients are summed over replicas: average the loss here.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled = self.optimizer.scale_loss(total / replicas)
-        gradients = tape.gradient(scaled, variables)
-        # A non-finite step is counted and changes no variable.
-        finite = _apply_if_finite(self.optimizer, total, gradients,
-                                  variables, snapshot)
-        # Each replica adds its share: the tracker sums over replicas.
-        self.skipped_tracker.update_state(
-            (1.0 - tf.cast(finite, "float32")) / replicas)
-        _update_if_finite(finite, lambda: self._update_metrics(*values))
-        return _logs(self.metrics)
+    def foreground_totals(self, data, batch_size=64):
+        """Per-image relevance totals `v = sum |H|` of the maps that the
+        foreground bands (C1, C2) of the heatmap losses bound.
 
-    def test_step(self, data):
-        images, labels, masks = _unpack(data)
-        self._update_metrics(*self._loss_terms(images, labels, masks,
-                                           training=False))
-        return _logs(m for m in self.metrics if m is not self.skipped_tracker)
+        The maps are computed in training mode, as the loss sees them
+        (batch statistics, dropout): with batch norm, inference-mode totals
+        after a short warm-up can be orders of magnitude smaller. The
+        forward pass updates the batch-norm moving statistics.
 
-    def predict_step(self, data):
-        images = data[0] if isinstance(data, (tuple, list)) else data
-        return self.classifier(images, training=False)
+        Args:
+            data: Images (measured in batches of `batch_size`), or an
+                iterable of `(images, targets)` batches or of image batches.
+            batch_size: int. The batch size of in-memory images.
+
+        Returns:
+            A list with an `(N, M)` float array for the input heatmaps, then
+            one per deep-supervision layer: the totals of each map that
+            gets its own band, `M = 2` for the Dual ISNet's z+ and
+            LRP-epsilon maps, else `M = 1` (the mean over the heatmaps of an
+            image).
+        """
+        batches = data
+        if isinstance(batches, np.ndarray):
+            batches = [batches[i:i + batch_size]
+                       for i in range(0, len(batches), batch_size)]
+        totals = []
+        for batch in batches:
+            images, labels = batch, None
+            if isinstance(batch, (tuple, list)):
+                images = batch[0]
+                if self.explains_labels:
+                    labels = unpack_batch(batch)[1]
+            outputs = self.train_graph_outputs(images, labels, training=True)
+            totals.append([
+                np.abs(np.asarray(maps)).sum(axis=(2, 3, 4))
+                for maps in [outputs["heatmaps"], *outputs["hidden"]]])
+        totals = [np.concatenate(parts) for parts in zip(*totals)]
+        if self.variant == "dual":
+            return totals
+        return [values.mean(axis=1, keepdims=True) for values in totals]
 
     def get_config(self):
         return {
@@ -785,6 +440,7 @@ class ISNet(keras.Model):
             "seed": self.seed,
             "hidden_losses": [keras.saving.serialize_keras_object(loss)
                               for loss in self.hidden_losses],
+            "composite": keras.saving.serialize_keras_object(self.composite),
         }
 
     @classmethod
@@ -797,53 +453,15 @@ class ISNet(keras.Model):
         config["hidden_losses"] = [
             keras.saving.deserialize_keras_object(loss)
             for loss in config.get("hidden_losses", [])] or None
+        config["composite"] = keras.saving.deserialize_keras_object(
+            config.get("composite"))
         return cls(**config)
 
 
-def build_isnet(classifier, variant="selective", heatmap_loss=None,
-                P=DEFAULT_P, epsilon=1e-2, first_layer_rule="zb",
-                input_bounds=(0.0, 1.0), class_policy="lowest",
-                deep_supervision="auto", seed=None,
-                deep_supervision_decay=0.8, hidden_losses=None):
-    """Wraps a classifier in an ISNet (train-time graph + deploy model).
-
-    Args:
-        classifier: A Functional or Sequential `keras.Model` with one image
-            input and a logits (or softmax) output; `keras.applications`
-            backbones inside a head are supported.
-        variant: `"selective"`, `"original"`, `"stochastic"` or `"dual"`.
-            Selective (the default) or Stochastic for training from scratch:
-            on the bias zoo (docs/results.md, "Variants under the
-            defaults") the Stochastic ISNet needs about twice the epochs of
-            the Selective one, and the Original ISNet, which explains every
-            class (K LRP passes a step), was still at 0.60 accuracy after
-            24 epochs at 7.5x the Stochastic's time.
-        heatmap_loss: `GWRPHeatmapLoss` (default) or `VarianceHeatmapLoss`.
-        P: Weight of the heatmap loss in `(1 - P) CE + P L_H`
-            (default 0.95).
-        epsilon: LRP-epsilon stabiliser.
-        first_layer_rule: `"zb"` or `"epsilon"`.
-        input_bounds: `(lower, upper)` input range for Z^B.
-        class_policy: Selective: `"lowest"`, `"highest"` or `"label"`.
-        deep_supervision: `"auto"` (default; see `ISNet`), hidden layer
-            names, or `()` for none.
-        seed: Stochastic variant seed.
-        deep_supervision_decay: GWRP decay combining per-layer losses.
-        hidden_losses: Optional heatmap loss per deep-supervision layer.
-
-    Returns:
-        An `ISNet`; `isnet.deploy_model` is `classifier`.
-
-    Example:
-
-    >>> isnet = build_isnet(classifier)  # Selective, P 0.95, deep supervision
-    >>> isnet.compile()                   # Adam 3e-3, global clipping at 1
-    >>> isnet.fit(train_ds, validation_data=val_ds, epochs=10)
-    >>> isnet.deploy_model.export("serving/1")
-    """
-    return ISNet(classifier, variant=variant, heatmap_loss=heatmap_loss, P=P,
-                 epsilon=epsilon, first_layer_rule=first_layer_rule,
-                 input_bounds=input_bounds, class_policy=class_policy,
-                 deep_supervision=deep_supervision, seed=seed,
-                 deep_supervision_decay=deep_supervision_decay,
-                 hidden_losses=hidden_losses)
+def __getattr__(name):
+    # `build_isnet` lives in `isnet_keras.builder`, which imports this
+    # module; it is loaded on first use.
+    if name == "build_isnet":
+        from isnet_keras.builder import build_isnet
+        return build_isnet
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 
+from isnet_keras import errors
 from isnet_keras.baselines import (MaskedInputClassifier, PlainClassifier,
                                    RRRClassifier)
 from tests import support
@@ -205,3 +206,30 @@ def test_weight_regularizers_of_the_classifier_are_in_the_loss(make):
     penalty = 0.25 * float(np.sum(kernel ** 2))
     assert penalty > 0.01
     assert losses[1] - losses[0] == pytest.approx(penalty, rel=1e-4)
+
+
+@pytest.mark.parametrize("make", [PlainClassifier, RRRClassifier,
+                                  MaskedInputClassifier],
+                         ids=["plain", "rrr", "masked_input"])
+def test_labels_out_of_range_get_the_library_error(make):
+    images, labels, masks = _batch()
+    labels = labels.copy()
+    labels[2] = NUM_CLASSES
+    model = make(_linear_classifier())
+    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    with pytest.raises(errors.InvalidDataError, match=(
+            rf"^labels out of range: must lie in \[0, {NUM_CLASSES - 1}\]; "
+            rf"received labels from \d to {NUM_CLASSES}")):
+        model.fit(images, {"label": labels, "mask": masks}, epochs=1,
+                  verbose=0)
+
+
+def test_non_binary_masks_and_fractional_labels_get_the_library_error():
+    images, labels, masks = _batch()
+    model = RRRClassifier(_linear_classifier())
+    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    with pytest.raises(errors.InvalidDataError, match="^non-binary mask"):
+        model.evaluate(images, {"label": labels, "mask": masks * 0.5},
+                       verbose=0)
+    with pytest.raises(ValueError, match="integer class indices"):
+        model.fit(images, {"label": labels + 0.5, "mask": masks}, verbose=0)

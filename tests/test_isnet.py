@@ -65,7 +65,7 @@ def test_second_order_gradients_match_central_differences():
     masks[:, 2:6, 2:7] = 1
 
     def total_loss():
-        return isnet._loss_terms(images, labels, masks, training=False)[0]
+        return isnet._loss_terms(images, labels, masks, training=False).total
 
     variable = classifier.layers[0].kernel
     with tf.GradientTape() as tape:
@@ -568,19 +568,19 @@ def test_a_non_finite_step_changes_no_variable(optimizer):
 
 
 def test_a_non_finite_loss_with_finite_gradients_is_skipped_under_loss_scaling():
-    from isnet_keras.isnet import _apply_if_finite
+    from isnet_keras.trainer import apply_if_finite
 
     weight = keras.Variable(np.ones(3, np.float32))
     optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1))
     optimizer.build([weight])
     scale = float(optimizer.dynamic_scale.numpy())
-    applied = _apply_if_finite(optimizer, tf.constant(np.nan),
-                               [tf.ones(3)], [weight])
+    applied = apply_if_finite(optimizer, tf.constant(np.nan),
+                              [tf.ones(3)], [weight])
     assert not bool(applied)
     np.testing.assert_array_equal(weight.numpy(), np.ones(3))
     assert float(optimizer.dynamic_scale.numpy()) == scale / 2
-    applied = _apply_if_finite(optimizer, tf.constant(1.0),
-                               [tf.ones(3) * scale / 2], [weight])
+    applied = apply_if_finite(optimizer, tf.constant(1.0),
+                              [tf.ones(3) * scale / 2], [weight])
     assert bool(applied)
     np.testing.assert_allclose(weight.numpy(), np.full(3, 0.9))
 
@@ -617,3 +617,22 @@ def test_weight_regularizers_of_the_classifier_are_in_the_loss(step):
                         for k in kernels)
     assert penalty > 0.1
     assert totals[1] - totals[0] == pytest.approx(penalty, rel=1e-5)
+
+
+def test_build_isnet_takes_every_argument_of_isnet_with_its_default():
+    import inspect
+
+    from isnet_keras import builder
+
+    assert builder.build_isnet is build_isnet
+
+    def parameters(function, skip=()):
+        return {name: (p.kind, p.default) for name, p in
+                inspect.signature(function).parameters.items()
+                if name not in skip}
+
+    assert parameters(build_isnet) == parameters(ISNet.__init__,
+                                                 skip=("self",))
+    isnet = build_isnet(support.small_cnn(), deep_supervision=(),
+                        name="named_isnet")
+    assert isnet.name == "named_isnet"

@@ -67,12 +67,12 @@ def _pieces(model_name, variant, num_classes, size, batch):
                                          training=True)["heatmaps"]
 
     def lrp_and_loss():
-        return isnet._loss_terms(images, labels, masks, training=True)[0]
+        return isnet._loss_terms(images, labels, masks, training=True).total
 
     def isnet_step():
         with tf.GradientTape() as tape:
             loss = isnet._loss_terms(images, labels, masks,
-                                     training=True)[0]
+                                     training=True).total
         return tape.gradient(loss, variables)
 
     functions = (forward, plain_step, lrp_forward, lrp_and_loss, isnet_step)

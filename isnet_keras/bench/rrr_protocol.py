@@ -289,11 +289,12 @@ class SummedLossISNet(ISNet):
         self.l2 = float(l2)
 
     def _loss_terms(self, images, labels, masks, training):
-        total, *rest = super()._loss_terms(images, labels, masks, training)
+        terms = super()._loss_terms(images, labels, masks, training)
+        total = terms.total
         count = tf.cast(tf.shape(images)[0], total.dtype)
         squares = tf.add_n([tf.reduce_sum(tf.square(tf.cast(v, total.dtype)))
                             for v in self.classifier.trainable_variables])
-        return (total * count + self.l2 * squares, *rest)
+        return terms._replace(total=total * count + self.l2 * squares)
 
 
 def make_protocol_trainer(name, classifier, config):
