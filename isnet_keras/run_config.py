@@ -222,23 +222,6 @@ def check_config(config):
     return config
 
 
-def parse_schedule(items):
-    """`["0=0", "3=0.7"]` (command-line `EPOCH=P` items) -> `{0: 0.0, 3: 0.7}`.
-
-    Raises:
-        ConfigError: an item that is not `EPOCH=P`.
-    """
-    schedule = {}
-    for item in items:
-        epoch, _, value = str(item).partition("=")
-        try:
-            schedule[int(epoch)] = float(value)
-        except ValueError:
-            raise ConfigError(f"P_schedule items are EPOCH=P (like 0=0 "
-                              f"3=0.7); received {item!r}.") from None
-    return schedule
-
-
 def _check_schedule(config):
     schedule = config["P_schedule"]
     if schedule is None:

@@ -101,3 +101,28 @@ def test_isnet_fit_ends_with_the_recomputed_statistics():
                                classifier.get_layer("bn").moving_mean.numpy(),
                                rtol=1e-5, atol=1e-7)
     assert np.abs(fitted_mean).max() > 0.05
+
+
+def test_p_schedule_items_are_epoch_equals_p():
+    from isnet_keras.callbacks import parse_heatmap_weight_schedule
+
+    expected = {0: 0.0, 3: 0.7}
+    assert parse_heatmap_weight_schedule(["0=0", "3=0.7"]) == expected
+    assert parse_heatmap_weight_schedule("0=0 3=0.7") == expected
+    for bad in ("3:0.7", "3", "x=0.5", "1=high"):
+        with pytest.raises(ValueError, match=(
+                rf"items are EPOCH=P \(like 0=0 3=0.7\); received "
+                rf"'{bad}'")):
+            parse_heatmap_weight_schedule(["0=0", bad])
+
+
+def test_isnet_bench_takes_the_schedule_syntax_of_isnet_train():
+    from isnet_keras.cli.bench import parse_schedule
+
+    assert parse_schedule(None) is None
+    assert parse_schedule(["0=0.3", "4=0.8"]) == {0: 0.3, 4: 0.8}
+    # The earlier comma form reads the same.
+    assert parse_schedule(["0:0.3,4:0.8"]) == {0: 0.3, 4: 0.8}
+    assert parse_schedule("0:0.9,4:0.97") == {0: 0.9, 4: 0.97}
+    with pytest.raises(SystemExit, match="received 'x=1'"):
+        parse_schedule(["0=0", "x=1"])

@@ -53,9 +53,11 @@ def register(subparsers):
     bias.add_argument("--P", type=float, default=None,
                       help="Heatmap-loss weight of the ISNets (default: "
                            "BiasBenchConfig.P, 0.9).")
-    bias.add_argument("--P-schedule", default=None, metavar="EPOCH:P,...",
+    bias.add_argument("--P-schedule", nargs="+", default=None,
+                      metavar="EPOCH=P",
                       help="Heatmap weight per epoch for the ISNets, e.g. "
-                           "'0:0.3,4:0.8' (piecewise constant).")
+                           "0=0.3 4=0.8 (piecewise constant), as for "
+                           "'isnet train'.")
     bias.add_argument("--foreground-bounds", type=float, nargs=2,
                       default=None, metavar=("C1", "C2"),
                       help="Band of the ISNets' raw foreground relevance "
@@ -110,16 +112,32 @@ def register(subparsers):
     zoo.set_defaults(func=run_zoo)
 
 
-def parse_schedule(text):
-    """`'0:0.3,4:0.8'` -> `{0: 0.3, 4: 0.8}`."""
-    if not text:
+def parse_schedule(items):
+    """The `--P-schedule` of `isnet bench bias` -> `{epoch: P}`.
+
+    Args:
+        items: `EPOCH=P` items (`0=0.3 4=0.8`), as `isnet train` takes
+            them, or one string of them; `0:0.3,4:0.8` reads the same.
+
+    Returns:
+        dict, or None for no schedule.
+
+    Raises:
+        SystemExit: an item that is not `EPOCH=P`, named.
+    """
+    from isnet_keras.callbacks.schedule import parse_heatmap_weight_schedule
+
+    if not items:
         return None
+    if isinstance(items, str):
+        items = items.split()
+    items = [part if "=" in part else part.replace(":", "=", 1)
+             for item in items for part in str(item).split(",") if part]
     try:
-        pairs = (item.split(":") for item in text.split(","))
-        return {int(epoch): float(value) for epoch, value in pairs}
-    except ValueError:
-        raise SystemExit(f"isnet bench bias: --P-schedule must look like "
-                         f"'0:0.3,4:0.8', received {text!r}.") from None
+        return parse_heatmap_weight_schedule(items)
+    except ValueError as error:
+        raise SystemExit(f"isnet bench bias: --P-schedule: {error}") \
+            from None
 
 
 # Flags of the project's recipe, which the RRR protocol fixes.

@@ -168,7 +168,13 @@ def effective_config(args):
         # the configuration's "off".
         overrides["deep_supervision"] = []
     if overrides.get("P_schedule") is not None:
-        overrides["P_schedule"] = rc.parse_schedule(overrides["P_schedule"])
+        from isnet_keras.callbacks.schedule import \
+            parse_heatmap_weight_schedule
+        try:
+            overrides["P_schedule"] = parse_heatmap_weight_schedule(
+                overrides["P_schedule"])
+        except ValueError as error:
+            raise rc.ConfigError(str(error)) from None
     config_file = args.config
     if config_file is None and args.resume and args.out:
         saved = Path(args.out) / rc.CONFIG_FILE
