@@ -230,3 +230,22 @@ def test_the_documented_custom_layer_mirror_works(monkeypatch):
     assert support.relative_l1(heatmaps, reference) < 1e-10
     # With the default composite (Z^B first, epsilon elsewhere) it runs too.
     assert np.isfinite(explain(model, images, "all")).all()
+
+
+def test_build_isnet_trains_with_the_composite_it_is_given():
+    from isnet_keras.isnet import ISNet, build_isnet
+
+    keras.utils.set_random_seed(7)
+    model = support.small_cnn(num_classes=3)
+    images = _images(model.input_shape[1:], count=2)
+    composite = Composite({keras.layers.Conv2D: "zplus"}, default="zero",
+                          first_layer=None)
+    isnet = build_isnet(model, variant="original", deep_supervision=(),
+                        composite=composite)
+    heatmaps = isnet.train_graph(images, training=False)["heatmaps"]
+    np.testing.assert_allclose(
+        heatmaps.numpy(), Explainer(model, composite=composite)(images, "all"),
+        rtol=1e-4, atol=1e-7)
+    assert isnet.composite is composite
+    restored = ISNet.from_config(isnet.get_config())
+    assert restored.composite == composite
