@@ -54,7 +54,7 @@ from isnet_keras.lrp.shape_mirrors import (  # noqa: F401
     ZeroPadding2DMirror,
 )
 
-# Former private names.
+# Private aliases of the helpers above.
 _activation_name = activation_name
 _unsupported = unsupported
 _check_channels_last = check_channels_last

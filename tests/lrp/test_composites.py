@@ -6,7 +6,6 @@ import re
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from isnet_keras.lrp import explain as explain_lib
 from isnet_keras.lrp import mirrors
