@@ -233,3 +233,13 @@ def test_non_binary_masks_and_fractional_labels_get_the_library_error():
                        verbose=0)
     with pytest.raises(ValueError, match="integer class indices"):
         model.fit(images, {"label": labels + 0.5, "mask": masks}, verbose=0)
+
+
+def test_a_baseline_is_rebuilt_from_its_config():
+    model = RRRClassifier(_linear_classifier(), penalty=3.0, pixel_scale=2.0,
+                          reduction="sum", l2=0.5)
+    copy = RRRClassifier.from_config(model.get_config())
+    assert (copy.penalty, copy.pixel_scale, copy.reduction, copy.l2,
+            copy.num_classes, copy.name) == (3.0, 2.0, "sum", 0.5,
+                                             NUM_CLASSES, model.name)
+    assert len(copy.classifier.layers) == len(model.classifier.layers)
