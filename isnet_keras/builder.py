@@ -11,7 +11,8 @@ def build_isnet(classifier, variant="selective", heatmap_loss=None,
                 P=DEFAULT_P, epsilon=1e-2, first_layer_rule="zb",
                 input_bounds=(0.0, 1.0), class_policy="lowest",
                 deep_supervision="auto", seed=None,
-                deep_supervision_decay=0.8, hidden_losses=None, **kwargs):
+                deep_supervision_decay=0.8, hidden_losses=None,
+                composite=None, **kwargs):
     """Wraps a classifier in an ISNet (train-time graph + deploy model).
 
     Args:
@@ -37,6 +38,8 @@ def build_isnet(classifier, variant="selective", heatmap_loss=None,
         seed: Stochastic variant seed.
         deep_supervision_decay: GWRP decay combining per-layer losses.
         hidden_losses: Optional heatmap loss per deep-supervision layer.
+        composite: Optional `lrp.composites.Composite`: the LRP rule of each
+            layer (defaults to the papers', from `first_layer_rule`).
         **kwargs: `keras.Model` arguments of the `ISNet` (`name`).
 
     Returns:
@@ -54,4 +57,4 @@ def build_isnet(classifier, variant="selective", heatmap_loss=None,
                  input_bounds=input_bounds, class_policy=class_policy,
                  deep_supervision=deep_supervision, seed=seed,
                  deep_supervision_decay=deep_supervision_decay,
-                 hidden_losses=hidden_losses, **kwargs)
+                 hidden_losses=hidden_losses, composite=composite, **kwargs)
