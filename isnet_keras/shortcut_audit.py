@@ -51,6 +51,19 @@ import dataclasses
 import os
 
 import numpy as np
+from matplotlib.figure import Figure
+
+from isnet_keras.data.counterfactuals import make_counterfactuals
+from isnet_keras.evaluate import checks
+from isnet_keras.evaluate.plots import example_indices
+from isnet_keras.evaluate.report import write_json
+from isnet_keras.evaluate.scores import NORMAL_QUANTILE_95, class_probabilities
+from isnet_keras.export import classifier as classifier_lib
+from isnet_keras.metrics import wilson_interval
+from isnet_keras.viz import _as_image
+
+# Subject of the error messages of the classifier's shape checks.
+_PURPOSE = "Auditing"
 
 VERDICT_USES = "uses_background"
 VERDICT_IGNORES = "ignores_background"
@@ -90,9 +103,6 @@ class Proportion:
     @property
     def wilson_ci95(self):
         """tuple `(low, high)`: the 95 % Wilson score interval."""
-        from isnet_keras.evaluate import NORMAL_QUANTILE_95
-        from isnet_keras.metrics import wilson_interval
-
         return wilson_interval(self.successes, self.trials,
                                z=NORMAL_QUANTILE_95)
 
@@ -242,16 +252,13 @@ def audit(model, images, labels, masks, seed=0, class_names=None,
     # {"value": 0.03, "wilson_ci95": [0.016, 0.056]}
     ```
     """
-    from isnet_keras import evaluate, export
-    from isnet_keras.data.counterfactuals import make_counterfactuals
-
-    classifier = export.resolve_deploy_model(model)
-    class_names = evaluate._check_class_names(
-        class_names, evaluate._num_classes(classifier))
-    images = evaluate._check_images(images, export.image_input_shape(classifier))
-    labels = evaluate._check_labels(labels, len(images),
-                                    evaluate._num_classes(classifier))
-    masks = evaluate._check_masks(masks, images.shape)
+    classifier = classifier_lib.resolve_deploy_model(model)
+    num_classes = checks.num_classes(classifier, purpose=_PURPOSE)
+    class_names = checks.check_class_names(class_names, num_classes)
+    images = checks.check_images(images, classifier_lib.image_input_shape(
+        classifier, purpose=_PURPOSE))
+    labels = checks.check_labels(labels, len(images), num_classes)
+    masks = checks.check_masks(masks, images.shape)
     usable, empty, full = _usable_images(masks)
     images, labels, masks = images[usable], labels[usable], masks[usable]
     num_classes = _count_classes(labels)
@@ -259,7 +266,7 @@ def audit(model, images, labels, masks, seed=0, class_names=None,
     counterfactuals = make_counterfactuals(images, masks, labels, seed=seed)
     donor_labels = labels[counterfactuals.donors]
     predicted = {
-        name: evaluate.class_probabilities(classifier, batch).argmax(axis=1)
+        name: class_probabilities(classifier, batch).argmax(axis=1)
         for name, batch in (("original", images),
                             ("swapped", counterfactuals.swapped),
                             ("neutral", counterfactuals.neutral))
@@ -406,8 +413,6 @@ def write_audit(result, out_dir, figure_images=DEFAULT_EXAMPLES,
     write_audit(audit(model, images, labels, masks), "runs/audit")
     ```
     """
-    from isnet_keras.cli.evaluate import _write_json
-
     out_dir = os.fspath(out_dir)
     json_path = os.path.join(out_dir, AUDIT_FILE)
     if os.path.exists(json_path) and not overwrite:
@@ -421,7 +426,7 @@ def write_audit(result, out_dir, figure_images=DEFAULT_EXAMPLES,
         figure_path = os.path.join(out_dir, AUDIT_FIGURE)
         plot_audit_examples(result.examples, count=figure_images,
                             path=figure_path)
-    _write_json(json_path, result.to_dict())
+    write_json(json_path, result.to_dict())
     return json_path, figure_path
 
 
@@ -448,10 +453,6 @@ def plot_audit_examples(examples, count=DEFAULT_EXAMPLES, path=None):
     plot_audit_examples(result.examples, path="audit.png")
     ```
     """
-    from matplotlib.figure import Figure
-
-    from isnet_keras.viz import _as_image
-
     names = examples.class_names
     columns = min(int(count), len(examples.labels))
     rows = (
@@ -522,11 +523,9 @@ def _count_classes(labels):
 def _examples(images, masks, labels, counterfactuals, donor_labels,
               predicted, class_names, count):
     """The first image of each class, then the next ones, up to `count`."""
-    from isnet_keras.evaluate import _example_indices
-
     if count <= 0:
         return None
-    picks = _example_indices(labels, count)
+    picks = example_indices(labels, count)
     return AuditExamples(
         original=images[picks],
         swapped=counterfactuals.swapped[picks],

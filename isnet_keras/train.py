@@ -1,239 +1,94 @@
-"""Training an ISNet on a folder dataset, in a run directory that survives
-interruptions.
+"""The training loop of `isnet train`: building the ISNet, its callbacks
+and datasets, fitting, and saving the model and its reports.
 
-Run directory layout (`RUN_DIR`):
-
-    config.yaml            effective configuration (repeat or resume a run)
-    run.json               classes, split sizes, validation files, results
-    history.csv            one row of logged values per epoch
-    checkpoints/last.keras ISNet after the latest epoch (every epoch)
-    checkpoints/best.weights.h5  weights with the lowest validation loss
-    backup/                BackupAndRestore state: weights, optimizer, epoch
-    logs/                  TensorBoard: train/, validation/, heatmaps/
-    foreground_bounds.json bands (C1, C2) chosen by --tune-bounds
-    model.keras            final ISNet (best validation loss)
-    report/                evaluation.json, confusion_matrix.png, heatmaps.png,
-                           audit.json, audit.png (shortcut audit)
-
-In a multi-worker run only the chief writes all of these; every other worker
-writes only what resuming it needs (config.yaml, backup/ and
-foreground_bounds.json) in its own `RUN_DIR`.
+The run directory it writes is described in `isnet_keras.run_directory`;
+the data are checked and split by `isnet_keras.train_data`. In a
+multi-worker run only the chief writes the model and reports.
 
 `train(config)` runs it all; `isnet train` is its command line.
 """
 
 import contextlib
 import csv
-import json
 import os
 import pathlib
 
-import numpy as np
+import keras
 
 from isnet_keras import run_config
+from isnet_keras.backbones import make_classifier
+from isnet_keras.callbacks import (
+    AutoTuneForegroundBounds,
+    BackupUnlessDiverged,
+    BestCheckpointFromEpoch,
+    CheckpointUnlessDiverged,
+    HeatmapWeightSchedule,
+    PreciseBatchNorm,
+    StopOnDivergence,
+    TensorBoardHeatmaps,
+    apply_foreground_bounds,
+)
+from isnet_keras.data.augment import JointAugmentation
+from isnet_keras.data.pipeline import dataset_arrays, folder_dataset
+from isnet_keras.distribute import make_strategy
+from isnet_keras.errors import TrainingDivergedError
+from isnet_keras.evaluate.report import write_json
+from isnet_keras.export.classifier import (
+    check_image_file_channels,
+    image_input_shape,
+    load_keras_file,
+)
+from isnet_keras.isnet import build_isnet
+from isnet_keras.run_directory import (
+    BOUNDS_FILE,
+    RUN_ARTIFACTS,
+    RunDirectoryError,
+    clear_run_dir,
+    prepare_run_dir,
+    read_bounds,
+    write_audit_report,
+    write_report,
+)
+from isnet_keras.train_data import (
+    MIN_VAL_IMAGES,
+    data_folders,
+    fixed_images,
+    scan_data,
+)
 
-# The files and folders a run writes; `overwrite` removes only these.
-BOUNDS_FILE = "foreground_bounds.json"
-RUN_ARTIFACTS = ("config.yaml", "run.json", "history.csv", "checkpoints",
-                 "backup", "logs", BOUNDS_FILE, "model.keras", "report")
+# Subject of the error messages of the classifier's shape checks.
+_PURPOSE = "Training"
 
-
-class RunDirectoryError(ValueError):
-    """The run directory cannot be used as asked (exists, or nothing to
-    resume)."""
-
-
-def prepare_run_dir(run_dir, resume=False, overwrite=False):
-    """Checks that a run directory may be used as asked; changes nothing.
-
-    Args:
-        run_dir: str or Path.
-        resume: bool. The directory must hold a previous run's config.
-        overwrite: bool. A previous run may be replaced (see
-            `clear_run_dir`).
-
-    Returns:
-        The saved configuration dict when resuming, else None.
-
-    Raises:
-        RunDirectoryError: the directory holds files and neither flag is
-            given, or `resume` finds no run to continue, or both flags.
-
-    Example:
-
-    >>> prepare_run_dir("runs/new")  # doctest: +SKIP
-    """
-    run_dir = pathlib.Path(run_dir)
-    if resume and overwrite:
-        raise RunDirectoryError("--resume and --overwrite exclude each other.")
-    if resume:
-        saved = run_dir / run_config.CONFIG_FILE
-        if not saved.is_file():
-            raise RunDirectoryError(
-                f"--resume: {run_dir} holds no run to continue (no "
-                f"{run_config.CONFIG_FILE}).")
-        return run_config.read_config_file(saved)
-    if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
-        raise RunDirectoryError(
-            f"{run_dir} already exists and is not empty; pass --resume "
-            "to continue that run, --overwrite to replace it, or choose "
-            "another --out.")
-    return None
-
-
-def clear_run_dir(run_dir):
-    """Removes a previous run's files (`RUN_ARTIFACTS` only; anything else
-    in the folder is kept)."""
-    import shutil
-
-    for name in RUN_ARTIFACTS:
-        path = pathlib.Path(run_dir) / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-
-
-def data_folders(data_dir):
-    """`(images_dir, masks_dir, labels_csv)` of a dataset folder."""
-    data_dir = pathlib.Path(data_dir)
-    return data_dir / "images", data_dir / "masks", data_dir / "labels.csv"
-
-
-# The report's heatmap panel and background attention need this many
-# validation images.
-MIN_VAL_IMAGES = 2
-# Empty training masks listed by name in the warning.
-LISTED_EMPTY_MASKS = 5
-
-
-def _check_classes(index, labels_csv, split):
-    """Refuses training data that cannot make a classifier and its report.
-
-    Args:
-        index: The training `FolderIndex`.
-        labels_csv: Path of its labels CSV (named in the messages).
-        split: bool. The validation set is split off this data.
-
-    Raises:
-        FolderDatasetError: fewer than 2 classes with images, a class with
-            no image, or (with `split`) a class of a single image.
-    """
-    from isnet_keras.data import FolderDatasetError
-
-    counts = np.bincount(index.labels, minlength=len(index.class_names))
-    present = [name for name, count in zip(index.class_names, counts)
-               if count]
-    if len(present) < 2:
-        raise FolderDatasetError([
-            f"{labels_csv}: the images hold {len(present)} class "
-            f"({', '.join(map(repr, present))}); a classifier needs images "
-            "of at least 2 classes"])
-    problems = []
-    for name, count in zip(index.class_names, counts):
-        if count == 0:
-            # Only integer labels leave a class without images.
-            problems.append(
-                f"{labels_csv}: class {name!r} has no image (integer labels "
-                "are class indices from 0, each class needs images)")
-        elif count == 1 and split:
-            # A stratified split puts a class's only image in one part.
-            problems.append(
-                f"{labels_csv}: class {name!r} has 1 image; splitting off "
-                f"the validation set needs at least 2 per class (or pass "
-                "--val-dir)")
-    if problems:
-        raise FolderDatasetError(problems)
-
-
-def _check_masks(index, indices, masks_dir):
-    """Refuses training masks that are all empty; warns about some empty.
-
-    An empty mask (no foreground pixel) leaves its image out of the heatmap
-    loss; with every mask empty that loss is 0 and ISNet trains as a plain
-    classifier.
-
-    Raises:
-        FolderDatasetError: every mask of `indices` is empty.
-    """
-    import warnings
-
-    from isnet_keras.data import FolderDatasetError
-
-    empty = [i for i in indices if not index.mask_has_foreground[i]]
-    if not empty:
-        return
-    if len(empty) == len(indices):
-        raise FolderDatasetError([
-            f"{masks_dir}: all {len(empty)} training masks are empty (no "
-            "foreground pixel): the heatmap loss would be 0, so the ISNet "
-            "penalty would be off; masks mark the object with 1 or 255"])
-    names = ", ".join(index.mask_paths[i].name
-                      for i in empty[:LISTED_EMPTY_MASKS])
-    more = " ..." if len(empty) > LISTED_EMPTY_MASKS else ""
-    warnings.warn(
-        f"{len(empty)} of {len(indices)} training masks in {masks_dir} are "
-        f"empty (no foreground pixel): {names}{more}. The heatmap loss "
-        "leaves those images out.", UserWarning, stacklevel=3)
-
-
-def scan_data(config):
-    """Validates every file and splits the data, before any training.
-
-    Returns:
-        dict with `train_index`, `train_indices`, `val_index`,
-        `val_indices` and `class_names`.
-
-    Raises:
-        FolderDatasetError: every problem of the folders, each naming its
-            file; fewer than 2 classes, a class without images (or, when
-            the validation set is split off, with one image), or only empty
-            training masks.
-        ValueError: a validation set of fewer than `MIN_VAL_IMAGES`
-            images, or no training image left.
-
-    Warns:
-        UserWarning: some training masks are empty (named, up to
-            `LISTED_EMPTY_MASKS`).
-    """
-    from isnet_keras.data import scan_folder_dataset, stratified_split
-
-    images_dir, masks_dir, labels_csv = data_folders(config["data_dir"])
-    index = scan_folder_dataset(images_dir, masks_dir, labels_csv)
-    _check_classes(index, labels_csv, split=not config["val_dir"])
-    if config["val_dir"]:
-        val_index = scan_folder_dataset(*data_folders(config["val_dir"]),
-                                        class_names=index.class_names)
-        train_indices = np.arange(len(index.labels))
-        val_indices = np.arange(len(val_index.labels))
-        if len(val_indices) < MIN_VAL_IMAGES:
-            raise ValueError(
-                f"--val-dir {config['val_dir']} holds {len(val_indices)} "
-                f"image(s); the validation report needs at least "
-                f"{MIN_VAL_IMAGES}.")
-    else:
-        fraction = config["val_split"]
-        train_indices, val_indices = stratified_split(
-            index.labels, (1.0 - fraction, fraction), seed=config["seed"])
-        val_index = index
-        if len(val_indices) < MIN_VAL_IMAGES or len(train_indices) == 0:
-            raise ValueError(
-                f"val_split {fraction} leaves {len(train_indices)} training "
-                f"and {len(val_indices)} validation images of the "
-                f"{len(index.labels)}; training needs at least 1 and the "
-                f"validation report at least {MIN_VAL_IMAGES}: change "
-                "--val-split or pass --val-dir.")
-    _check_masks(index, train_indices, masks_dir)
-    return {"train_index": index, "train_indices": train_indices,
-            "val_index": val_index, "val_indices": val_indices,
-            "class_names": index.class_names}
+__all__ = [
+    "BOUNDS_FILE",
+    "MIN_VAL_IMAGES",
+    "RUN_ARTIFACTS",
+    "RunDirectoryError",
+    "build_model",
+    "clear_run_dir",
+    "data_folders",
+    "dtype_policy",
+    "prepare_run_dir",
+    "scan_data",
+    "set_foreground_bounds",
+    "train",
+    "write_audit_report",
+    "write_report",
+]
 
 
 @contextlib.contextmanager
 def dtype_policy(name):
-    """Sets the global Keras dtype policy inside the block."""
-    import keras
+    """Sets the global Keras dtype policy inside the block.
 
+    Args:
+        name: str. A Keras dtype policy name, e.g. `"mixed_float16"`.
+
+    Example:
+
+    >>> with dtype_policy("mixed_float16"):  # doctest: +SKIP
+    ...     model = build_model(config, 10)
+    """
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(name)
     try:
@@ -243,12 +98,20 @@ def dtype_policy(name):
 
 
 def build_model(config, num_classes):
-    """The compiled ISNet of a configuration (call inside the strategy)."""
-    import keras
+    """The compiled ISNet of a configuration (call inside the strategy).
 
-    from isnet_keras.backbones import make_classifier
-    from isnet_keras.isnet import build_isnet
+    Args:
+        config: The run configuration.
+        num_classes: int >= 2.
 
+    Returns:
+        The compiled `ISNet`.
+
+    Example:
+
+    >>> with strategy.scope():  # doctest: +SKIP
+    ...     isnet = build_model(config, len(class_names))
+    """
     classifier = make_classifier(config["backbone"], num_classes,
                                  config["image_size"], config["weights"])
     isnet = build_isnet(classifier, variant=config["variant"], P=config["P"],
@@ -285,10 +148,13 @@ def set_foreground_bounds(isnet, config, run_dir, train_data, tuning_data):
     Returns:
         The bands as `AutoTuneForegroundBounds.result` holds them, or None
         for the loss defaults.
-    """
-    from isnet_keras.callbacks import (AutoTuneForegroundBounds,
-                                       apply_foreground_bounds)
 
+    Example:
+
+    >>> set_foreground_bounds(isnet, config, run_dir, train_data,
+    ...                       lambda: train_data)  # doctest: +SKIP
+    {'C1': 0.1, 'C2': 0.4, 'hidden': {...}}
+    """
     saved = run_dir / BOUNDS_FILE
     if config["foreground_bounds"] is not None:
         c1, c2 = config["foreground_bounds"]
@@ -297,7 +163,7 @@ def set_foreground_bounds(isnet, config, run_dir, train_data, tuning_data):
     elif not config["tune_bounds"]:
         return None
     elif saved.is_file():
-        bounds = _read_bounds(saved)
+        bounds = read_bounds(saved)
     else:
         tuner = AutoTuneForegroundBounds(
             tuning_data(), warmup_epochs=config["tune_bounds"])
@@ -310,7 +176,7 @@ def set_foreground_bounds(isnet, config, run_dir, train_data, tuning_data):
         bounds = tuner.result
         # Every worker writes the same values: a resumed worker reads them
         # from its own run directory.
-        _write_json(saved, bounds)
+        write_json(saved, bounds)
         if config["verbose"]:
             print(f"Foreground bands: C1 = {bounds['C1']}, C2 = "
                   f"{bounds['C2']} (written to {saved}); training restarts "
@@ -318,16 +184,6 @@ def set_foreground_bounds(isnet, config, run_dir, train_data, tuning_data):
     apply_foreground_bounds(isnet, bounds)
     return bounds
 
-
-def _read_bounds(path):
-    try:
-        bounds = json.loads(path.read_text(encoding="utf-8"))
-        if not {"C1", "C2"} <= set(bounds):
-            raise ValueError("no C1 and C2")
-    except (ValueError, TypeError) as error:  # JSONDecodeError included
-        raise ValueError(f"{path}: unreadable foreground bands ({error}); "
-                         "delete it to tune them again.") from error
-    return bounds
 
 
 def _best_val_loss(history_csv, first_epoch=0):
@@ -344,15 +200,6 @@ def _best_val_loss(history_csv, first_epoch=0):
 
 def _callbacks(config, run_dir, train_data, heatmap_images, heatmap_masks,
                extra, divergence=None, chief=True):
-    import keras
-
-    from isnet_keras.callbacks import (BackupUnlessDiverged,
-                                       BestCheckpointFromEpoch,
-                                       CheckpointUnlessDiverged,
-                                       HeatmapWeightSchedule,
-                                       PreciseBatchNorm, StopOnDivergence,
-                                       TensorBoardHeatmaps)
-
     if divergence is None:
         divergence = StopOnDivergence()
     checkpoints = run_dir / "checkpoints"
@@ -411,8 +258,6 @@ def _diverged_error(diverged, config, run_dir):
         A `TrainingDivergedError` whose message says where, why and how to
         fix it.
     """
-    from isnet_keras.errors import TrainingDivergedError
-
     epoch = diverged["epoch"] + 1
     loss = diverged["loss"]
     rate = config["learning_rate"]
@@ -436,63 +281,6 @@ def _diverged_error(diverged, config, run_dir):
         f"train again with --overwrite or another --out{clipping}"
         f"{precision}.")
     return TrainingDivergedError(message, epoch, loss, diverged["reasons"])
-
-
-def _fixed_images(index, indices, image_size, channels, count):
-    """The first `count` validation images and masks (for the panel)."""
-    from isnet_keras.data.pipeline import dataset_arrays, folder_dataset
-
-    if count == 0:
-        return None, None
-    images, _, masks = dataset_arrays(folder_dataset(
-        index, indices[:count], image_size, channels, count, cache=False))
-    return images, masks
-
-
-def write_report(isnet, val_images, val_labels, val_masks, class_names,
-                 report_dir, max_heatmaps, seed):
-    """Evaluates the deploy classifier on the validation set as
-    `isnet evaluate` does; writes `report_dir/evaluation.json` and figures.
-
-    Returns:
-        The `evaluate_classifier` result dict.
-    """
-    from isnet_keras import evaluate
-    from isnet_keras.cli.evaluate import write_evaluation
-
-    result = evaluate.evaluate_classifier(
-        isnet.deploy_model, val_images, val_labels, masks=val_masks,
-        seed=seed, class_names=list(class_names),
-        max_heatmaps=min(max_heatmaps, len(val_images))
-        if len(val_images) >= 2 else None)
-    write_evaluation(report_dir, {"data": "validation set", **result},
-                     isnet.deploy_model, val_images, val_labels, val_masks,
-                     title="validation set")
-    return result
-
-
-def write_audit_report(isnet, val_images, val_labels, val_masks, class_names,
-                       report_dir, seed):
-    """Runs the shortcut audit (`isnet_keras.audit()`) on the validation set;
-    writes `report_dir/audit.json` and `audit.png`.
-
-    Returns:
-        The audit's `to_dict()`, or `{"skipped": reason}` when the
-        validation set cannot be audited (e.g. a single class, or no mask
-        with both object and background).
-    """
-    from isnet_keras.shortcut_audit import audit, write_audit
-
-    try:
-        result = audit(isnet.deploy_model, val_images, val_labels, val_masks,
-                       seed=seed, class_names=list(class_names))
-    except ValueError as error:
-        # A small validation split may hold one class only; the run itself
-        # is still good, so the report says why the audit is missing.
-        return {"skipped": str(error)}
-    # The run owns its report folder: a resumed run replaces its audit.
-    write_audit(result, report_dir, overwrite=True)
-    return result.to_dict()
 
 
 def train(config, callbacks=(), resume=False, overwrite=False):
@@ -537,14 +325,6 @@ def train(config, callbacks=(), resume=False, overwrite=False):
     data = scan_data(config)
     class_names = data["class_names"]
 
-    import keras
-
-    from isnet_keras.callbacks import StopOnDivergence
-    from isnet_keras.data.augment import JointAugmentation
-    from isnet_keras.data.pipeline import dataset_arrays, folder_dataset
-    from isnet_keras.distribute import make_strategy
-    from isnet_keras.export import image_input_shape
-
     keras.utils.set_random_seed(config["seed"])
     strategy = make_strategy(config["strategy"], config["cluster"],
                              config["task_index"])
@@ -559,10 +339,9 @@ def train(config, callbacks=(), resume=False, overwrite=False):
     with dtype_policy(config["precision"]):
         with strategy.scope():
             isnet = build_model(config, len(class_names))
-        height, width, channels = image_input_shape(isnet.deploy_model)
-        if channels not in (1, 3):
-            raise ValueError(f"The classifier takes {channels} channels; "
-                             "folder images feed 1 (grey) or 3 (RGB).")
+        height, width, channels = image_input_shape(isnet.deploy_model,
+                                                    purpose=_PURPOSE)
+        check_image_file_channels(channels, "the classifier")
         cache = config["cache"]
         train_data = folder_dataset(
             data["train_index"], data["train_indices"], (height, width),
@@ -573,7 +352,7 @@ def train(config, callbacks=(), resume=False, overwrite=False):
             data["val_index"], data["val_indices"], (height, width),
             channels, config["batch_size"],
             cache=f"{cache}_val" if isinstance(cache, str) else cache)
-        panel_images, panel_masks = _fixed_images(
+        panel_images, panel_masks = fixed_images(
             data["val_index"], data["val_indices"], (height, width), channels,
             config["heatmap_images"])
 
@@ -614,8 +393,6 @@ def train(config, callbacks=(), resume=False, overwrite=False):
             # The model's predict and evaluate run through the strategy,
             # whose collective ops need the other workers, which have
             # finished: the report uses the saved model, outside it.
-            from isnet_keras.export import load_keras_file
-
             isnet = load_keras_file(model_path)
         val_images, val_labels, val_masks = dataset_arrays(val_data)
         evaluation = write_report(isnet, val_images, val_labels, val_masks,
@@ -626,7 +403,7 @@ def train(config, callbacks=(), resume=False, overwrite=False):
             run_dir / "report", config["seed"])
     val_files = [os.fspath(data["val_index"].image_paths[i])
                  for i in data["val_indices"]]
-    _write_json(run_dir / "run.json", {
+    write_json(run_dir / "run.json", {
         "class_names": list(class_names),
         "num_train": int(len(data["train_indices"])),
         "num_val": int(len(data["val_indices"])),
@@ -642,13 +419,3 @@ def train(config, callbacks=(), resume=False, overwrite=False):
     return {"run_dir": os.fspath(run_dir), "model": os.fspath(model_path),
             "history": fit.history, "evaluation": evaluation,
             "class_names": list(class_names)}
-
-
-def _write_json(path, content):
-    # Written beside and then renamed: a stop while writing leaves the
-    # previous file (or none), never a truncated one.
-    path = pathlib.Path(path)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(content, indent=2, allow_nan=False) + "\n",
-                       encoding="utf-8")
-    os.replace(partial, path)

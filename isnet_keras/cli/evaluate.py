@@ -18,7 +18,6 @@ Writes `evaluation.json`, `confusion_matrix.png` and `heatmaps.png` into
 `--out` and prints a short summary.
 """
 
-import json
 import os
 import sys
 
@@ -29,9 +28,6 @@ from isnet_keras.cli.test_data import (
     reading_errors,
 )
 
-RESULT_FILE = "evaluation.json"
-CONFUSION_FIGURE = "confusion_matrix.png"
-HEATMAP_FIGURE = "heatmaps.png"
 # Same cap as the benchmark's own evaluation: LRP costs about one backward
 # pass per image, and with 1000 images the 95 % interval of the mean BRF is
 # already a few thousandths wide on each side.
@@ -105,7 +101,9 @@ def register(subparsers):
     )
     parser.add_argument(
         "--overwrite", action="store_true",
-        help=f"replace an existing {RESULT_FILE} in --out",
+        # isnet_keras.evaluate.RESULT_FILE, written out so that building
+        # the parser does not import TensorFlow.
+        help="replace an existing evaluation.json in --out",
     )
     parser.add_argument(
         "--prior", type=float, default=1.0,
@@ -137,10 +135,10 @@ def run(args):
         or data cannot be read or do not fit each other, 2 when the data
         specification is malformed or MNIST is not found.
     """
-    result_path = os.path.join(args.out, RESULT_FILE)
     # Imported here so that `isnet --help` does not load TensorFlow.
     from isnet_keras import evaluate
 
+    result_path = os.path.join(args.out, evaluate.RESULT_FILE)
     try:
         classifier, test, class_names, data_details = (
             open_model_and_test_set(args, result_path))
@@ -160,59 +158,17 @@ def run(args):
         return _fail(failure.message, failure.status)
 
     report = {"model": os.fspath(args.model), "data": data_details, **result}
-    write_evaluation(args.out, report, classifier, test.images, test.labels,
-                     test.masks, title=args.data)
+    evaluate.write_evaluation(args.out, report, classifier, test.images,
+                              test.labels, test.masks, title=args.data)
 
     print(f"Model: {args.model}\nData: {args.data}")
     print(evaluate.format_summary(result))
     print(
-        f"Wrote {result_path}, {os.path.join(args.out, CONFUSION_FIGURE)} "
-        f"and {os.path.join(args.out, HEATMAP_FIGURE)}."
+        f"Wrote {result_path}, "
+        f"{os.path.join(args.out, evaluate.CONFUSION_FIGURE)} "
+        f"and {os.path.join(args.out, evaluate.HEATMAP_FIGURE)}."
     )
     return 0
-
-
-def write_evaluation(out, report, classifier, images, labels, masks, title):
-    """Writes an evaluation's JSON report and its two figures into `out`.
-
-    Args:
-        out: str or Path. Created if missing.
-        report: dict from `evaluate_classifier`, with any extra entries.
-        classifier: the evaluated keras.Model.
-        images, labels, masks: the evaluated test set.
-        title: str. Title of the confusion-matrix figure.
-
-    Returns:
-        The paths of `evaluation.json`, `confusion_matrix.png` and
-        `heatmaps.png`.
-
-    Example:
-
-    ```python
-    write_evaluation("runs/a/report", result, classifier, images, labels,
-                     masks, title="validation set")
-    ```
-    """
-    import matplotlib.pyplot as plt
-
-    from isnet_keras import evaluate
-
-    out = os.fspath(out)
-    os.makedirs(out, exist_ok=True)
-    paths = (os.path.join(out, RESULT_FILE),
-             os.path.join(out, CONFUSION_FIGURE),
-             os.path.join(out, HEATMAP_FIGURE))
-    evaluate.plot_confusion_matrix(
-        report["confusion_matrix"], report["class_names"], path=paths[1],
-        title=title,
-    )
-    figure = evaluate.plot_heatmap_examples(
-        classifier, images, labels, masks=masks,
-        class_names=report["class_names"], path=paths[2],
-    )
-    plt.close(figure)
-    _write_json(paths[0], report)
-    return paths
 
 
 def _max_heatmaps(text):
@@ -232,16 +188,6 @@ def _max_heatmaps(text):
             f"expected an integer >= 2 or 'all'; received {value}"
         )
     return value
-
-
-def _write_json(path, content):
-    """Writes JSON next to `path` first, then renames it into place, so a
-    failure never leaves a truncated result behind."""
-    partial = f"{path}.partial"
-    with open(partial, "w", encoding="utf-8") as handle:
-        json.dump(content, handle, indent=2, allow_nan=False)
-        handle.write("\n")
-    os.replace(partial, path)
 
 
 def _fail(message, status):

@@ -99,13 +99,14 @@ def _read_image_file(path, image_shape, input_range):
     # the pixels it was trained on (16-bit files included).
     from isnet_keras.data.image_files import (ImageReadError, read_image,
                                               resize_image)
+    from isnet_keras.export import check_image_file_channels
 
     height, width, channels = image_shape
-    if channels not in (1, 3):
+    try:
+        check_image_file_channels(channels, "this model")
+    except ValueError as error:
         raise ValueError(
-            f"Image files can feed models with 1 or 3 channels; this model "
-            f"has {channels}. Pass a .npy array instead of '{path}'."
-        )
+            f"{error} Pass a .npy array instead of '{path}'.") from None
     try:
         pixels = read_image(path, channels)
     except FileNotFoundError:

@@ -160,15 +160,12 @@ def load_test_set(spec, classifier, args):
         return bench.test[test_set], None, details
 
     from isnet_keras.data import load_folder_dataset
-    from isnet_keras.export import image_input_shape
+    from isnet_keras.export import check_image_file_channels, image_input_shape
 
     _, images_dir, masks_dir, labels_csv = spec
-    height, width, channels = image_input_shape(classifier)
-    if channels not in (1, 3):
-        raise ValueError(
-            f"Folder images can feed models with 1 or 3 channels; "
-            f"'{args.model}' takes {channels}."
-        )
+    height, width, channels = image_input_shape(
+        classifier, purpose="A folder test set")
+    check_image_file_channels(channels, f"'{args.model}'")
     image_size = None if height is None or width is None else (height, width)
     data = load_folder_dataset(
         images_dir, masks_dir, labels_csv, image_size=image_size,
