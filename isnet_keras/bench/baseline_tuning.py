@@ -80,7 +80,9 @@ def rrr_terms(classifier, images, labels, masks, batch_size=250,
     from isnet_keras.baselines import RRRClassifier
 
     model = RRRClassifier(classifier, penalty=0.0, pixel_scale=pixel_scale)
-    model.compile()
+    # Eagerly: a few batches, measured once per model, cost less than
+    # tracing a graph for each.
+    model.compile(run_eagerly=True)
     logs = model.evaluate(images, {"label": labels, "mask": masks},
                           batch_size=batch_size, verbose=0,
                           return_dict=True)

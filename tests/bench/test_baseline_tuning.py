@@ -142,7 +142,7 @@ def test_masked_input_sees_the_image_times_its_mask():
     split = _split(12, seed=3)
     classifier = bench_classifier((SIZE, SIZE, 1), CLASSES)
     masked = MaskedInputClassifier(classifier)
-    masked.compile()
+    masked.compile(run_eagerly=True)
     logs = masked.evaluate(split.images, {"label": split.labels,
                                           "mask": split.masks},
                            verbose=0, return_dict=True)
@@ -152,3 +152,17 @@ def test_masked_input_sees_the_image_times_its_mask():
     assert logs["classification_loss"] == pytest.approx(expected, rel=1e-5)
     record = baseline_tuning.masked_input_record()
     assert record["tuned"] is False and "image * mask" in record["inputs"]
+
+
+@pytest.mark.parametrize("flags, tuned", [([], False),
+                                          (["--tune-baselines"], True)])
+def test_the_command_line_passes_the_tuning_on(monkeypatch, flags, tuned):
+    from isnet_keras import cli
+    from isnet_keras.bench import bias
+
+    configs = []
+    monkeypatch.setattr(bias, "run_bias_benchmark", configs.append)
+    args = cli.build_parser().parse_args(["bench", "bias", *flags])
+    assert args.func(args) == 0
+    assert configs[0].tune_baselines is tuned
+    assert configs[0].rrr_penalty == 1000.0  # the default run's lambda
