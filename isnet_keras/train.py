@@ -200,6 +200,12 @@ def _best_val_loss(history_csv, first_epoch=0):
 
 def _callbacks(config, run_dir, train_data, heatmap_images, heatmap_masks,
                extra, divergence=None, chief=True):
+    """The run's callbacks, in the order they must run.
+
+    The chief gets checkpoints, the history CSV and TensorBoard logs; every
+    worker gets the divergence check, the backup, precise batch norm and
+    the P schedule. `extra` callbacks run last.
+    """
     if divergence is None:
         divergence = StopOnDivergence()
     checkpoints = run_dir / "checkpoints"

@@ -275,6 +275,7 @@ def _wilson(successes, trials):
 
 
 def _accuracy(matrix):
+    """Accuracy of a confusion matrix with its Wilson interval and counts."""
     correct = int(np.trace(matrix))
     total = int(matrix.sum())
     summary = _wilson(correct, total)
@@ -313,6 +314,7 @@ def _per_class_counts(matrix, class_names):
 
 
 def _auc(labels, probabilities):
+    """DeLong AUC (two classes) or Hand & Till's M, or why it is undefined."""
     num_classes = probabilities.shape[1]
     counts = np.bincount(labels, minlength=num_classes)
     if num_classes == 2:

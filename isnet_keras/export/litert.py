@@ -138,6 +138,7 @@ def export_tflite(
 
 
 def _calibration_images(quantize, representative_data, image_shape, input_range):
+    """The float32 int8-calibration images in the input range, or None."""
     if quantize != "int8":
         if representative_data is not None:
             raise ValueError(
@@ -175,6 +176,7 @@ def _calibration_images(quantize, representative_data, image_shape, input_range)
 
 
 def _convert(saved_model_dir, quantize, calibration_images):
+    """Converts a SavedModel to a flatbuffer with builtin TFLite ops only."""
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantize != "none":
@@ -218,6 +220,8 @@ def _short_converter_message(error):
 
 
 def _write_new_file(path, content, overwrite):
+    """Writes `content` to `path` atomically; replaces a file only with
+    `overwrite`."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     handle, partial_path = tempfile.mkstemp(
@@ -279,6 +283,7 @@ def _ops_of_flatbuffer(flatbuffer):
 
 
 def _non_builtin_ops(op_names):
+    """The names among `op_names` that are Flex or custom ops."""
     # Builtin names are upper case (CONV_2D); Flex and custom ops are not
     # (FlexMatrixInverse, or any custom code).
     return [name for name in op_names if not re.fullmatch(r"[A-Z0-9_]+", name)]

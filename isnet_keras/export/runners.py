@@ -30,6 +30,8 @@ from isnet_keras.export.signatures import (
 
 
 def _as_image_batch(images, image_shape, dtype=np.float32):
+    """Images as a `(batch, *image_shape)` array of `dtype`; a single
+    image gets a batch axis."""
     batch = np.asarray(images).astype(dtype, copy=False)
     if batch.ndim == len(image_shape):
         batch = batch[np.newaxis]

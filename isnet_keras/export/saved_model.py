@@ -135,6 +135,7 @@ def export_serving(
 
 
 def _existing_versions(base_dir):
+    """The version numbers under `base_dir`, ascending."""
     return sorted(
         int(name)
         for name in os.listdir(base_dir)
@@ -143,6 +144,7 @@ def _existing_versions(base_dir):
 
 
 def _refuse_existing_version(version_dir):
+    """Raises `FileExistsError` if `version_dir` exists in any form."""
     if os.path.lexists(version_dir):
         raise FileExistsError(
             f"SavedModel version directory '{version_dir}' already exists; "
@@ -173,6 +175,7 @@ def _publish_version(partial_dir, base_dir, version):
 
 
 def _rename_into_version(partial_dir, version_dir):
+    """Renames the partial export to `version_dir`; never replaces anything."""
     _refuse_existing_version(version_dir)
     try:
         # rename refuses a non-empty target and the check above refuses an
