@@ -98,7 +98,7 @@ def test_the_balanced_lambda_weighs_the_penalty_like_the_validation_ce():
                           test=_Untouchable("test sets"), split_indices={})
     trained = []
     record, model = baseline_tuning.tune_rrr(
-        bench, BiasBenchConfig(verbose=0), epochs=1,
+        bench, BiasBenchConfig(verbose=0), epochs=1,  # from lambda = 1000
         train_model=_shortcut_trainer(trained))
 
     # From lambda = 1000 (weighted penalty 2.5 decades below the CE) one
@@ -165,4 +165,4 @@ def test_the_command_line_passes_the_tuning_on(monkeypatch, flags, tuned):
     args = cli.build_parser().parse_args(["bench", "bias", *flags])
     assert args.func(args) == 0
     assert configs[0].tune_baselines is tuned
-    assert configs[0].rrr_penalty == 1000.0  # the default run's lambda
+    assert configs[0].rrr_penalty == 1.0  # the default run's lambda
