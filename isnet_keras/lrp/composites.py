@@ -102,10 +102,14 @@ class Composite:
         if rule is None:
             return self.default if self.default in supported else "epsilon"
         if rule not in supported:
+            why = "its mirror does not implement it"
+            if rule == "zb":
+                why = ("Z^B needs the input's bounds, which only the first "
+                       "linear layers (fed by the model input) have")
             raise ValueError(
                 f"{layer.name} ({type(layer).__name__}): {chosen} gives it "
-                f"the rule {rule!r}, which its mirror does not support; it "
-                f"supports {tuple(supported)}.")
+                f"the rule {rule!r}, but {why}; it can take "
+                f"{tuple(supported)}.")
         return rule
 
     def key(self):
