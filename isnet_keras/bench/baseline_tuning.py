@@ -30,7 +30,7 @@ uniform, and the gradient of `sum_k log p_k = sum_k (1 - K p_k) dz_k`
 vanishes there (CE 2.31, penalty 3.4e-5: the rule says lambda = 1e5); a
 plain classifier trained for one epoch has learned the shape shortcut,
 which the biased validation split rewards (CE 2e-6, penalty 3e4: lambda =
-1e-11). Neither is the model whose loss the advice is about. With RRR's
+1e-10). Neither is the model whose loss the advice is about. With RRR's
 own model the ratio `lambda * penalty / CE` falls as lambda grows (a
 larger lambda keeps the logits small: the penalty falls faster than
 lambda rises, and the cross-entropy stays high), so the search walks
