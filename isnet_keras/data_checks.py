@@ -21,6 +21,16 @@ from isnet_keras import errors
 NON_INTEGER_LABELS = ("labels must be integer class indices; received "
                       "non-integer values such as")
 NON_BINARY_MASK = "non-binary mask: mask values must be exactly 0 or 1"
+# A mask filled with this value marks an image without annotation: it trains
+# on cross-entropy only (docs/data.md, "Partial masks and boxes").
+UNANNOTATED = -1
+PARTIAL_NON_BINARY_MASK = (
+    f"{NON_BINARY_MASK} (or {UNANNOTATED} everywhere for an image without "
+    "annotation)")
+MIXED_UNANNOTATED_MASK = (
+    f"non-binary mask: a mask mixes {UNANNOTATED} (no annotation) with other "
+    f"values; an unannotated image's mask must be {UNANNOTATED} everywhere, "
+    "an annotated one exactly 0 or 1")
 
 # The data checks that run inside the compiled steps, by the start of their
 # message, with how the values the assertion prints read after it.
@@ -135,6 +145,86 @@ def check_masks(masks):
     with tf.control_dependencies([tf.debugging.Assert(
             binary, [NON_BINARY_MASK])]):
         return tf.identity(masks)
+
+
+def partial_mask_checks(masks):
+    """Assertions that each `(H, W, 1)` mask of `(B, H, W, 1)` `masks` is
+    0/1, or `UNANNOTATED` everywhere (an image without annotation).
+
+    Args:
+        masks: float `(B, H, W, 1)` tensor.
+
+    Returns:
+        A list of `tf.debugging.Assert` ops for `tf.control_dependencies`.
+    """
+    values = tf.cast(masks, "float32")
+    unannotated_value = values == UNANNOTATED
+    known = tf.reduce_all((values == 0) | (values == 1) | unannotated_value)
+    some = tf.reduce_any(unannotated_value, axis=(1, 2, 3))
+    every = tf.reduce_all(unannotated_value, axis=(1, 2, 3))
+    # The mixed-mask message only when every value is -1, 0 or 1, so that
+    # exactly one of the two assertions fails.
+    mixed = tf.logical_and(known, tf.reduce_any(some & ~every))
+    return [tf.debugging.Assert(known, [PARTIAL_NON_BINARY_MASK]),
+            tf.debugging.Assert(tf.logical_not(mixed),
+                                [MIXED_UNANNOTATED_MASK])]
+
+
+def annotated_images(masks):
+    """Per image, whether its mask is an annotation (not `UNANNOTATED`).
+
+    Args:
+        masks: `(B, H, W, 1)` tensor, checked by `partial_mask_checks`.
+
+    Returns:
+        bool `(B,)` tensor.
+    """
+    values = tf.cast(masks, "float32")
+    return tf.logical_not(tf.reduce_all(
+        tf.equal(tf.reshape(values, (tf.shape(values)[0], -1)),
+                 UNANNOTATED), axis=1))
+
+
+def check_partial_masks(masks, name="masks"):
+    """NumPy check of masks that may mark unannotated images.
+
+    Each mask (the first axis indexes images) must hold only 0 and 1 (or
+    booleans), or `UNANNOTATED` in every pixel.
+
+    Args:
+        masks: array `(N, H, W)` or `(N, H, W, 1)`.
+        name: what to call the array in the message.
+
+    Returns:
+        bool `(N,)` array: which images are annotated.
+
+    Raises:
+        ValueError: a value other than 0, 1 and -1, or a mask that mixes
+            -1 with other values (the message gives its index).
+
+    Example:
+
+    >>> check_partial_masks(np.stack([np.ones((2, 2)), -np.ones((2, 2))]))
+    array([ True, False])
+    """
+    array = np.asarray(masks)
+    if array.dtype == bool:
+        return np.ones(len(array), dtype=bool)
+    flat = array.reshape(len(array), -1)
+    unannotated = flat == UNANNOTATED
+    known = np.isin(flat, (0, 1)) | unannotated
+    if not known.all():
+        values = np.unique(flat[~known])[:3].tolist()
+        raise ValueError(
+            f"{PARTIAL_NON_BINARY_MASK}; {name} hold values such as "
+            f"{values}.")
+    every = unannotated.all(axis=1) if flat.shape[1] else np.zeros(
+        len(flat), dtype=bool)
+    mixed = np.flatnonzero(unannotated.any(axis=1) & ~every)
+    if mixed.size:
+        raise ValueError(f"{MIXED_UNANNOTATED_MASK}; {name} at index "
+                         f"{int(mixed[0])} does.")
+    return ~every
 
 
 def _bracketed(text):

@@ -2,7 +2,8 @@
 
 Both losses take `(masks, heatmaps)`, like a Keras loss takes
 `(y_true, y_pred)`: masks `(B, H, W)` or `(B, H, W, 1)` with values exactly
-0 or 1 (1 = foreground), heatmaps `(B, K, h, w, C)`. Masks are resized to
+0 or 1 (1 = foreground), or -1 everywhere for an image without annotation
+(left out of the loss, like an empty mask), heatmaps `(B, K, h, w, C)`. Masks are resized to
 the heatmap size by the any-foreground rule. Everything runs in float32 (or
 float64 for float64 heatmaps).
 
@@ -19,6 +20,8 @@ import math
 import keras
 import numpy as np
 import tensorflow as tf
+
+from isnet_keras import data_checks
 
 FOREGROUND_PENALTIES = ("l2", "l1", "hybrid")
 # How the background score treats a heatmap's channels: one GWRP per channel
@@ -80,15 +83,18 @@ def prepare_masks(masks, heatmaps):
     """Validates masks and shapes them `(B, 1, h, w, 1)` for `heatmaps`.
 
     Args:
-        masks: `(B, H, W)` or `(B, H, W, 1)` with values exactly 0 or 1.
+        masks: `(B, H, W)` or `(B, H, W, 1)` with values exactly 0 or 1,
+            or -1 everywhere (no annotation).
         heatmaps: `(B, K, h, w, C)`.
 
     Returns:
-        Masks in the heatmaps' dtype, `(B, 1, h, w, 1)`.
+        Masks in the heatmaps' dtype, `(B, 1, h, w, 1)`; an unannotated
+        image's mask is all 0 (empty foreground).
 
     Raises:
         ValueError: wrong rank or channel count (at trace time); an
-            `InvalidArgumentError` naming a non-binary mask at run time.
+            `InvalidArgumentError` naming a non-binary mask, or one that
+            mixes -1 with other values, at run time.
     """
     masks = tf.convert_to_tensor(masks)
     if masks.shape.rank == 3:
@@ -102,10 +108,10 @@ def prepare_masks(masks, heatmaps):
         raise ValueError("Heatmaps must have shape (B, K, H, W, C); "
                          f"received shape {heatmaps.shape}.")
     masks = tf.cast(masks, heatmaps.dtype)
-    binary = tf.reduce_all((masks == 0) | (masks == 1))
-    with tf.control_dependencies([tf.debugging.Assert(
-            binary, ["non-binary mask: mask values must be exactly 0 or 1"])]):
-        masks = tf.identity(masks)
+    with tf.control_dependencies(data_checks.partial_mask_checks(masks)):
+        # An unannotated image (mask -1 everywhere) gets an empty
+        # foreground, which leaves it out of the batch mean.
+        masks = tf.maximum(masks, 0.0)
     masks = resize_masks(masks, heatmaps.shape[2], heatmaps.shape[3])
     return masks[:, None]
 
@@ -212,7 +218,11 @@ def _replaced_abs(heatmaps, finite, masks):
 
 
 def _mean_over_valid(per_sample, masks):
-    """Mean over samples with a non-empty foreground (0 if none)."""
+    """Mean over samples with a non-empty foreground (0 if none).
+
+    Unannotated images (-1 masks) reach here with an empty foreground, so
+    they are left out too; a batch without any annotated image gives 0.
+    """
     valid = tf.cast(tf.reduce_sum(masks, axis=(1, 2, 3, 4)) > 0,
                     per_sample.dtype)
     count = tf.reduce_sum(valid)

@@ -3,7 +3,9 @@
 See docs/algorithm.md, "Evaluation statistics".
 
 Heatmaps H are (B, H, W, C) or (B, K, H, W, C); masks M are (B, H, W, 1) or
-(B, H, W), 1 = foreground, 0 = background. Per image (and heatmap):
+(B, H, W), 1 = foreground, 0 = background (-1 everywhere: an image without
+annotation, which the running-mean metrics leave out). Per image (and
+heatmap):
 
 * BRF = Σ|H|(1−M) / (Σ|H| + 1e-12): share of |relevance| outside the mask.
 * PFF = Σ max(H, 0)·M / (Σ max(H, 0) + 1e-12): share of positive relevance
@@ -16,6 +18,8 @@ import keras
 import numpy as np
 from keras import ops
 from scipy import stats
+
+from isnet_keras import data_checks
 
 # Added to the denominators so that an all-zero heatmap gives 0, not NaN.
 FRACTION_EPSILON = 1e-12
@@ -159,7 +163,8 @@ class BackgroundRelevanceFraction(keras.metrics.Mean):
             sample_weight: optional (B,) weights of the images.
         """
         values = background_relevance_fraction(heatmaps, masks)
-        super().update_state(values, sample_weight=sample_weight)
+        super().update_state(values, sample_weight=_annotated_weight(
+            masks, values, sample_weight))
 
 
 @keras.saving.register_keras_serializable(package="isnet_keras")
@@ -188,7 +193,19 @@ class PositiveForegroundFraction(keras.metrics.Mean):
     def update_state(self, heatmaps, masks, sample_weight=None):
         """Adds the PFF of a batch (arguments as in the BRF metric)."""
         values = positive_foreground_fraction(heatmaps, masks)
-        super().update_state(values, sample_weight=sample_weight)
+        super().update_state(values, sample_weight=_annotated_weight(
+            masks, values, sample_weight))
+
+
+def _annotated_weight(masks, values, sample_weight):
+    """`sample_weight` (or 1) times 0 for images whose mask is -1
+    everywhere (no annotation), so the running means skip them."""
+    masks = ops.convert_to_tensor(masks)
+    flat = ops.reshape(ops.cast(masks, "float32"), (ops.shape(masks)[0], -1))
+    annotated = ops.cast(ops.max(flat, axis=1) >= 0.0, values.dtype)
+    if sample_weight is None:
+        return annotated
+    return ops.cast(sample_weight, values.dtype) * annotated
 
 
 def _prepare(heatmaps, masks):
@@ -223,7 +240,10 @@ def _prepare(heatmaps, masks):
             f"{heatmap_shape}: batch and spatial sizes must agree."
         )
 
-    foreground = ops.cast(masks, heatmaps.dtype)[..., None]  # (B, H, W, 1)
+    # An unannotated image (-1 everywhere) counts as all background here;
+    # the running-mean metrics leave it out.
+    foreground = ops.maximum(ops.cast(masks, heatmaps.dtype),
+                             0.0)[..., None]  # (B, H, W, 1)
     if has_heatmap_axis:
         foreground = foreground[:, None]  # (B, 1, H, W, 1)
         return heatmaps, foreground, (2, 3, 4)
@@ -236,7 +256,8 @@ def _shapes_compatible(expected, actual):
 
 
 def _check_binary(masks):
-    """Raises if mask values are known now and are not all 0 or 1.
+    """Raises if mask values are known now and are not all 0 or 1 (or -1
+    throughout an image without annotation).
 
     Values of symbolic tensors (inside a traced function) are not available,
     so there the check is skipped.
@@ -247,12 +268,15 @@ def _check_binary(masks):
     values = np.asarray(values)
     if values.dtype == bool:
         return
-    not_binary = (values != 0) & (values != 1)
-    if np.any(not_binary):
-        raise ValueError(
-            "`masks` must be binary (0 = background, 1 = foreground); found "
-            f"values such as {values[not_binary].ravel()[:3].tolist()}."
-        )
+    if values.ndim < 3:
+        not_binary = (values != 0) & (values != 1)
+        if np.any(not_binary):
+            raise ValueError(
+                "`masks` must be binary (0 = background, 1 = foreground); "
+                f"found values such as {values[not_binary].ravel()[:3].tolist()}."
+            )
+        return
+    data_checks.check_partial_masks(values, name="`masks`")
 
 
 def _values_if_known(tensor):

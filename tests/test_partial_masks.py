@@ -1,0 +1,121 @@
+"""Partial masks: a mask of -1 everywhere marks an image without annotation,
+which trains on cross-entropy only."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from isnet_keras import data_checks, errors
+from isnet_keras.isnet import build_isnet
+from isnet_keras.losses import GWRPHeatmapLoss
+from isnet_keras.metrics.attention import BackgroundRelevanceFraction
+
+
+def _isnet(P=0.8):
+    keras.utils.set_random_seed(0)
+    classifier = keras.Sequential([
+        keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3, name="conv"),
+        keras.layers.Flatten(), keras.layers.Dense(2, name="logits")])
+    isnet = build_isnet(classifier, deep_supervision=(), P=P)
+    isnet.compile()
+    return isnet
+
+
+def _data(count=4):
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 1, (count, 8, 8, 1)).astype(np.float32)
+    masks = np.zeros((count, 8, 8, 1), np.float32)
+    masks[:, 2:6, 2:6] = 1.0
+    labels = np.arange(count) % 2
+    return images, labels, masks
+
+
+def _gradients(isnet, images, labels, masks):
+    with tf.GradientTape() as tape:
+        terms = isnet._loss_terms(tf.constant(images), tf.constant(labels),
+                                  tf.constant(masks), training=True)
+    grads = tape.gradient(terms.total, isnet.trainable_variables)
+    return terms, [g.numpy() for g in grads]
+
+
+def test_all_unannotated_batch_trains_on_cross_entropy_only():
+    images, labels, masks = _data()
+    isnet = _isnet(P=0.8)
+    terms, grads = _gradients(isnet, images, labels, -np.ones_like(masks))
+    assert float(terms.heatmap) == 0.0
+    isnet.P = 0.0
+    plain, ce_grads = _gradients(isnet, images, labels, masks)
+    assert np.isclose(float(terms.classification),
+                      float(plain.classification))
+    for grad, ce_grad in zip(grads, ce_grads):
+        assert np.all(np.isfinite(grad))
+        np.testing.assert_allclose(grad, 0.2 * ce_grad, rtol=1e-5,
+                                   atol=1e-7)
+    # One fitted step logs a heatmap loss of 0 and no background fraction.
+    isnet.P = 0.8
+    logs = isnet.train_on_batch(
+        images, {"label": labels, "mask": -np.ones_like(masks)},
+        return_dict=True)
+    assert logs["heatmap_loss"] == 0.0
+    assert np.isfinite(logs["loss"])
+    assert logs["background_fraction"] == 0.0
+
+
+def test_half_unannotated_batch_has_the_annotated_halfs_loss():
+    rng = np.random.default_rng(1)
+    heatmaps = rng.normal(size=(4, 1, 8, 8, 1)).astype(np.float32)
+    _, _, masks = _data()
+    masks[1, :4] = 0.0
+    partial = masks.copy()
+    partial[2:] = -1.0
+    loss = GWRPHeatmapLoss()
+    np.testing.assert_allclose(float(loss(partial, heatmaps)),
+                               float(loss(masks[:2], heatmaps[:2])),
+                               rtol=1e-6)
+    # The same through the ISNet: the heatmap loss of the annotated half.
+    images, labels, masks = _data()
+    isnet = _isnet()
+    half = masks.copy()
+    half[1::2] = -1.0
+    terms = isnet._loss_terms(images, labels, half, training=False)
+    annotated = isnet._loss_terms(images[::2], labels[::2], masks[::2],
+                                  training=False)
+    np.testing.assert_allclose(float(terms.heatmap),
+                               float(annotated.heatmap), rtol=1e-5)
+
+
+def test_background_fraction_metric_skips_unannotated_images():
+    heatmaps = np.ones((2, 2, 2, 1), np.float32)
+    masks = np.stack([np.zeros((2, 2)), -np.ones((2, 2))])
+    masks[0, 0, 0] = 1.0
+    metric = BackgroundRelevanceFraction()
+    metric.update_state(heatmaps, masks)
+    assert float(metric.result()) == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("bad", [
+    np.array([[-1.0, 0.0], [1.0, -1.0]]), np.array([[-1.0, 0.5], [-1, -1]])])
+def test_mixed_masks_are_refused(bad):
+    with pytest.raises(ValueError, match="non-binary mask"):
+        data_checks.check_partial_masks(bad[None])
+    images, labels, masks = _data()
+    masks[0, :2, :2, 0] = bad
+    isnet = _isnet()
+    with pytest.raises(errors.InvalidDataError) as caught:
+        isnet.fit(images, {"label": labels, "mask": masks}, epochs=1,
+                  batch_size=4, verbose=0)
+    expected = (data_checks.MIXED_UNANNOTATED_MASK if 0.5 not in bad
+                else data_checks.PARTIAL_NON_BINARY_MASK)
+    assert str(caught.value).startswith(expected)
+    assert "-1" in str(caught.value)
+
+
+def test_check_partial_masks_counts_annotated_images():
+    masks = np.zeros((3, 4, 4, 1))
+    masks[1] = -1.0
+    np.testing.assert_array_equal(data_checks.check_partial_masks(masks),
+                                  [True, False, True])
+    with pytest.raises(ValueError, match="index 2"):
+        masks[2, 0, 0] = -1.0
+        data_checks.check_partial_masks(masks)
