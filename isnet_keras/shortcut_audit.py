@@ -151,6 +151,10 @@ class AuditResult:
             has no foreground pixel (no object to keep).
         excluded_no_background: int. Images left out because their mask
             covers the whole image (no background to swap).
+        excluded_unannotated: int. Images left out because their mask is
+            -1 everywhere (no annotation).
+        num_annotated: int. Images with an annotation (a 0/1 mask), of
+            which `num_images` were audited.
         chance_rate: float. `1 / K`.
         background_blind_follow_rate: float. `b = (1 - a) / (K - 1)`.
         verdict: `"uses_background"`, `"ignores_background"` or
@@ -174,6 +178,8 @@ class AuditResult:
     verdict: str
     verdict_rule: str
     seed: int
+    excluded_unannotated: int = 0
+    num_annotated: int = None
     examples: AuditExamples = dataclasses.field(
         default=None, compare=False, repr=False
     )
@@ -187,7 +193,8 @@ class AuditResult:
             `{"value", "wilson_ci95"}`), `num_images`, `verdict`,
             `verdict_rule`, `num_classes`, `chance_rate`,
             `background_blind_follow_rate`, `excluded_empty_foreground`,
-            `excluded_no_background`, `seed`.
+            `excluded_no_background`, `excluded_unannotated`,
+            `num_annotated`, `seed`.
         """
         return {
             "original_accuracy": self.original_accuracy.to_dict(),
@@ -202,6 +209,11 @@ class AuditResult:
             "background_blind_follow_rate": self.background_blind_follow_rate,
             "excluded_empty_foreground": self.excluded_empty_foreground,
             "excluded_no_background": self.excluded_no_background,
+            "excluded_unannotated": self.excluded_unannotated,
+            "num_annotated": (self.num_images + self.excluded_empty_foreground
+                              + self.excluded_no_background
+                              if self.num_annotated is None
+                              else self.num_annotated),
             "seed": self.seed,
         }
 
@@ -228,7 +240,9 @@ def audit(model, images, labels, masks, seed=0, class_names=None,
         images: float array (N, H, W, C) in the model's input range.
         labels: int array (N,), values in [0, K) for a K-output classifier,
             with at least two classes among the images that are audited.
-        masks: binary array (N, H, W) or (N, H, W, 1), 1 = foreground.
+        masks: binary array (N, H, W) or (N, H, W, 1), 1 = foreground;
+            a mask of -1 everywhere marks an image without annotation,
+            which is left out.
         seed: int. Seed of the donor choice. Defaults to 0.
         class_names: sequence of K strings for the figure, or None for
             "0".."K-1". Defaults to None.
@@ -259,6 +273,13 @@ def audit(model, images, labels, masks, seed=0, class_names=None,
         classifier, purpose=_PURPOSE))
     labels = checks.check_labels(labels, len(images), num_classes)
     masks = checks.check_masks(masks, images.shape)
+    annotated = masks.reshape(len(masks), -1).max(axis=1, initial=-1.0) >= 0
+    if not annotated.any():
+        raise ValueError(
+            f"No image can be audited: all {len(masks)} masks are -1 (no "
+            "annotation); the audit needs images with 0/1 masks.")
+    images, labels, masks = (images[annotated], labels[annotated],
+                             masks[annotated])
     usable, empty, full = _usable_images(masks)
     images, labels, masks = images[usable], labels[usable], masks[usable]
     num_classes = _count_classes(labels)
@@ -294,6 +315,8 @@ def audit(model, images, labels, masks, seed=0, class_names=None,
         verdict=verdict,
         verdict_rule=rule,
         seed=int(seed),
+        excluded_unannotated=int(np.sum(~annotated)),
+        num_annotated=int(np.sum(annotated)),
         examples=_examples(images, masks, labels, counterfactuals,
                            donor_labels, predicted, names, num_examples),
     )
@@ -375,11 +398,14 @@ def format_audit(result):
     for name, share in rows:
         low, high = share.wilson_ci95
         lines.append(f"{name:<22}{share.value:>8.4f}  [{low:.4f}, {high:.4f}]")
-    excluded = result.excluded_empty_foreground + result.excluded_no_background
+    excluded = (result.excluded_empty_foreground
+                + result.excluded_no_background + result.excluded_unannotated)
+    unannotated = (f", {result.excluded_unannotated} without annotation"
+                   if result.excluded_unannotated else "")
     lines.append(
         f"Images: {result.num_images} audited, {excluded} left out "
         f"({result.excluded_empty_foreground} empty masks, "
-        f"{result.excluded_no_background} without background); "
+        f"{result.excluded_no_background} without background{unannotated}); "
         f"classes: {result.num_classes}; background-blind donor rate: "
         f"{result.background_blind_follow_rate:.4f}"
     )

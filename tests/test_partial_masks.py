@@ -119,3 +119,35 @@ def test_check_partial_masks_counts_annotated_images():
     with pytest.raises(ValueError, match="index 2"):
         masks[2, 0, 0] = -1.0
         data_checks.check_partial_masks(masks)
+
+
+def _classifier():
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([
+        keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3, name="conv"),
+        keras.layers.Flatten(), keras.layers.Dense(2, name="logits")])
+
+
+def test_evaluation_and_audit_use_annotated_images_only():
+    from isnet_keras import audit
+    from isnet_keras.evaluate import evaluate_classifier, format_summary
+
+    images, labels, masks = _data(8)
+    masks[4:] = -1.0
+    classifier = _classifier()
+    result = evaluate_classifier(classifier, images, labels, masks=masks,
+                                 num_samples=100)
+    attention = result["background_attention"]
+    assert (attention["num_images"], attention["num_annotated"]) == (4, 4)
+    assert result["num_images"] == 8
+    assert "4 of 8 annotated" in format_summary(result)
+    annotated = evaluate_classifier(classifier, images[:4], labels[:4],
+                                    masks=masks[:4], num_samples=100)
+    assert attention["brf"] == annotated["background_attention"]["brf"]
+    checked = audit(classifier, images, labels, masks, num_examples=0)
+    summary = checked.to_dict()
+    assert summary["num_images"] == 4
+    assert summary["num_annotated"] == 4
+    assert summary["excluded_unannotated"] == 4
+    with pytest.raises(ValueError, match="all 8 masks are -1"):
+        audit(classifier, images, labels, -np.ones_like(masks))

@@ -20,6 +20,7 @@ import numbers
 
 import numpy as np
 
+from isnet_keras import data_checks
 from isnet_keras.export import classifier as classifier_lib
 
 # Subject of the error messages of the classifier's shape checks.
@@ -177,7 +178,8 @@ def check_masks(masks, image_shape):
     """Returns float32 (N, H, W, 1) binary masks fitting the images.
 
     Args:
-        masks: array (N, H, W, 1) or (N, H, W) of 0/1 (or bool) values.
+        masks: array (N, H, W, 1) or (N, H, W) of 0/1 (or bool) values;
+            a mask of -1 everywhere marks an image without annotation.
         image_shape: shape (N, H, W, C) of the checked images.
 
     Returns:
@@ -185,7 +187,7 @@ def check_masks(masks, image_shape):
 
     Raises:
         ValueError: naming both shapes when they do not fit, or the values
-            when they are not binary.
+            when they are not binary (or a mask mixes -1 with 0/1).
 
     Example:
 
@@ -209,12 +211,8 @@ def check_masks(masks, image_shape):
     if array.dtype != bool:
         if not np.issubdtype(array.dtype, np.number):
             raise ValueError(f"`masks` must be numeric; received dtype {array.dtype}.")
-        not_binary = (array != 0) & (array != 1)
-        if np.any(not_binary):
-            raise ValueError(
-                "`masks` must be binary (0 = background, 1 = foreground); "
-                f"found values such as {np.unique(array[not_binary])[:3].tolist()}."
-            )
+        # 0/1, or -1 throughout the mask of an image without annotation.
+        data_checks.check_partial_masks(array, name="`masks`")
     return array.reshape(expected + (1,)).astype(np.float32)
 
 

@@ -148,7 +148,8 @@ def plot_heatmap_examples(
     ]
     shown_masks = None
     if masks is not None:
-        shown_masks = np.asarray(masks)[picks]
+        # An unannotated image's mask (-1 everywhere) outlines nothing.
+        shown_masks = np.maximum(np.asarray(masks)[picks], 0)
         if shown_masks.ndim == 3:
             shown_masks = shown_masks[..., None]
     return plot_heatmaps(

@@ -73,7 +73,10 @@ def evaluate_classifier(
         labels: array-like of N integers in [0, K), K = the number of
             classifier outputs.
         masks: array (N, H, W, 1) or (N, H, W) of 0/1 foreground masks, or
-            None to skip the background attention. Defaults to None.
+            None to skip the background attention. A mask of -1 everywhere
+            marks an image without annotation: the background attention
+            uses annotated images only (and is None when fewer than 2 of
+            a partly annotated set are). Defaults to None.
         prior: float > 0. Dirichlet concentration added to every cell of
             the confusion matrix (1 = flat, 0.5 = Jeffreys). Defaults to
             `1.0`.
@@ -108,7 +111,9 @@ def evaluate_classifier(
           two samples of a class for DeLong), `"value"` is None and
           `"unavailable"` says why;
         * `"background_attention"`: None without masks, else
-          `{"heatmap", "num_images", "brf", "pff"}`, where `"brf"` and
+          `{"heatmap", "num_images", "num_annotated", "brf", "pff"}`
+          (`"num_images"` scored of the `"num_annotated"` images with an
+          annotation), where `"brf"` and
           `"pff"` are `summarize_fraction` dicts (mean, std, 95 % t interval
           of the mean, n).
 
@@ -136,7 +141,15 @@ def evaluate_classifier(
     class_names = checks.check_class_names(class_names, num_classes)
     if masks is not None:
         masks = checks.check_masks(masks, images.shape)
-        num_heatmaps = checks.check_max_heatmaps(max_heatmaps, len(images))
+        # Only images with an annotation (not -1 masks) are scored.
+        annotated = np.flatnonzero(masks.reshape(len(masks), -1).max(
+            axis=1, initial=-1.0) >= 0)
+        num_heatmaps = 0
+        if len(annotated) >= 2 or len(annotated) == len(masks):
+            num_heatmaps = checks.check_max_heatmaps(max_heatmaps,
+                                                     len(annotated))
+        elif max_heatmaps is not None:
+            checks.check_max_heatmaps(max_heatmaps, 2)
     # Fail on bad statistics settings before the (slow) forward pass.
     checks.check_sampler_settings(prior, num_samples, seed)
 
@@ -159,11 +172,13 @@ def evaluate_classifier(
         "auc": _auc(labels, probabilities),
         "background_attention": None,
     }
-    if masks is not None:
-        subset = _attention_subset(len(images), num_heatmaps, seed)
+    if masks is not None and num_heatmaps:
+        subset = annotated[_attention_subset(len(annotated), num_heatmaps,
+                                             seed)]
         result["background_attention"] = background_attention(
             classifier, images[subset], masks[subset], input_bounds=input_bounds
         )
+        result["background_attention"]["num_annotated"] = int(len(annotated))
     return result
 
 

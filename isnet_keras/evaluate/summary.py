@@ -55,6 +55,11 @@ def format_summary(result):
         lines.append(f"AUC ({method}): {auc['value']:.4f}")
     attention = result["background_attention"]
     if attention is not None:
+        annotated = ""
+        if attention.get("num_annotated", result["num_images"]) < \
+                result["num_images"]:
+            annotated = (f"; {attention['num_annotated']} of "
+                         f"{result['num_images']} annotated")
         for label, key in (
             ("Background relevance fraction", "brf"),
             ("Positive foreground fraction", "pff"),
@@ -62,6 +67,6 @@ def format_summary(result):
             summary = attention[key]
             lines.append(
                 f"{label}: {summary['mean']:.4f} ± {summary['std']:.4f} "
-                f"({attention['num_images']} images)"
+                f"({attention['num_images']} images{annotated})"
             )
     return "\n".join(lines)
