@@ -225,7 +225,9 @@ class ISNet(Trainer):
     `predict()` and exports see the deploy graph); `fit()` and `evaluate()`
     take data `(images, {"label": labels, "mask": masks})` (or
     `(images, (labels, masks))`): integer labels `(B,)` and binary masks
-    `(B, H, W[, 1])`, 1 = foreground. The training step, its data checks
+    `(B, H, W[, 1])`, 1 = foreground; a mask of -1 everywhere marks an image
+    without annotation, which trains on cross-entropy only (the heatmap
+    loss averages over annotated images, 0 if none). The training step, its data checks
     and its skipping of non-finite steps are `Trainer`'s.
 
     Args:
