@@ -26,6 +26,12 @@ DEFAULTS = {
     "val_dir": None,
     "image_size": 224,
     "cache": True,
+    # Images without a mask (or a box) train on cross-entropy only; boxes:
+    # a CSV of boxes (filename,x0,y0,x1,y1) made into the masks instead of
+    # the mask files, each widened by box_margin pixels.
+    "partial_masks": False,
+    "boxes": None,
+    "box_margin": 0,
     # Model
     "backbone": "mobilenetv2",
     "weights": None,
@@ -78,7 +84,8 @@ CHOICES = {
 # Keys a resumed run must share with the run it continues.
 RESUME_KEYS = ("data_dir", "val_split", "val_dir", "image_size", "backbone",
                "weights", "variant", "seed", "precision", "foreground_bounds",
-               "tune_bounds", "P_schedule")
+               "tune_bounds", "P_schedule", "partial_masks", "boxes",
+               "box_margin")
 # Options of one invocation only, never saved.
 INVOCATION_KEYS = ("config", "resume", "overwrite")
 CONFIG_FILE = "config.yaml"
@@ -215,6 +222,12 @@ def check_config(config):
                           f"of layer names; received {layers!r}.")
     _check_schedule(config)
     _number(config, "tune_bounds", int, 0)
+    _number(config, "box_margin", int, 0)
+    if not isinstance(config["partial_masks"], bool):
+        raise ConfigError("partial_masks must be true or false; received "
+                          f"{config['partial_masks']!r}.")
+    if config["boxes"] is not None:
+        config["boxes"] = str(config["boxes"])
     _check_foreground_bounds(config)
     if not isinstance(config["cache"], (bool, str)):
         raise ConfigError(f"cache must be true, false or a file path; "

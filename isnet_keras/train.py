@@ -412,6 +412,9 @@ def train(config, callbacks=(), resume=False, overwrite=False):
     write_json(run_dir / "run.json", {
         "class_names": list(class_names),
         "num_train": int(len(data["train_indices"])),
+        # Training images with a mask (file or boxes); the others trained
+        # on cross-entropy only (--partial-masks).
+        "num_train_annotated": int(data["num_train_annotated"]),
         "num_val": int(len(data["val_indices"])),
         "input_shape": [height, width, channels],
         # Over all workers: the global batch is split among them.

@@ -102,6 +102,14 @@ def _check_masks(index, indices, masks_dir):
     Raises:
         FolderDatasetError: every mask of `indices` is empty.
     """
+    annotated = index.annotated
+    if annotated is not None and not annotated[indices].any():
+        raise FolderDatasetError([
+            f"{masks_dir}: none of the {len(indices)} training images has a "
+            "mask: the heatmap loss would be 0, so the ISNet penalty would "
+            "be off; give at least some images a mask (or boxes)"])
+    if annotated is not None:
+        indices = [i for i in indices if annotated[i]]
     empty = [i for i in indices if not index.mask_has_foreground[i]]
     if not empty:
         return
@@ -110,7 +118,7 @@ def _check_masks(index, indices, masks_dir):
             f"{masks_dir}: all {len(empty)} training masks are empty (no "
             "foreground pixel): the heatmap loss would be 0, so the ISNet "
             "penalty would be off; masks mark the object with 1 or 255"])
-    names = ", ".join(index.mask_paths[i].name
+    names = ", ".join((index.mask_paths[i] or index.image_paths[i]).name
                       for i in empty[:LISTED_EMPTY_MASKS])
     more = " ..." if len(empty) > LISTED_EMPTY_MASKS else ""
     warnings.warn(
@@ -123,18 +131,20 @@ def scan_data(config):
     """Validates every file and splits the data, before any training.
 
     Args:
-        config: The run configuration (`data_dir`, `val_dir`, `val_split`
-            and `seed` are read).
+        config: The run configuration (`data_dir`, `val_dir`, `val_split`,
+            `seed` and, if present, `partial_masks`, `boxes` and
+            `box_margin` are read).
 
     Returns:
         dict with `train_index`, `train_indices`, `val_index`,
-        `val_indices` and `class_names`.
+        `val_indices`, `class_names` and `num_train_annotated` (training
+        images with a mask).
 
     Raises:
         FolderDatasetError: every problem of the folders, each naming its
             file; fewer than 2 classes, a class without images (or, when
-            the validation set is split off, with one image), or only empty
-            training masks.
+            the validation set is split off, with one image), only empty
+            training masks, or no training image with a mask.
         ValueError: a validation set of fewer than `MIN_VAL_IMAGES`
             images, or no training image left.
 
@@ -148,11 +158,21 @@ def scan_data(config):
     ('cat', 'dog')
     """
     images_dir, masks_dir, labels_csv = data_folders(config["data_dir"])
-    index = scan_folder_dataset(images_dir, masks_dir, labels_csv)
+    # Missing masks (or box rows) become unannotated images with
+    # `partial_masks`; boxes replace the mask files of the training folder.
+    partial = {"partial_masks": bool(config.get("partial_masks"))}
+    boxes = config.get("boxes")
+    index = scan_folder_dataset(images_dir, masks_dir, labels_csv,
+                                boxes=boxes,
+                                box_margin=config.get("box_margin") or 0,
+                                **partial)
+    if boxes:
+        masks_dir = boxes
     _check_classes(index, labels_csv, split=not config["val_dir"])
     if config["val_dir"]:
         val_index = scan_folder_dataset(*data_folders(config["val_dir"]),
-                                        class_names=index.class_names)
+                                        class_names=index.class_names,
+                                        **partial)
         train_indices = np.arange(len(index.labels))
         val_indices = np.arange(len(val_index.labels))
         if len(val_indices) < MIN_VAL_IMAGES:
@@ -173,9 +193,13 @@ def scan_data(config):
                 f"validation report at least {MIN_VAL_IMAGES}: change "
                 "--val-split or pass --val-dir.")
     _check_masks(index, train_indices, masks_dir)
+    annotated = index.annotated
+    num_annotated = (len(train_indices) if annotated is None
+                     else int(annotated[train_indices].sum()))
     return {"train_index": index, "train_indices": train_indices,
             "val_index": val_index, "val_indices": val_indices,
-            "class_names": index.class_names}
+            "class_names": index.class_names,
+            "num_train_annotated": num_annotated}
 
 
 def fixed_images(index, indices, image_size, channels, count):

@@ -151,3 +151,61 @@ def test_evaluation_and_audit_use_annotated_images_only():
     assert summary["excluded_unannotated"] == 4
     with pytest.raises(ValueError, match="all 8 masks are -1"):
         audit(classifier, images, labels, -np.ones_like(masks))
+
+
+def test_missing_mask_files_need_partial_masks(tmp_path):
+    from isnet_keras import run_config, train_data
+    from isnet_keras.data import FolderDatasetError, scan_folder_dataset
+    from isnet_keras.data.augment import JointAugmentation
+    from isnet_keras.data.folders import load_folder_dataset
+    from isnet_keras.data.pipeline import dataset_arrays, folder_dataset
+    from tests import support
+
+    data = support.tiny_folder_set(tmp_path / "data", [0, 1] * 4,
+                                   ["bar", "square"])
+    for number in (1, 2, 5):
+        (data / "masks" / f"image_{number}.png").unlink()
+    folders = train_data.data_folders(data)
+    with pytest.raises(FolderDatasetError, match="image_1.png: no mask in"):
+        scan_folder_dataset(*folders)
+    index = scan_folder_dataset(*folders, partial_masks=True)
+    assert index.annotated.tolist() == [True, False, False, True, True,
+                                        False, True, True]
+    assert index.mask_paths[1] is None
+    loaded = load_folder_dataset(*folders, partial_masks=True, image_size=4)
+    assert (loaded.masks[[1, 2, 5]] == -1).all()
+    assert set(np.unique(loaded.masks[[0, 3]])) == {0.0, 1.0}
+    flip = JointAugmentation(flip="horizontal_and_vertical", rotation=0.25,
+                             seed=0)
+    _, _, masks = dataset_arrays(folder_dataset(
+        index, np.arange(8), 8, 1, 8, augmentation=flip))
+    np.testing.assert_array_equal(
+        data_checks.check_partial_masks(masks), index.annotated)
+    config = run_config.effective_config(None, {
+        "data_dir": str(data), "out": str(tmp_path / "run"),
+        "val_split": 0.25, "partial_masks": True})
+    scanned = train_data.scan_data(config)
+    assert scanned["num_train_annotated"] == int(
+        index.annotated[scanned["train_indices"]].sum())
+    config["partial_masks"] = False
+    with pytest.raises(FolderDatasetError, match="no mask in"):
+        train_data.scan_data(config)
+
+
+def test_train_flags_reach_the_configuration():
+    import argparse
+
+    from isnet_keras.cli import train as train_cli
+
+    parser = argparse.ArgumentParser()
+    train_cli.register(parser.add_subparsers())
+    args = parser.parse_args(["train", "--data-dir", "d", "--out", "r",
+                              "--partial-masks", "--boxes", "b.csv",
+                              "--box-margin", "3"])
+    config = train_cli.effective_config(args)
+    assert (config["partial_masks"], config["boxes"],
+            config["box_margin"]) == (True, "b.csv", 3)
+    plain = train_cli.effective_config(parser.parse_args(
+        ["train", "--data-dir", "d", "--out", "r"]))
+    assert (plain["partial_masks"], plain["boxes"],
+            plain["box_margin"]) == (False, None, 0)

@@ -63,6 +63,15 @@ def register(subparsers):
           type=float, metavar="F")
     _flag(data, "--val-dir", "separate validation folder (same layout); "
           "replaces --val-split", metavar="DIR")
+    _flag(data, "--partial-masks", "images without a mask file (or, with "
+          "--boxes, without a box) train on cross-entropy only instead of "
+          "being an error", action="store_true", dest="partial_masks")
+    _flag(data, "--boxes", "CSV of boxes filename,x0,y0,x1,y1[,label] "
+          "(pixels, x1 and y1 exclusive) made into the masks of --data-dir "
+          "instead of DIR/masks", metavar="FILE.csv")
+    _flag(data, "--box-margin", "pixels added around every box, clipped "
+          f"to the image (default {defaults['box_margin']})", type=int,
+          metavar="N")
     _flag(data, "--image-size", "input height and width for named "
           f"backbones (default {defaults['image_size']})", type=int)
     model = parser.add_argument_group("model")

@@ -14,12 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
+from isnet_keras.data.boxes import (BoxFileError, box_mask, expand_boxes,
+                                    read_boxes_csv)
 from isnet_keras.data.image_files import (ImageReadError, MaskValueError,
                                           read_image, read_mask)
 
 # Tried in this order when no mask has the image's exact file name.
 MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg")
 CSV_COLUMNS = ("filename", "label")
+# The mask value of an image without annotation (`partial_masks=True`).
+UNANNOTATED = -1
 # At most this many problems are spelled out in one error message.
 MAX_LISTED_PROBLEMS = 20
 
@@ -49,13 +53,21 @@ class FolderIndex:
 
     Attributes:
         image_paths: tuple of Path, in CSV order.
-        mask_paths: tuple of Path, the mask of each image.
+        mask_paths: tuple of Path, the mask file of each image; None for
+            an image without one (its mask comes from `mask_boxes`, or, if
+            none, it is unannotated).
         labels: int64 array (N,), indices into `class_names`.
         class_names: tuple of str.
         image_sizes: tuple of (height, width), each image's size on disk.
         mask_has_foreground: bool array (N,): whether each mask marks at
             least one foreground pixel (an empty mask leaves its image out
             of the heatmap loss). None when not known.
+        annotated: bool array (N,): whether each image has a mask (a file
+            or boxes); with `partial_masks`, the others train on
+            cross-entropy only. None when not known (all annotated).
+        mask_boxes: tuple with, per image, an int64 `(n, 4)` array of its
+            boxes `x0, y0, x1, y1` (margin added, clipped to the image),
+            or None (a mask file, or no annotation). None without boxes.
     """
 
     image_paths: tuple
@@ -64,6 +76,8 @@ class FolderIndex:
     class_names: tuple
     image_sizes: tuple
     mask_has_foreground: np.ndarray = None
+    annotated: np.ndarray = None
+    mask_boxes: tuple = None
 
 
 def _parse_int(text):
@@ -245,15 +259,36 @@ def _check_pair(image_path, mask_path, problems, channels=None):
     """Reads one image and its mask (`image_files.read_image` and
     `read_mask`, as training does).
 
+    `mask_path` may also be None (no annotation: the mask is
+    `UNANNOTATED` everywhere) or a `_Boxes` (the mask of its boxes).
+
     Returns:
         `(pixels, mask)`: float32 `(H, W, C)` in [0, 1] (C = `channels`, or
-        as stored) and uint8 `(H, W)` 0/1; or `(None, None)` after
-        recording the problems.
+        as stored) and int8 `(H, W)` 0/1 (or all -1); or `(None, None)`
+        after recording the problems.
     """
     image = _read(lambda path: read_image(path, channels), image_path,
                   problems)
+    if image is None:
+        if not isinstance(mask_path, Path):
+            return None, None
+        # The mask is still checked, so that its problems are listed too.
+        _read(read_mask, mask_path, problems)
+        return None, None
+    if mask_path is None:
+        return image, np.full(image.shape[:2], UNANNOTATED, np.int8)
+    if isinstance(mask_path, _Boxes):
+        try:
+            mask_path.expanded = expand_boxes(
+                mask_path.boxes, image.shape[:2], mask_path.margin,
+                name=str(image_path))
+        except BoxFileError as error:
+            problems.extend(error.problems)
+            return None, None
+        return image, box_mask(mask_path.expanded, image.shape[:2]).astype(
+            np.int8)
     mask = _read(read_mask, mask_path, problems)
-    if image is None or mask is None:
+    if mask is None:
         return None, None
     if image.shape[:2] != mask.shape:
         image_height, image_width = image.shape[:2]
@@ -267,12 +302,41 @@ def _check_pair(image_path, mask_path, problems, channels=None):
     return image, mask
 
 
-def _index_entries(images_dir, masks_dir, labels_csv, class_names, problems):
-    """Shared first half: CSV, labels and file existence."""
-    images_dir, masks_dir = Path(images_dir), Path(masks_dir)
-    for folder, role in ((images_dir, "images"), (masks_dir, "masks")):
-        if not folder.is_dir():
+@dataclasses.dataclass
+class _Boxes:
+    """The boxes of one image, in place of its mask file."""
+
+    boxes: list
+    margin: int
+    expanded: np.ndarray = None
+
+
+def _index_entries(images_dir, masks_dir, labels_csv, class_names, problems,
+                   partial_masks=False, boxes=None, box_margin=0):
+    """Shared first half: CSV, labels and file existence.
+
+    Returns `(pairs, names)`: `(image path, mask, label)` triples, where
+    the mask is a Path, a `_Boxes` or None (unannotated), and the class
+    names.
+    """
+    images_dir = Path(images_dir)
+    masks_dir = None if masks_dir is None else Path(masks_dir)
+    folders = [(images_dir, "images")]
+    if boxes is None and not (partial_masks and (
+            masks_dir is None or not masks_dir.exists())):
+        folders.append((masks_dir, "masks"))
+    for folder, role in folders:
+        if folder is None or not folder.is_dir():
             raise FolderDatasetError([f"{folder}: {role} folder not found"])
+    box_rows = None
+    if boxes is not None:
+        try:
+            box_rows = read_boxes_csv(boxes)
+        except BoxFileError as error:
+            raise FolderDatasetError(error.problems) from None
+        except FileNotFoundError:
+            raise FolderDatasetError([f"{boxes}: boxes file not found"]) \
+                from None
     entries = _read_labels_csv(labels_csv, problems)
     labels, names = _resolve_labels(entries, class_names, labels_csv, problems)
     pairs = []
@@ -284,15 +348,41 @@ def _index_entries(images_dir, masks_dir, labels_csv, class_names, problems):
                 f"{images_dir}"
             )
             continue
+        if box_rows is not None:
+            if filename in box_rows:
+                pairs.append((image_path, _Boxes(box_rows[filename],
+                                                 box_margin), label))
+            elif partial_masks:
+                pairs.append((image_path, None, label))
+            else:
+                problems.append(
+                    f"{filename}: no box in {boxes} (pass partial_masks / "
+                    "--partial-masks to train it on cross-entropy only)")
+            continue
+        if masks_dir is None or not masks_dir.is_dir():
+            pairs.append((image_path, None, label))
+            continue
         mask_path, problem = _find_mask(masks_dir, filename)
+        if problem and mask_path is None and partial_masks and \
+                "no mask in" in problem:
+            pairs.append((image_path, None, label))
+            continue
         if problem:
             problems.append(problem)
             continue
         pairs.append((image_path, mask_path, label))
+    if box_rows is not None:
+        listed = {filename for _, filename, _ in entries}
+        for filename, rows in box_rows.items():
+            if filename not in listed:
+                problems.append(
+                    f"{boxes}, line {rows[0].line}: {filename} is not "
+                    f"listed in {labels_csv}")
     return pairs, names
 
 
-def scan_folder_dataset(images_dir, masks_dir, labels_csv, class_names=None):
+def scan_folder_dataset(images_dir, masks_dir, labels_csv, class_names=None,
+                        partial_masks=False, boxes=None, box_margin=0):
     """Validates a folder dataset; returns its file list, keeping no pixels.
 
     Every image and mask is decoded once to check it (readable, same size,
@@ -309,17 +399,27 @@ def scan_folder_dataset(images_dir, masks_dir, labels_csv, class_names=None):
         class_names: sequence of str or None. Fixes the class order; labels
             must then be one of these names or an index into them.
             Defaults to None (integers as given, names sorted).
+        partial_masks: bool. Accept images without a mask (no mask file,
+            or no row in `boxes`): their mask is -1 everywhere and they
+            train on cross-entropy only. Defaults to False (a missing mask
+            is an error).
+        boxes: str, Path or None. A boxes CSV (`isnet_keras.data.boxes`)
+            whose boxes make the masks instead of `masks_dir`'s files.
+            Defaults to None.
+        box_margin: int >= 0. Pixels added around every box, clipped to
+            the image. Defaults to 0.
 
     Returns:
         A `FolderIndex` (paths, int64 labels, class names, image sizes,
-        which masks mark any foreground).
+        which masks mark any foreground, which images are annotated).
 
     Raises:
         FolderDatasetError: (a `ValueError`) listing every problem found,
             each naming its file: missing image or mask, unreadable or
             corrupt file, image/mask size mismatch, non-binary mask, empty
             or unknown label, class names differing only in letter case,
-            duplicate row, missing header.
+            duplicate row, missing header; with `boxes`, malformed box
+            rows and boxes outside their image.
 
     Example:
 
@@ -330,20 +430,27 @@ def scan_folder_dataset(images_dir, masks_dir, labels_csv, class_names=None):
     """
     problems = []
     pairs, names = _index_entries(
-        images_dir, masks_dir, labels_csv, class_names, problems
+        images_dir, masks_dir, labels_csv, class_names, problems,
+        partial_masks=partial_masks, boxes=boxes, box_margin=box_margin,
     )
     sizes, foreground = [], []
     for image_path, mask_path, _ in pairs:
         image, mask = _check_pair(image_path, mask_path, problems)
         sizes.append(None if image is None else image.shape[:2])
-        foreground.append(mask is not None and bool(mask.any()))
+        foreground.append(mask is not None and bool((mask == 1).any()))
     if problems:
         raise FolderDatasetError(problems)
     return FolderIndex(
         image_paths=tuple(path for path, _, _ in pairs),
-        mask_paths=tuple(path for _, path, _ in pairs),
+        mask_paths=tuple(path if isinstance(path, Path) else None
+                         for _, path, _ in pairs),
         labels=np.array([label for _, _, label in pairs], dtype=np.int64),
         class_names=names,
         image_sizes=tuple(sizes),
         mask_has_foreground=np.array(foreground, dtype=bool),
+        annotated=np.array([path is not None for _, path, _ in pairs],
+                           dtype=bool),
+        mask_boxes=None if boxes is None else tuple(
+            path.expanded if isinstance(path, _Boxes) else None
+            for _, path, _ in pairs),
     )

@@ -31,6 +31,7 @@ from isnet_keras.data.folder_index import (
     CSV_COLUMNS,
     MASK_EXTENSIONS,
     MAX_LISTED_PROBLEMS,
+    UNANNOTATED,
     FolderDatasetError,
     FolderIndex,
     _check_pair,
@@ -58,7 +59,8 @@ class FolderDataset:
 
     Attributes:
         images: float32 (N, H, W, C) in [0, 1].
-        masks: float32 (N, H, W, 1), exactly 0/1.
+        masks: float32 (N, H, W, 1), exactly 0/1, or -1 everywhere for an
+            image without annotation (`partial_masks`).
         labels: int64 (N,), indices into `class_names`.
         class_names: tuple of str.
         files: tuple of Path, the image files in order.
@@ -90,6 +92,9 @@ def load_folder_dataset(
     image_size=None,
     channels=1,
     class_names=None,
+    partial_masks=False,
+    boxes=None,
+    box_margin=0,
 ):
     """Loads and validates a folder dataset into float32 arrays.
 
@@ -108,6 +113,12 @@ def load_folder_dataset(
             Defaults to None (keep the common size).
         channels: int, 1 or 3. Defaults to 1.
         class_names: sequence of str or None. See `scan_folder_dataset`.
+        partial_masks: bool. Images without a mask file (or without a row
+            in `boxes`) get a mask of -1 everywhere instead of being an
+            error. Defaults to False.
+        boxes: str, Path or None. A boxes CSV whose boxes make the masks
+            (see `isnet_keras.data.boxes`); `masks_dir` is then not read.
+        box_margin: int >= 0. Pixels added around every box.
 
     Returns:
         A `FolderDataset(images, masks, labels, class_names, files)`.
@@ -128,7 +139,8 @@ def load_folder_dataset(
     target = _target_size(image_size)
     problems = []
     pairs, names = _index_entries(
-        images_dir, masks_dir, labels_csv, class_names, problems
+        images_dir, masks_dir, labels_csv, class_names, problems,
+        partial_masks=partial_masks, boxes=boxes, box_margin=box_margin,
     )
     images, masks, labels, files = [], [], [], []
     first_size = None
@@ -149,14 +161,18 @@ def load_folder_dataset(
                     f"{first_height}x{first_width}; pass image_size to resize"
                 )
                 continue
-        mask_image = Image.fromarray(mask * 255)
+        unannotated = mask_path is None
+        mask_image = Image.fromarray(np.maximum(mask, 0).astype(np.uint8)
+                                     * 255)
         if target is not None and size != target:
             image = resize_image(image, target)
             mask_image = mask_image.resize(
                 (target[1], target[0]), Image.Resampling.NEAREST
             )
         images.append(image)
-        masks.append((np.asarray(mask_image) > 0).astype(np.float32)[..., None])
+        mask = (np.asarray(mask_image) > 0).astype(np.float32)[..., None]
+        masks.append(np.full_like(mask, UNANNOTATED) if unannotated
+                     else mask)
         labels.append(label)
         files.append(image_path)
     if problems:

@@ -13,19 +13,40 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from isnet_keras.data.boxes import box_mask
 from isnet_keras.data.image_files import read_image, read_mask, resize_image
 from isnet_keras.data.masks import resize_mask
 
+# The mask value of an image without annotation.
+UNANNOTATED = -1.0
 
-def _read_pair(image_path, mask_path, image_size, channels):
+
+def _boxes_text(boxes):
+    """An `(n, 4)` box array as text for the pipeline ("" for None)."""
+    if boxes is None:
+        return ""
+    return ";".join(",".join(str(int(value)) for value in box)
+                    for box in np.asarray(boxes).tolist())
+
+
+def _read_pair(image_path, mask_path, image_size, channels, boxes=b""):
     """NumPy side of `decode_pair`: the shared reader, then the resizes."""
-    image = resize_image(read_image(image_path.decode(), channels),
-                         image_size)
-    mask = read_mask(mask_path.decode()).astype(np.float32)[..., None]
+    stored = read_image(image_path.decode(), channels)
+    image = resize_image(stored, image_size)
+    boxes = boxes.decode()
+    if boxes:
+        rows = [[int(value) for value in box.split(",")]
+                for box in boxes.split(";")]
+        mask = box_mask(rows, stored.shape[:2])
+    elif mask_path:
+        mask = read_mask(mask_path.decode())
+    else:
+        return image, np.full((*image_size, 1), UNANNOTATED, np.float32)
+    mask = mask.astype(np.float32)[..., None]
     return image, resize_mask(mask, image_size).astype(np.float32)
 
 
-def decode_pair(image_path, mask_path, image_size, channels):
+def decode_pair(image_path, mask_path, image_size, channels, boxes=None):
     """Reads one image and its mask at the model's size.
 
     Both files go through `isnet_keras.data.image_files`, the reader of
@@ -35,12 +56,16 @@ def decode_pair(image_path, mask_path, image_size, channels):
     `(h, w, 1)` ({0, 1}, {0, 255} and 16-bit {0, 65535} files alike),
     resized by the any-foreground rule of `isnet_keras.data.resize_mask`
     (docs/algorithm.md, "Masks and numerical safety"), so a thin object
-    never vanishes when shrunk.
+    never vanishes when shrunk. An empty `mask_path` (and no boxes) gives
+    the mask of an unannotated image, -1 everywhere.
 
     Args:
         image_path, mask_path: string tensors.
         image_size: `(height, width)`.
         channels: 1 or 3.
+        boxes: string tensor or None: the image's boxes
+            `"x0,y0,x1,y1;..."` in its stored pixels, painted as the mask
+            instead of reading `mask_path`.
 
     Returns:
         `(image, mask)` float32 tensors.
@@ -48,10 +73,12 @@ def decode_pair(image_path, mask_path, image_size, channels):
     height, width = image_size
     # The reader is NumPy and Pillow; `folder_dataset` caches its pairs,
     # so by default each file is read once.
+    if boxes is None:
+        boxes = tf.constant("")
     image, mask = tf.numpy_function(
-        lambda image, mask: _read_pair(image, mask, (height, width),
-                                       channels),
-        [image_path, mask_path], (tf.float32, tf.float32))
+        lambda image, mask, boxes: _read_pair(image, mask, (height, width),
+                                              channels, boxes),
+        [image_path, mask_path, boxes], (tf.float32, tf.float32))
     image.set_shape((height, width, channels))
     mask.set_shape((height, width, 1))
     return image, mask
@@ -77,7 +104,7 @@ def folder_dataset(index, indices, image_size, channels, batch_size,
     Returns:
         A `tf.data.Dataset` yielding images float32 `(B, h, w, channels)`
         in [0, 1], and a dict with labels int32 `(B,)` and masks float32
-        `(B, h, w, 1)`.
+        `(B, h, w, 1)` (-1 everywhere for an image without annotation).
 
     Example:
 
@@ -92,13 +119,17 @@ def folder_dataset(index, indices, image_size, channels, batch_size,
     if len(indices) == 0:
         raise ValueError("The dataset split is empty.")
     image_paths = [os.fspath(index.image_paths[i]) for i in indices]
-    mask_paths = [os.fspath(index.mask_paths[i]) for i in indices]
+    # No mask file: boxes (`index.mask_boxes`) or no annotation.
+    mask_paths = [os.fspath(index.mask_paths[i] or "") for i in indices]
+    all_boxes = getattr(index, "mask_boxes", None) or (None,) * len(
+        index.image_paths)
+    boxes = [_boxes_text(all_boxes[i]) for i in indices]
     labels = index.labels[indices].astype(np.int32)
     dataset = tf.data.Dataset.from_tensor_slices(
-        (image_paths, mask_paths, labels))
+        (image_paths, mask_paths, boxes, labels))
     dataset = dataset.map(
-        lambda image, mask, label: (
-            *decode_pair(image, mask, image_size, channels), label),
+        lambda image, mask, box, label: (
+            *decode_pair(image, mask, image_size, channels, box), label),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if cache:
         dataset = dataset.cache("" if cache is True else os.fspath(cache))
@@ -109,12 +140,22 @@ def folder_dataset(index, indices, image_size, channels, batch_size,
     if augmentation is not None and not augmentation.is_identity:
         dataset = dataset.map(
             lambda images, masks, labels: (
-                *augmentation(images, masks, training=True), labels),
+                *_augment(augmentation, images, masks), labels),
             num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.map(
         lambda images, masks, labels: (images, {"label": labels,
                                                 "mask": masks}))
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _augment(augmentation, images, masks):
+    """`augmentation` of a batch; unannotated images (-1 masks) keep their
+    -1 masks, which the re-binarised geometric changes would lose."""
+    flat = tf.reshape(masks, (tf.shape(masks)[0], -1))
+    unannotated = tf.reduce_all(tf.equal(flat, UNANNOTATED), axis=1)
+    images, changed = augmentation(images, masks, training=True)
+    return images, tf.where(unannotated[:, None, None, None],
+                            tf.fill(tf.shape(changed), UNANNOTATED), changed)
 
 
 def dataset_arrays(dataset):
