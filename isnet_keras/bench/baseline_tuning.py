@@ -61,6 +61,13 @@ import dataclasses
 import math
 import time
 
+import keras
+
+# `bias` imports this module too: the module object (not its names) is
+# imported so that either may be imported first.
+from isnet_keras.baselines import RRRClassifier
+from isnet_keras.bench import bias
+
 # First lambda of the search: the RRR paper's MNIST value (and the
 # benchmark's default until this tuning chose 1).
 RRR_START = 1000.0
@@ -86,8 +93,6 @@ def rrr_terms(classifier, images, labels, masks, batch_size=250,
         input-gradient penalty per image, lambda = 1), `"accuracy"` and
         `"images"`.
     """
-    from isnet_keras.baselines import RRRClassifier
-
     model = RRRClassifier(classifier, penalty=0.0, pixel_scale=pixel_scale)
     # Eagerly: a few batches, measured once per model, cost less than
     # tracing a graph for each.
@@ -162,10 +167,6 @@ def tune_rrr(bench, config, epochs, start=RRR_START, max_trials=4,
         spent); `model` is the selected candidate's `TunedModel`, which
         the benchmark reports without training it again.
     """
-    import keras
-
-    from isnet_keras.bench import bias
-
     train_model = train_model or bias.train_model
 
     began = time.perf_counter()

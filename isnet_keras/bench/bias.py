@@ -11,13 +11,27 @@ command line.
 
 import dataclasses
 import json
+import os
 import pathlib
 import time
 
 import keras
 import numpy as np
 
-from isnet_keras.bench.seeds import accuracy_cells
+from isnet_keras.baselines import (MaskedInputClassifier, PlainClassifier,
+                                   RRRClassifier)
+# baseline_tuning imports this module: imported as a module object so that
+# either may be imported first.
+from isnet_keras.bench import baseline_tuning
+from isnet_keras.bench.seeds import (accuracy_cells, format_summary,
+                                     rows_from_models, summarize)
+from isnet_keras.callbacks import HeatmapWeightSchedule
+from isnet_keras.data import make_bias_benchmark
+from isnet_keras.isnet import build_isnet
+from isnet_keras.losses import GWRPHeatmapLoss
+from isnet_keras.lrp.explain import Explainer
+from isnet_keras.metrics import background_relevance_fraction, wilson_interval
+from isnet_keras.viz import plot_heatmaps
 
 MODEL_NAMES = ("plain", "isnet_selective", "isnet_stochastic",
                "isnet_original", "rrr", "masked_input")
@@ -176,9 +190,6 @@ def make_trainer(name, classifier, config, total_steps=None):
         total_steps: Optimizer steps of the whole run; needed when an ISNet
             decays its learning rate (`config.learning_rate_decay`).
     """
-    from isnet_keras.baselines import (MaskedInputClassifier,
-                                       PlainClassifier, RRRClassifier)
-    from isnet_keras.isnet import build_isnet
 
     if name == "plain":
         model = PlainClassifier(classifier)
@@ -187,7 +198,6 @@ def make_trainer(name, classifier, config, total_steps=None):
     elif name == "masked_input":
         model = MaskedInputClassifier(classifier)
     elif name.startswith("isnet_"):
-        from isnet_keras.losses import GWRPHeatmapLoss
 
         low, high = config.foreground_bounds
         supervised = (config.deep_supervision
@@ -240,7 +250,6 @@ def train_model(name, bench, config, epochs, callbacks=()):
                            total_steps=steps * epochs)
     callbacks = list(callbacks)
     if config.P_schedule and name.startswith("isnet_"):
-        from isnet_keras.callbacks import HeatmapWeightSchedule
 
         callbacks.insert(0, HeatmapWeightSchedule(dict(config.P_schedule)))
     start = time.perf_counter()
@@ -255,7 +264,6 @@ def train_model(name, bench, config, epochs, callbacks=()):
 
 
 def _load(config):
-    from isnet_keras.data import make_bias_benchmark
 
     source = "digits" if config.data == "digits" else "auto"
     limit = 30 if config.fast else None
@@ -265,9 +273,6 @@ def _load(config):
 
 
 def _evaluate(name, classifier, bench, max_heatmaps):
-    from isnet_keras.lrp.explain import Explainer
-    from isnet_keras.metrics import (background_relevance_fraction,
-                                     wilson_interval)
 
     explainer = Explainer(classifier)
     report = {}
@@ -293,7 +298,6 @@ def _evaluate(name, classifier, bench, max_heatmaps):
 
 
 def _figure(bench, explainers, path, columns=8):
-    from isnet_keras.viz import plot_heatmaps
 
     last_set = list(bench.test)[-1]
     test = bench.test[last_set]
@@ -312,7 +316,6 @@ def _figure(bench, explainers, path, columns=8):
 def _relative_source(source):
     """`"idx: /abs/path"` -> `"idx: rel/path"` (relative to the working
     directory), so results files name no machine-specific path."""
-    import os
 
     kind, _, location = source.partition(": ")
     if location and os.path.isabs(location):
@@ -355,14 +358,12 @@ def _run_seed(config, bench, save):
                  for name in config.models}
     tuning, tuned = {}, {}
     if config.tune_baselines:
-        from isnet_keras.bench.baseline_tuning import (summary_line,
-                                                       tune_baselines)
-
         print("\n== tuning the baselines on the validation split",
               flush=True)
-        tuning, tuned = tune_baselines(bench, config, epochs_of)
+        tuning, tuned = baseline_tuning.tune_baselines(bench, config,
+                                                       epochs_of)
         if "rrr" in tuning:
-            print(summary_line(tuning["rrr"]), flush=True)
+            print(baseline_tuning.summary_line(tuning["rrr"]), flush=True)
             config = dataclasses.replace(
                 config, rrr_penalty=tuning["rrr"]["lambda"])
     for name in config.models:
@@ -425,8 +426,6 @@ def run_bias_benchmark(config=BiasBenchConfig()):
         min and max over the seeds per model and test set (and background
         fraction), and `"wall_seconds"` the whole run's time.
     """
-    from isnet_keras.bench.seeds import (format_summary, rows_from_models,
-                                         summarize)
 
     unknown = set(config.models) - set(MODEL_NAMES)
     if unknown:

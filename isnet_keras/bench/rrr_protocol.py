@@ -60,9 +60,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from isnet_keras.bench.seeds import accuracy_cells
-
+from isnet_keras.baselines import PlainClassifier, RRRClassifier
+from isnet_keras.bench.bias import _evaluate, _relative_source
+from isnet_keras.bench.seeds import accuracy_cells, format_summary, summarize
+from isnet_keras.data.bias import (ImageSet, _limit_per_class, _load_digits,
+                                   decoy_mnist)
+from isnet_keras.data.splits import stratified_split
 from isnet_keras.isnet import ISNet
+from isnet_keras.lrp.graph import LRPGraph
 
 PROTOCOL_MODELS = ("plain", "rrr", "isnet", "plain_clean")
 OPTIONAL_MODELS = ("rrr_background", "isnet_grey_levels")
@@ -224,7 +229,6 @@ def split_indices(labels, seed, train_fraction=0.6):
     >>> len(train), len(test), name
     (60, 40, 'stratified-60/40')
     """
-    from isnet_keras.data.splits import stratified_split
 
     labels = np.asarray(labels)
     if len(labels) == MNIST_TOTAL_SIZE:
@@ -245,8 +249,6 @@ def make_protocol_data(config, seed):
     (training) and `[seed, 2]` (the three test sets), as
     `make_bias_benchmark` does.
     """
-    from isnet_keras.data.bias import (ImageSet, _limit_per_class,
-                                       _load_digits, decoy_mnist)
 
     source = "digits" if config.data == "digits" else "auto"
     loaded = _load_digits(source, config.mnist_dir)
@@ -299,7 +301,6 @@ class SummedLossISNet(ISNet):
 
 def make_protocol_trainer(name, classifier, config):
     """The compiled training model of protocol entry `name`."""
-    from isnet_keras.baselines import PlainClassifier, RRRClassifier
 
     if name in ("plain", "plain_clean"):
         model = PlainClassifier(classifier, reduction="sum", l2=config.l2)
@@ -333,7 +334,6 @@ def _training_set(name, data):
 
 def train_and_test(name, data, seed, config):
     """Trains protocol model `name` on `data` and returns its result row."""
-    from isnet_keras.bench.bias import _evaluate
 
     keras.utils.set_random_seed(seed)
     num_classes = int(data.train.labels.max()) + 1
@@ -368,14 +368,13 @@ def train_and_test(name, data, seed, config):
 
 def _first_dense_rule(isnet):
     """The LRP rule the ISNet's graph gives the MLP's first Dense layer."""
-    from isnet_keras.lrp.graph import LRPGraph
 
     graph = LRPGraph(isnet.classifier, epsilon=isnet.epsilon,
                      first_layer_rule=isnet.first_layer_rule,
                      input_bounds=isnet.input_bounds)
     for step in graph._plan("epsilon", ()):
         if step.mirror.is_linear:
-            return step.mirror._linear_rule_name()
+            return step.mirror.rule
     return None
 
 
@@ -421,8 +420,6 @@ def run_rrr_protocol(config=RRRProtocolConfig()):
     >>> run_rrr_protocol(RRRProtocolConfig(fast=True, data="digits",
     ...                                    seeds=(0, 1)))  # doctest: +SKIP
     """
-    from isnet_keras.bench.bias import _relative_source
-    from isnet_keras.bench.seeds import format_summary, summarize
 
     known = PROTOCOL_MODELS + OPTIONAL_MODELS
     unknown = sorted(set(config.models) - set(known))

@@ -17,13 +17,21 @@ Wilson 95% intervals, background relevance fraction) and writes
 """
 
 import dataclasses
+import inspect
 import json
 import pathlib
 import time
 
+import keras
 import numpy as np
 
+from isnet_keras.baselines import PlainClassifier
+from isnet_keras.bench.bias import _relative_source, bench_classifier
 from isnet_keras.bench.seeds import accuracy_cells
+from isnet_keras.data.zoo import ZOO_FAMILIES, ZOO_TEST_SETS, make_zoo_benchmark
+from isnet_keras.isnet import build_isnet, default_optimizer
+from isnet_keras.lrp.explain import Explainer
+from isnet_keras.metrics import background_relevance_fraction, wilson_interval
 
 ZOO_MODELS = ("plain", "plain_unbiased", "isnet")
 
@@ -71,9 +79,7 @@ class ZooBenchConfig:
 def default_recipe():
     """The ISNet settings every zoo row uses: `build_isnet`'s and
     `ISNet.compile`'s defaults, read from the code, not restated."""
-    import inspect
 
-    from isnet_keras.isnet import build_isnet, default_optimizer
 
     parameters = inspect.signature(build_isnet).parameters
     recipe = {name: parameter.default for name, parameter in
@@ -89,8 +95,6 @@ def default_recipe():
 
 
 def _make_model(name, classifier):
-    from isnet_keras.baselines import PlainClassifier
-    from isnet_keras.isnet import build_isnet, default_optimizer
 
     if name == "isnet":
         model = build_isnet(classifier)
@@ -102,8 +106,6 @@ def _make_model(name, classifier):
 
 
 def _test_row(classifier, explainer, bench, max_heatmaps):
-    from isnet_keras.metrics import (background_relevance_fraction,
-                                     wilson_interval)
 
     row = {}
     for set_name, test in bench.test.items():
@@ -123,10 +125,7 @@ def _test_row(classifier, explainer, bench, max_heatmaps):
 
 def train_and_test(name, bench, seed, config):
     """Trains zoo model `name` on `bench` and returns its result row."""
-    import keras
 
-    from isnet_keras.bench.bias import bench_classifier
-    from isnet_keras.lrp.explain import Explainer
 
     train = bench.train_clean if name == "plain_unbiased" else bench.train
     keras.utils.set_random_seed(seed)
@@ -155,7 +154,6 @@ def summarize(rows):
         A list of dicts `{"family", "model", "seeds", "<set>": {"mean",
         "min", "max"}}` in the order the rows first name them.
     """
-    from isnet_keras.data.zoo import ZOO_TEST_SETS
 
     groups = {}
     for row in rows:
@@ -174,7 +172,6 @@ def summarize(rows):
 
 def format_table(rows):
     """The printed per-row table: accuracy [Wilson 95%] per test set."""
-    from isnet_keras.data.zoo import ZOO_TEST_SETS
 
     header = (f"{'family':<11}{'seed':>5} {'model':<15}"
               + "".join(f"{name:>22}" for name in ZOO_TEST_SETS)
@@ -191,7 +188,6 @@ def format_table(rows):
 
 def format_summary(summary):
     """Mean (min-max over seeds) per family and model."""
-    from isnet_keras.data.zoo import ZOO_TEST_SETS
 
     header = (f"{'family':<11}{'model':<15}{'seeds':>6}"
               + "".join(f"{name:>22}" for name in ZOO_TEST_SETS))
@@ -212,7 +208,6 @@ def markdown_table(summary):
     The last column is the mean background relevance fraction on the
     biased test images.
     """
-    from isnet_keras.data.zoo import ZOO_TEST_SETS
 
     lines = ["| family | model | " + " | ".join(ZOO_TEST_SETS)
              + " | background fraction |",
@@ -269,8 +264,6 @@ def run_zoo_benchmark(config=ZooBenchConfig()):
     >>> results = run_zoo_benchmark(ZooBenchConfig(
     ...     families=("marker",), fast=True, data="digits"))  # doctest: +SKIP
     """
-    from isnet_keras.bench.bias import _relative_source
-    from isnet_keras.data.zoo import ZOO_FAMILIES, make_zoo_benchmark
 
     families = tuple(config.families or ZOO_FAMILIES)
     unknown = sorted(set(families) - set(ZOO_FAMILIES))
