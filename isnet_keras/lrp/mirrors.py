@@ -85,7 +85,10 @@ DEFAULT_MIRRORS = types.MappingProxyType({
 classes only: a subclass may change the computation, so it must be
 registered explicitly."""
 
-_REGISTERED = {}
+# `register_mirror` keeps a registration on the layer class itself (this
+# attribute, looked up in the class's own namespace so subclasses do not
+# inherit it): the package holds no mutable registry of its own.
+_MIRROR_ATTRIBUTE = "_isnet_keras_lrp_mirror"
 
 
 def register_mirror(layer_class):
@@ -117,21 +120,24 @@ def register_mirror(layer_class):
         if not (isinstance(mirror_cls, type) and
                 issubclass(mirror_cls, Mirror)):
             raise TypeError(f"{mirror_cls!r} is not a Mirror subclass.")
-        _REGISTERED[layer_class] = mirror_cls
+        setattr(layer_class, _MIRROR_ATTRIBUTE, mirror_cls)
         return mirror_cls
 
     return register
 
 
-def registered_mirrors():
-    """All layer class -> mirror class entries: defaults and registered.
+def registered_mirror(layer_class):
+    """The mirror class registered for exactly `layer_class`, or `None`.
+
+    Args:
+        layer_class: A Keras layer class.
 
     Returns:
-        A new dict.
+        The class given to `register_mirror(layer_class)`, else the
+        default mirror of `DEFAULT_MIRRORS`, else `None`.
     """
-    registry = dict(DEFAULT_MIRRORS)
-    registry.update(_REGISTERED)
-    return registry
+    registered = vars(layer_class).get(_MIRROR_ATTRIBUTE)
+    return registered or DEFAULT_MIRRORS.get(layer_class)
 
 
 def mirror_class(layer, mirrors=None):
@@ -140,7 +146,7 @@ def mirror_class(layer, mirrors=None):
     Args:
         layer: A classifier layer.
         mirrors: Optional mapping that extends or overrides the registered
-            mirrors (`registered_mirrors()`).
+            mirrors (`registered_mirror`).
 
     Returns:
         A `Mirror` subclass.
@@ -148,9 +154,7 @@ def mirror_class(layer, mirrors=None):
     Raises:
         UnsupportedLayerError: naming the layer and its class.
     """
-    registry = registered_mirrors()
-    registry.update(mirrors or {})
-    cls = registry.get(type(layer))
+    cls = (mirrors or {}).get(type(layer)) or registered_mirror(type(layer))
     if cls is None:
         raise unsupported(layer, "no LRP mirror is registered for this "
                           "layer type; add one with "

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from isnet_keras.errors import UnsupportedLayerError
 from isnet_keras.lrp import explain as explain_lib
 from isnet_keras.lrp import mirrors
 from isnet_keras.lrp.composites import Composite, default_composite
@@ -203,15 +204,20 @@ def _documented_mirror_code():
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
-def test_the_documented_custom_layer_mirror_works(monkeypatch):
+def test_the_documented_custom_layer_mirror_works():
     # The code of docs/architecture.md, "Adding a layer type", as it is.
-    monkeypatch.setattr(mirrors, "_REGISTERED", dict(mirrors._REGISTERED))
+    # The registration lives on the layer class it defines, so it ends
+    # with this test.
     namespace = {}
     exec(compile(_documented_mirror_code(), str(ARCHITECTURE), "exec"),
          namespace)
     layer_class = namespace["ChannelScale"]
     assert mirrors.mirror_class(layer_class()) is \
         namespace["ChannelScaleMirror"]
+    # Exact classes only: a subclass may compute something else.
+    subclass = type("ScaledAgain", (layer_class,), {})
+    with pytest.raises(UnsupportedLayerError, match="ScaledAgain"):
+        mirrors.mirror_class(subclass())
     keras.utils.set_random_seed(6)
     with support.floatx("float64"):
         inputs = keras.Input((6, 6, 2))
