@@ -21,6 +21,7 @@ _EXPORTS = {
     "explain": "isnet_keras.lrp.explain",
     "Explainer": "isnet_keras.lrp.explain",
     "LRPGraph": "isnet_keras.lrp.graph",
+    "Composite": "isnet_keras.lrp.composites",
     "UnsupportedLayerError": "isnet_keras.errors",
     "TrainingDivergedError": "isnet_keras.errors",
     "GWRPHeatmapLoss": "isnet_keras.losses",

@@ -1,3 +1,5 @@
+"""`python -m isnet_keras.cli`: the `isnet` command."""
+
 import sys
 
 from isnet_keras.cli import main
