@@ -37,7 +37,7 @@ _EXPORTS = {
     "plot_heatmaps": "isnet_keras.viz",
     "evaluate_classifier": "isnet_keras.evaluate",
     "audit": "isnet_keras.shortcut_audit",
-    "write_audit": "isnet_keras.shortcut_audit",
+    "write_audit": "isnet_keras.audit_report",
     "AuditResult": "isnet_keras.shortcut_audit",
     "losses": None,
     "metrics": None,

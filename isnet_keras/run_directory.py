@@ -28,8 +28,9 @@ import pathlib
 import shutil
 
 from isnet_keras import run_config
+from isnet_keras.audit_report import write_audit
 from isnet_keras.evaluate import evaluate_classifier, write_evaluation
-from isnet_keras.shortcut_audit import audit, write_audit
+from isnet_keras.shortcut_audit import audit
 
 # The files and folders a run writes; `overwrite` removes only these.
 BOUNDS_FILE = "foreground_bounds.json"

@@ -7,15 +7,17 @@ import numpy as np
 import pytest
 
 import isnet_keras
-from isnet_keras.shortcut_audit import (
+from isnet_keras.audit_report import (
     AUDIT_FIGURE,
     AUDIT_FILE,
+    format_audit,
+    write_audit,
+)
+from isnet_keras.shortcut_audit import (
     AuditResult,
     Proportion,
     audit,
     decide_verdict,
-    format_audit,
-    write_audit,
 )
 from isnet_keras.cli import main as isnet_main
 

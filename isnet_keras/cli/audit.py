@@ -97,14 +97,15 @@ def run(args):
         model or data cannot be read or audited, 2 when the data
         specification is malformed or MNIST is not found.
     """
-    from isnet_keras.shortcut_audit import AUDIT_FILE
+    from isnet_keras.audit_report import AUDIT_FILE
 
     try:
         classifier, test, class_names, _ = open_model_and_test_set(
             args, os.path.join(args.out, AUDIT_FILE),
             loader_args=_benchmark_defaults(args))
         # Imported here so that `isnet --help` does not load TensorFlow.
-        from isnet_keras.shortcut_audit import audit, format_audit, write_audit
+        from isnet_keras.audit_report import format_audit, write_audit
+        from isnet_keras.shortcut_audit import audit
 
         with reading_errors():
             result = audit(classifier, test.images, test.labels, test.masks,
