@@ -103,3 +103,20 @@ def test_panel_logs_the_mean_background_fraction_of_predicted_classes(
         np.testing.assert_allclose(float(value), expected, rtol=0, atol=1e-5)
     # Training moved the weights between the two epochs' panels.
     assert reference.values[0] != reference.values[1]
+
+
+def test_panel_fraction_leaves_out_images_without_annotation(tmp_path):
+    keras.utils.set_random_seed(0)
+    classifier = support.small_cnn(input_shape=(16, 16, 3), num_classes=2)
+    isnet = build_isnet(classifier)
+    images, _, masks = _data(4, seed=2)
+    partial = masks.copy()
+    partial[2:] = -1.0  # the last two images have no annotation
+    callback = TensorBoardHeatmaps(tmp_path / "heatmaps", images, partial)
+    callback.set_model(isnet)
+    _, fraction = callback.heatmap_panel()
+    expected = _brf_reference(classifier, images[:2], masks[:2])
+    np.testing.assert_allclose(fraction, expected, rtol=0, atol=1e-5)
+    # Counted as all background, the -1 images would pull the mean up.
+    assert abs(_brf_reference(classifier, images, np.where(
+        partial < 0, 0.0, partial)) - expected) > 1e-3

@@ -4,6 +4,11 @@ import os
 
 import keras
 import numpy as np
+import tensorflow as tf
+
+from isnet_keras.lrp.explain import Explainer
+from isnet_keras.metrics.attention import background_relevance_fraction
+from isnet_keras.viz import plot_heatmaps
 
 
 class TensorBoardHeatmaps(keras.callbacks.Callback):
@@ -46,15 +51,11 @@ class TensorBoardHeatmaps(keras.callbacks.Callback):
 
     def heatmap_panel(self):
         """Returns `(RGBA panel as a (H, W, 4) uint8 array, mean BRF)`."""
+        # matplotlib is loaded on the first panel only, as `viz` does.
         import matplotlib
 
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
-
-        from isnet_keras.lrp.explain import Explainer
-        from isnet_keras.metrics.attention import \
-            background_relevance_fraction
-        from isnet_keras.viz import plot_heatmaps
 
         classifier = getattr(self.model, "deploy_model", self.model)
         if self._explainer is None:
@@ -64,8 +65,12 @@ class TensorBoardHeatmaps(keras.callbacks.Callback):
         heatmaps = self._explainer(self.images, "predicted")[:, 0]
         brf = None
         if self.masks is not None:
-            brf = float(np.mean(np.asarray(
-                background_relevance_fraction(heatmaps, self.masks))))
+            # Images without annotation (masks of -1) have no background.
+            masks = np.asarray(self.masks)
+            annotated = ~np.all(masks.reshape(len(masks), -1) == -1, axis=1)
+            if annotated.any():
+                brf = float(np.mean(np.asarray(background_relevance_fraction(
+                    np.asarray(heatmaps)[annotated], masks[annotated]))))
         figure = plot_heatmaps(self.images, heatmaps, masks=self.masks,
                                row_titles=["LRP"])
         figure.canvas.draw()
@@ -74,8 +79,6 @@ class TensorBoardHeatmaps(keras.callbacks.Callback):
         return panel, brf
 
     def on_epoch_end(self, epoch, logs=None):
-        import tensorflow as tf
-
         if not self._should_write():
             return
         if self._writer is None:
