@@ -8,6 +8,7 @@ import numpy as np
 from isnet_keras.lrp import folding
 from isnet_keras.lrp import relevance as relevance_lib
 from isnet_keras.lrp import rules
+from isnet_keras.lrp.mirror_base import GATE_ACTIVATIONS
 from isnet_keras.lrp.mirror_base import Mirror
 from isnet_keras.lrp.mirror_base import activation_name
 from isnet_keras.lrp.mirror_base import unsupported
@@ -34,10 +35,14 @@ class BatchNormalizationMirror(Mirror):
 
 @keras.saving.register_keras_serializable(package="isnet_keras")
 class PassThroughMirror(Mirror):
-    """ReLU, ReLU6, Activation('relu'|'linear'), Dropout: relevance unchanged.
+    """ReLU, ReLU6, Activation('relu'|'linear'|gate), Dropout: relevance
+    unchanged.
 
     ReLUs pass relevance unchanged because the next rule down uses their
-    pre-activation `z` (reused or recomputed); dropout passes it unchanged
+    pre-activation `z` (reused or recomputed). So do the gates of
+    `GATE_ACTIVATIONS` (`y = x * g(x)`, e.g. GELU), by the identity rule:
+    `R_x = R_y`, the LRP-0 rule of the map `y = g(x) * x` with its gate
+    `g(x)` held constant. Dropout passes relevance unchanged
     because that rule uses the dropped tensor of the same pass, so dropped
     units get zero.
     """
@@ -58,13 +63,14 @@ class PassThroughMirror(Mirror):
                                   f"(max_value={layer.max_value}).")
         if isinstance(layer, keras.layers.Activation):
             name = activation_name(layer)
-            allowed = {"relu", "linear", "relu6"}
+            allowed = {"relu", "linear", "relu6", *GATE_ACTIVATIONS}
             if self.is_logits:
                 allowed |= {"softmax", "sigmoid"}
             if name not in allowed:
                 raise unsupported(layer, f"activation '{name}' has no LRP "
-                                  "rule; only relu, relu6 and linear pass "
-                                  "relevance unchanged.")
+                                  "rule; only relu, relu6, linear and the "
+                                  f"gates {GATE_ACTIVATIONS} pass relevance "
+                                  "unchanged.")
 
     def output_bounds(self):
         return self.input_bounds

@@ -16,6 +16,7 @@ from isnet_keras.lrp import folding
 from isnet_keras.lrp import linear_maps
 from isnet_keras.lrp import relevance as relevance_lib
 from isnet_keras.lrp import rules
+from isnet_keras.lrp.mirror_base import GATE_ACTIVATIONS
 from isnet_keras.lrp.mirror_base import Mirror
 from isnet_keras.lrp.mirror_base import activation_name
 from isnet_keras.lrp.mirror_base import unsupported
@@ -75,21 +76,25 @@ class _WeightedMirror(LinearMirror):
                 "rule needs input bounds; it applies to the first linear "
                 "layers, fed by the model input.")
         activation = activation_name(self.source)
-        allowed = {"linear", "relu"}
+        # Gates take the identity rule: relevance at `g(z) * z` is that of
+        # `z` (docs/algorithm.md, "Transformer layers").
+        allowed = {"linear", "relu", *GATE_ACTIVATIONS}
         if self.is_logits:
             allowed |= {"softmax", "sigmoid"}
         if activation not in allowed:
             raise unsupported(
                 self.source,
                 f"activation '{activation}' has no LRP rule; use "
-                "'relu' or 'linear' (softmax/sigmoid only on the logits "
-                "layer).",
+                f"'relu', 'linear' or a gate {GATE_ACTIVATIONS} "
+                "(softmax/sigmoid only on the logits layer).",
             )
 
     def accepted_forms(self):
         # LRP-epsilon divides a `WindowRelevance` at the pooled size where
-        # `_output_at_maxima` gives its `z` there (no folded batch norm).
-        if self.rule == "epsilon" and self.batch_norm is None:
+        # `_output_at_maxima` gives its `z` there (no folded batch norm;
+        # ReLU or no activation, so that the window maxima are `z`).
+        if self.rule == "epsilon" and self.batch_norm is None and \
+                activation_name(self.source) in ("relu", "linear"):
             return self.relevance_forms + (relevance_lib.WINDOW,)
         return self.relevance_forms
 

@@ -38,6 +38,12 @@ def activation_name(layer):
     return getattr(activation, "__name__", str(activation))
 
 
+GATE_ACTIVATIONS = ("gelu", "silu", "hard_silu", "mish")
+"""Activations `y = x * g(x)` that take the identity rule (relevance passes
+element-wise unchanged, as through a ReLU), fused into a linear layer or
+standalone (docs/algorithm.md, "Transformer layers")."""
+
+
 def unsupported(layer, reason):
     """An `UnsupportedLayerError` naming the layer and its class."""
     return UnsupportedLayerError(f"{layer.name} ({type(layer).__name__}): "

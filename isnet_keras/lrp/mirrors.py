@@ -9,8 +9,10 @@ that implements its layer's rule in `propagate` (see docs/architecture.md,
 The mirrors live by job in `linear_mirrors.py` (Dense, convolutions,
 average pooling), `pooling_mirrors.py` (max pooling),
 `elementwise_mirrors.py` (batch norm, pass-through activations and dropout,
-rescaling) and `shape_mirrors.py` (reshapes, padding, sums, concatenation),
-on the base class in `mirror_base.py`; every one is importable from here.
+rescaling), `shape_mirrors.py` (reshapes, padding, sums, concatenation)
+and `transformer_mirrors.py` (LayerNorm, position embedding, token
+pooling), on the base class in `mirror_base.py`; every one is importable
+from here.
 
 Example:
 
@@ -37,6 +39,7 @@ from isnet_keras.lrp.linear_mirrors import (  # noqa: F401
     _WeightedMirror,
 )
 from isnet_keras.lrp.mirror_base import (  # noqa: F401
+    GATE_ACTIVATIONS,
     Mirror,
     activation_name,
     check_channels_last,
@@ -52,6 +55,12 @@ from isnet_keras.lrp.shape_mirrors import (  # noqa: F401
     ConcatenateMirror,
     ReshapeMirror,
     ZeroPadding2DMirror,
+)
+from isnet_keras.lrp.transformer_mirrors import (  # noqa: F401
+    AddPositionEmbedding,
+    GlobalAveragePooling1DMirror,
+    LayerNormalizationMirror,
+    PositionEmbeddingMirror,
 )
 
 # Private aliases of the helpers above.
@@ -80,6 +89,9 @@ DEFAULT_MIRRORS = types.MappingProxyType({
     keras.layers.Concatenate: ConcatenateMirror,
     keras.layers.Rescaling: RescalingMirror,
     keras.layers.Normalization: RescalingMirror,
+    keras.layers.LayerNormalization: LayerNormalizationMirror,
+    keras.layers.GlobalAveragePooling1D: GlobalAveragePooling1DMirror,
+    AddPositionEmbedding: PositionEmbeddingMirror,
 })
 """Classifier layer class -> mirror class, for the built-in layers. Exact
 classes only: a subclass may change the computation, so it must be

@@ -46,8 +46,8 @@ def test_every_default_mirror_is_a_mirror_subclass():
      r"squash \(Activation\).*tanh"),
     (keras.layers.Conv2D(4, 3, activation="sigmoid", name="gate"),
      r"gate \(Conv2D\).*sigmoid"),
-    (keras.layers.LayerNormalization(name="norm"),
-     r"norm \(LayerNormalization\).*no LRP mirror"),
+    (keras.layers.UnitNormalization(name="norm"),
+     r"norm \(UnitNormalization\).*no LRP mirror"),
 ])
 def test_unsupported_layers_fail_at_build_time_naming_layer_and_class(
         layer, pattern):
@@ -121,8 +121,12 @@ def _every_layer_type():
     x = layers.BatchNormalization()(x)  # standalone
     x = layers.AveragePooling2D(2)(layers.MaxPooling2D(2)(x))
     flat = layers.Reshape((32,))(layers.Flatten()(x))
+    tokens = mirrors.AddPositionEmbedding()(layers.Reshape((4, 8))(x))
+    tokens = layers.Dense(8, activation="gelu")(
+        layers.LayerNormalization()(tokens))
     x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x),
-                              layers.GlobalMaxPooling2D()(x), flat])
+                              layers.GlobalMaxPooling2D()(x), flat,
+                              layers.GlobalAveragePooling1D()(tokens)])
     outputs = layers.Dense(3)(layers.Dropout(0.1)(x))
     return keras.Model(inputs, outputs)
 
