@@ -11,7 +11,7 @@ average pooling), `pooling_mirrors.py` (max pooling),
 `elementwise_mirrors.py` (batch norm, pass-through activations and dropout,
 rescaling), `shape_mirrors.py` (reshapes, padding, sums, concatenation)
 and `transformer_mirrors.py` (LayerNorm, position embedding, token
-pooling), on the base class in `mirror_base.py`; every one is importable
+pooling, attention), on the base class in `mirror_base.py`; every one is importable
 from here.
 
 Example:
@@ -60,6 +60,7 @@ from isnet_keras.lrp.transformer_mirrors import (  # noqa: F401
     AddPositionEmbedding,
     GlobalAveragePooling1DMirror,
     LayerNormalizationMirror,
+    MultiHeadAttentionMirror,
     PositionEmbeddingMirror,
 )
 
@@ -92,6 +93,7 @@ DEFAULT_MIRRORS = types.MappingProxyType({
     keras.layers.LayerNormalization: LayerNormalizationMirror,
     keras.layers.GlobalAveragePooling1D: GlobalAveragePooling1DMirror,
     AddPositionEmbedding: PositionEmbeddingMirror,
+    keras.layers.MultiHeadAttention: MultiHeadAttentionMirror,
 })
 """Classifier layer class -> mirror class, for the built-in layers. Exact
 classes only: a subclass may change the computation, so it must be

@@ -1,5 +1,5 @@
 """Mirrors of the layers of vision transformers: LayerNorm, a learned
-position embedding, and token pooling.
+position embedding, token pooling and multi-head attention.
 
 The rules follow AttnLRP (Achtibat et al., "AttnLRP: Attention-aware
 layer-wise relevance propagation for transformers", ICML 2024), see
@@ -12,6 +12,8 @@ docs/algorithm.md, "Transformer layers":
 * `AddPositionEmbedding`: `y = x + p` with a learned `p`, a sum whose
   second term is a constant: LRP-epsilon, the constant's share absorbed.
 * `GlobalAveragePooling1D`: the mean over the tokens, a linear layer.
+* `MultiHeadAttention`: the value path, a linear map with the attention
+  probabilities as constants, under LRP-epsilon; query and key get none.
 
 Gates (`gelu`, `silu`, `hard_silu`, `mish`, also fused into a `Dense` or
 `Conv2D`) take the identity rule, handled by `PassThroughMirror` and the
@@ -20,8 +22,8 @@ token tensor `(B, T, D)` is the `DenseMirror` of any rank; a `Reshape` of
 the patch embedding is `ReshapeMirror`.
 
 With epsilon = 0 these rules are gradient x input of the network whose
-LayerNorm factors `c` and gate factors `gelu(z) / z` are constants
-(`tests/lrp/test_transformer_mirrors.py`).
+LayerNorm factors `c`, gate factors `gelu(z) / z` and attention
+probabilities are constants (`tests/lrp/test_transformer_mirrors.py`).
 """
 
 import keras
@@ -187,3 +189,137 @@ class GlobalAveragePooling1DMirror(Mirror):
         tokens = tf.cast(tf.shape(x)[1], x.dtype)
         shape = tf.concat([tf.shape(s)[:2], tf.shape(x)[1:]], 0)
         return [relevance_lib.Factored(x, tf.broadcast_to(s / tokens, shape))]
+
+
+def _unused_letter(*equations):
+    """A letter that no einsum equation of `equations` uses."""
+    used = set("".join(equations))
+    return next(c for c in "zyxwvutsrqponmlkjihgfedcba" if c not in used)
+
+
+def _transposed(equation, letter):
+    """`out,kernel->in` of `in,kernel->out`, with a class axis `letter`
+    after the batch letter of `in` and `out` (the VJP of `in`)."""
+    lhs, out = equation.split("->")
+    term, kernel = lhs.split(",")
+
+    def with_class(t):
+        return t[0] + letter + t[1:]
+
+    return f"{with_class(out)},{kernel}->{with_class(term)}"
+
+
+@keras.saving.register_keras_serializable(package="isnet_keras")
+class MultiHeadAttentionMirror(Mirror):
+    """Mirror of `keras.layers.MultiHeadAttention` (AttnLRP).
+
+    The attention probabilities `A = softmax(q k^T / sqrt(d))` are
+    constants of the rule: the layer is the linear map of its value input
+    `out = O(A (V x_v + b_v)) + b_o`, and LRP-epsilon runs through its
+    three linear steps, the value projection, the attention-weighted sum
+    over the keys (no bias) and the output projection. The query and key
+    inputs get no relevance (zeros); `A` is recomputed from them, and
+    stays differentiable in the training step.
+
+    Supported: 3-D inputs `(B, T, D)`, `layer(query, value)` or
+    `layer(query, value, key)`, the default attention axes, no dropout,
+    no gate, no masks. A mask or `use_causal_mask=True` (which this
+    mirror cannot see) makes the recomputed output differ from the
+    layer's: a run-time check then fails.
+    """
+
+    relevance_forms = (relevance_lib.TENSOR, relevance_lib.FACTORED)
+
+    def check_layers(self):
+        super().check_layers()
+        layer = self.source
+        if layer.dropout:
+            raise unsupported(layer, "attention dropout is not supported "
+                              "(its mask cannot be reproduced).")
+        if getattr(layer, "_use_gate", False):
+            raise unsupported(layer, "gated attention is not supported.")
+
+    def _attention(self, query, key):
+        """The attention probabilities `(B, heads, T_q, T_k)`."""
+        layer = self.source
+        q = self._projection(layer._query_dense, query)
+        k = self._projection(layer._key_dense, key)
+        q = q * tf.constant(layer._inverse_sqrt_key_dim, q.dtype)
+        scores = tf.einsum(layer._dot_product_equation, k, q)
+        return tf.nn.softmax(scores, axis=-1)
+
+    def _projection(self, dense, x, stop_bias=False):
+        """An `EinsumDense` sublayer's output, computed in the LRP dtype."""
+        z = tf.einsum(dense.equation, x, self._cast(dense.kernel))
+        if dense.bias is not None:
+            bias = self._cast(dense.bias)
+            z = z + (tf.stop_gradient(bias) if stop_bias else bias)
+        return z
+
+    def _step(self, relevance, x, z, transposed, operand):
+        """LRP-epsilon through a linear step `z` of `x`: `x * T(s)` with
+        `s = R / stab(z)` and `T(s) = einsum(transposed, s, operand)`."""
+        s = rules._ratio(relevance_lib.as_factored(relevance), z,
+                         self.epsilon)
+        return relevance_lib.Factored(x, tf.einsum(transposed, s, operand))
+
+    def propagate(self, relevance, inputs, outputs, training=None):
+        layer = self.source
+        if len(inputs) not in (2, 3) or any(len(t.shape) != 3
+                                            for t in inputs):
+            raise unsupported(layer, "only `layer(query, value[, key])` "
+                              "on (batch, tokens, dim) tensors, without "
+                              "masks, is supported.")
+        if tuple(layer._attention_axes) != (1,):
+            raise unsupported(layer, "only the default attention axes are "
+                              "supported.")
+        query, value = self._cast(inputs[0]), self._cast(inputs[1])
+        key = self._cast(inputs[2]) if len(inputs) == 3 else value
+        attention = self._attention(query, key)
+        v = self._projection(layer._value_dense, value, stop_bias=True)
+        mixed = tf.einsum(layer._combine_equation, attention, v)
+        out = self._projection(layer._output_dense, mixed, stop_bias=True)
+        layer_output = self._cast(outputs[0])
+        scale = tf.reduce_max(tf.abs(layer_output)) + 1.0
+        tolerance = 1e-2 if outputs[0].dtype in ("float16", "bfloat16") \
+            else 1e-4
+        check = tf.debugging.Assert(
+            tf.reduce_max(tf.abs(out - layer_output)) <= tolerance * scale,
+            [f"{layer.name}: the attention recomputed without masks differs "
+             "from the layer's output; masks and use_causal_mask are not "
+             "supported by its LRP mirror."])
+        value_dense, output_dense = layer._value_dense, layer._output_dense
+        if outputs[0].dtype == self.lrp_dtype:
+            # The relevance arriving is the layer's output times a factor:
+            # divided by that output (its bias stopped), not by the
+            # recomputation, which Keras's fused kernel rounds otherwise.
+            out = layer_output
+            if output_dense.bias is not None:
+                bias = self._cast(output_dense.bias)
+                out = out - bias + tf.stop_gradient(bias)
+        with tf.control_dependencies([check]):
+            out = tf.identity(out)
+        letter = _unused_letter(value_dense.equation, output_dense.equation,
+                                layer._combine_equation)
+        # The sum over keys, `einsum(combine, A, v)`, transposed for `v`.
+        lhs, out_term = layer._combine_equation.split("->")
+        weights, term = lhs.split(",")
+        combine_t = (f"{out_term[0]}{letter}{out_term[1:]},{weights}->"
+                     f"{term[0]}{letter}{term[1:]}")
+        relevance = self._step(
+            relevance, mixed, out, _transposed(output_dense.equation, letter),
+            self._cast(output_dense.kernel))
+        relevance = self._step(relevance, v, mixed, combine_t, attention)
+        relevance = self._step(
+            relevance, value, v, _transposed(value_dense.equation, letter),
+            self._cast(value_dense.kernel))
+        # No relevance for the query and key (a value passed as the query
+        # too gets the sum of both parts).
+        shape = tf.concat([tf.shape(relevance.per_class)[:2],
+                           tf.shape(query)[1:]], 0)
+        zeros = tf.zeros(shape, self.lrp_dtype)
+        results = [zeros, relevance]
+        if len(inputs) == 3:
+            results.append(tf.zeros(
+                tf.concat([shape[:2], tf.shape(key)[1:]], 0), self.lrp_dtype))
+        return results

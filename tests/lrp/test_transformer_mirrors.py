@@ -263,11 +263,13 @@ def test_a_layer_norm_over_other_axes_is_refused():
         explain(model, np.ones((1, 2, 2, 3)), 0)
 
 
-def test_build_isnet_trains_a_tiny_vit_one_step():
+@pytest.mark.parametrize("architecture", ["mlp", "attention"])
+def test_build_isnet_trains_a_tiny_vit_one_step(architecture):
     from isnet_keras.builder import build_isnet
 
     keras.utils.set_random_seed(3)
-    model = _randomized(tiny_vit())
+    model = _randomized(tiny_vit() if architecture == "mlp"
+                        else tiny_attention_vit())
     rng = np.random.default_rng(4)
     images = rng.uniform(0, 1, (4, 8, 8, 3)).astype("float32")
     labels = rng.integers(0, 3, 4)
@@ -282,3 +284,120 @@ def test_build_isnet_trains_a_tiny_vit_one_step():
     assert any(not np.array_equal(b, w.numpy())
                for b, w in zip(before, model.trainable_weights))
     assert np.isfinite(explain(model, images, "all")).all()
+
+
+def tiny_attention_vit(num_classes=3):
+    """Patch and position embedding, a pre-LN self-attention block."""
+    layers = keras.layers
+    inputs = keras.Input((8, 8, 3))
+    x = layers.Conv2D(6, 4, strides=4, name="patches")(inputs)
+    x = layers.Reshape((4, 6), name="tokens")(x)
+    tokens = AddPositionEmbedding(name="position")(x)
+    x = layers.LayerNormalization(name="norm1")(tokens)
+    x = layers.MultiHeadAttention(2, 3, name="attention")(x, x)
+    x = layers.Add(name="residual")([tokens, x])
+    x = layers.GlobalAveragePooling1D(name="pool")(x)
+    outputs = layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, outputs)
+
+
+def _attention_reference(model, x, tape):
+    """The attention model in TensorFlow ops, attention probabilities and
+    LayerNorm factor constant; returns the class logit, the named tensors
+    and the value and output biases (watched)."""
+    def weights(layer):
+        return [tf.constant(w.numpy()) for w in layer.weights]
+
+    mha = model.get_layer("attention")
+    wq, bq = weights(mha._query_dense)
+    wk, bk = weights(mha._key_dense)
+    wv, bv = weights(mha._value_dense)
+    wo, bo = weights(mha._output_dense)
+    constants = {"value_bias": bv, "output_bias": bo}
+    tape.watch(list(constants.values()))
+    t = {}
+    kernel, bias = weights(model.get_layer("patches"))
+    patches = tf.nn.conv2d(x, kernel, 4, "VALID") + bias
+    t["position"] = tf.reshape(patches, (-1, 4, 6)) + weights(
+        model.get_layer("position"))[0]
+    gamma, beta = weights(model.get_layer("norm1"))
+    mean, variance = tf.nn.moments(t["position"], axes=[-1], keepdims=True)
+    factor = tf.stop_gradient(tf.math.rsqrt(
+        variance + model.get_layer("norm1").epsilon))
+    t["norm1"] = gamma * factor * (t["position"] - mean) + beta
+    h = t["norm1"]
+    q = tf.einsum("btd,dhk->bthk", h, wq) + bq
+    k = tf.einsum("btd,dhk->bthk", h, wk) + bk
+    v = tf.einsum("btd,dhk->bthk", h, wv) + bv
+    scores = tf.einsum("bshk,bthk->bhts", k, q) / np.sqrt(3.0)
+    probabilities = tf.stop_gradient(tf.nn.softmax(scores, axis=-1))
+    mixed = tf.einsum("bhts,bshk->bthk", probabilities, v)
+    attention = tf.einsum("bthk,hkd->btd", mixed, wo) + bo
+    # The values of Keras's fused attention kernel, which rounds otherwise
+    # (about 1e-9 relative in float64), with the gradient of the above.
+    fused = mha(h, h)
+    t["attention"] = attention + tf.stop_gradient(fused - attention)
+    t["residual"] = t["position"] + t["attention"]
+    kernel, bias = weights(model.get_layer("logits"))
+    logit = (tf.reduce_mean(t["residual"], axis=1) @ kernel + bias)[:, CLASS]
+    return logit, t, constants
+
+
+def test_attention_lrp0_equals_gradient_times_input_and_conserves():
+    keras.utils.set_random_seed(5)
+    with support.floatx("float64"):
+        model = _randomized(tiny_attention_vit())
+    for sub in ("_query_dense", "_key_dense", "_value_dense",
+                "_output_dense"):
+        dense = getattr(model.get_layer("attention"), sub)
+        dense.bias.assign(np.random.default_rng(6).normal(
+            0, 0.3, dense.bias.shape))
+    images = np.random.default_rng(7).uniform(0, 1, (3, 8, 8, 3))
+    with tf.GradientTape(persistent=True) as tape:
+        x = tf.constant(images)
+        tape.watch(x)
+        logit, tensors, constants = _attention_reference(model, x, tape)
+        total = tf.reduce_sum(logit)
+    np.testing.assert_allclose(logit, model(images)[:, CLASS], rtol=1e-12)
+    grads = tape.gradient(total, {"x": x, "t": tensors, "c": constants})
+    names = ("norm1", "attention", "residual")
+    graph = LRPGraph(model, composite=LRP0)
+    targets = [graph.tensor_of(name) for name in names]
+    seed = ClassLogitRelevance(graph.logits_layer, lrp_dtype=graph.lrp_dtype)
+    classes = keras.Input((1,), dtype="int32")
+    found = graph.propagate(graph.logits_call.output,
+                            seed(start_of_logits(graph), classes),
+                            targets=targets)
+    relevances = keras.Model(
+        [graph.input, classes],
+        [found[id(graph.input)]] + [found[id(t)] for t in targets])(
+        [images, np.full((3, 1), CLASS, np.int32)])
+    heatmaps = relevances[0].numpy()[:, 0]
+    hidden = {n: r.numpy()[:, 0] for n, r in zip(names, relevances[1:])}
+    assert support.relative_l1(heatmaps, (x * grads["x"]).numpy()) < 1e-8
+    for name in names:
+        expected = (tensors[name] * grads["t"][name]).numpy()
+        assert support.relative_l1(hidden[name], expected) < 1e-8, name
+    # The attention layer's input feeds it alone (as query, key and
+    # value): its relevance is the output's less the value and output
+    # biases' shares, up to the fused kernel's rounding: the output
+    # projection's rule divides by the layer's output, which differs from
+    # `A v W_O + b_O` by about 1e-9.
+    absorbed = sum(np.sum((c * grads["c"][n]).numpy())
+                   for n, c in constants.items())
+    np.testing.assert_allclose(
+        hidden["attention"].sum() - hidden["norm1"].sum(), absorbed,
+        rtol=1e-7)
+
+
+def test_attention_with_a_causal_mask_fails_the_run_time_check():
+    with support.floatx("float64"):
+        inputs = keras.Input((2, 2, 3))
+        x = keras.layers.Reshape((4, 3))(inputs)
+        x = keras.layers.MultiHeadAttention(1, 2, name="attention")(
+            x, x, use_causal_mask=True)
+        outputs = keras.layers.Dense(2)(keras.layers.Flatten()(x))
+        model = keras.Model(inputs, outputs)
+    images = np.random.default_rng(8).uniform(0, 1, (2, 2, 2, 3))
+    with pytest.raises(Exception, match="use_causal_mask"):
+        explain(model, images, 0)
