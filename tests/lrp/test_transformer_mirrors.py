@@ -401,3 +401,31 @@ def test_attention_with_a_causal_mask_fails_the_run_time_check():
     images = np.random.default_rng(8).uniform(0, 1, (2, 2, 2, 3))
     with pytest.raises(Exception, match="use_causal_mask"):
         explain(model, images, 0)
+
+
+def test_a_gate_before_max_pooling_divides_by_its_own_z():
+    # The max pooling's window maxima are `gelu(z)`, not the `z` the
+    # convolution's rule divides by: the relevance must reach it whole.
+    keras.utils.set_random_seed(9)
+    with support.floatx("float64"):
+        model = keras.Sequential([
+            keras.Input((6, 6, 2)),
+            keras.layers.Conv2D(4, 3, padding="same", activation="gelu"),
+            keras.layers.MaxPooling2D(2), keras.layers.Flatten(),
+            keras.layers.Dense(3)])
+    conv, dense = model.layers[0], model.layers[-1]
+    images = np.random.default_rng(10).normal(0, 1, (2, 6, 6, 2))
+    with tf.GradientTape() as tape:
+        x = tf.constant(images)
+        tape.watch(x)
+        z = tf.nn.conv2d(x, conv.kernel, 1, "SAME") + conv.bias
+        gated = z * tf.stop_gradient(tf.nn.gelu(z) / z)
+        pooled = tf.nn.max_pool2d(gated, 2, 2, "VALID")
+        logit = (tf.reshape(pooled, (2, -1)) @ dense.kernel +
+                 dense.bias)[:, CLASS]
+    reference = (tape.gradient(logit, x) * x).numpy()
+    graph = LRPGraph(model, composite=LRP0)
+    from isnet_keras.lrp.explain import build_heatmap_model
+    heatmaps = build_heatmap_model(graph, 1)(
+        [images, np.full((2, 1), CLASS, np.int32)]).numpy()[:, 0]
+    assert support.relative_l1(heatmaps, reference) < 1e-10
