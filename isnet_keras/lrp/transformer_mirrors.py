@@ -242,8 +242,8 @@ class MultiHeadAttentionMirror(Mirror):
     def _attention(self, query, key):
         """The attention probabilities `(B, heads, T_q, T_k)`."""
         layer = self.source
-        q = self._projection(layer._query_dense, query)
-        k = self._projection(layer._key_dense, key)
+        q = self._projection(layer.query_dense, query)
+        k = self._projection(layer.key_dense, key)
         q = q * tf.constant(layer._inverse_sqrt_key_dim, q.dtype)
         scores = tf.einsum(layer._dot_product_equation, k, q)
         return tf.nn.softmax(scores, axis=-1)
@@ -270,15 +270,15 @@ class MultiHeadAttentionMirror(Mirror):
             raise unsupported(layer, "only `layer(query, value[, key])` "
                               "on (batch, tokens, dim) tensors, without "
                               "masks, is supported.")
-        if tuple(layer._attention_axes) != (1,):
+        if tuple(layer.attention_axes) != (1,):
             raise unsupported(layer, "only the default attention axes are "
                               "supported.")
         query, value = self._cast(inputs[0]), self._cast(inputs[1])
         key = self._cast(inputs[2]) if len(inputs) == 3 else value
         attention = self._attention(query, key)
-        v = self._projection(layer._value_dense, value, stop_bias=True)
+        v = self._projection(layer.value_dense, value, stop_bias=True)
         mixed = tf.einsum(layer._combine_equation, attention, v)
-        out = self._projection(layer._output_dense, mixed, stop_bias=True)
+        out = self._projection(layer.output_dense, mixed, stop_bias=True)
         layer_output = self._cast(outputs[0])
         scale = tf.reduce_max(tf.abs(layer_output)) + 1.0
         tolerance = 1e-2 if outputs[0].dtype in ("float16", "bfloat16") \
@@ -288,7 +288,7 @@ class MultiHeadAttentionMirror(Mirror):
             [f"{layer.name}: the attention recomputed without masks differs "
              "from the layer's output; masks and use_causal_mask are not "
              "supported by its LRP mirror."])
-        value_dense, output_dense = layer._value_dense, layer._output_dense
+        value_dense, output_dense = layer.value_dense, layer.output_dense
         if outputs[0].dtype == self.lrp_dtype:
             # The relevance arriving is the layer's output times a factor:
             # divided by that output (its bias stopped), not by the
