@@ -21,6 +21,8 @@ BACKBONES = {
 }
 # A compact CNN for small images (digits, thumbnails), built here.
 SMALL_CNN = "smallcnn"
+# A small vision transformer, built here from layers the LRP block explains.
+VIT_SMALL = "vit_small"
 # ImageNet statistics of the two per-channel scalings, RGB order.
 _TORCH_MEAN = np.array([0.485, 0.456, 0.406])
 _TORCH_STD = np.array([0.229, 0.224, 0.225])
@@ -62,7 +64,7 @@ def input_scaling(mode):
 
 def is_backbone_name(backbone):
     """True when `backbone` names a backbone built here."""
-    return str(backbone).lower() in (*BACKBONES, SMALL_CNN)
+    return str(backbone).lower() in (*BACKBONES, SMALL_CNN, VIT_SMALL)
 
 
 def small_cnn(num_classes, image_size, channels=3):
@@ -123,12 +125,104 @@ def small_cnn(num_classes, image_size, channels=3):
     return keras.Sequential(layers, name=f"{SMALL_CNN}_classifier")
 
 
+def vit_patch_size(image_size):
+    """The patch size of `vit_small`: 8 from 64-px images on, else 4.
+
+    A 32-px and a 64-px image both become 8x8 = 64 tokens.
+
+    Example:
+
+    >>> vit_patch_size(32), vit_patch_size(64)
+    (4, 8)
+    """
+    return 8 if int(image_size) >= 64 else 4
+
+
+def vit_small(num_classes, image_size, channels=3, width=64, depth=4,
+              num_heads=4):
+    """A small vision transformer, logits output.
+
+    Patch embedding `Conv2D(width, patch, strides=patch)` (`patch` from
+    `vit_patch_size`: 4 below 64 px, 8 from 64 px on; pixels past the last
+    whole patch at the right and bottom edges are not seen and get no
+    relevance), a `Reshape` to tokens, a learned position embedding
+    (`AddPositionEmbedding`), `depth` pre-norm encoder blocks, a final
+    LayerNorm, the mean over the tokens and a Dense logits layer. Each
+    block is `x + MHA(LN(x))` (`num_heads` heads of `width // num_heads`
+    dimensions, self-attention) then `x + Dense(width)(Dense(2 * width,
+    gelu)(LN(x)))`; block `i`'s output is the `Add` layer
+    `block{i}_out`. There is no class token: the head pools the tokens.
+
+    Every layer has an LRP mirror (docs/algorithm.md, "Transformer
+    layers"): attention passes relevance through its value path only.
+
+    Args:
+        num_classes: int >= 2.
+        image_size: int >= the patch size (4 below 64 px).
+        channels: int. Input channels. Defaults to 3.
+        width: int. Token dimension, a multiple of `num_heads`. Defaults
+            to 64.
+        depth: int. Encoder blocks. Defaults to 4.
+        num_heads: int. Attention heads. Defaults to 4.
+
+    Returns:
+        A functional `keras.Model` of `(image_size, image_size, channels)`
+        in [0, 1] -> logits.
+
+    Raises:
+        ValueError: image smaller than one patch, fewer than 2 classes, or
+            `width` not a multiple of `num_heads`.
+
+    Example:
+
+    >>> vit_small(10, 32).output.shape
+    (None, 10)
+    """
+    from isnet_keras.lrp.transformer_mirrors import AddPositionEmbedding
+
+    size, width = int(image_size), int(width)
+    patch = vit_patch_size(size)
+    if size < patch:
+        raise ValueError(f"{VIT_SMALL} needs images of at least {patch}x"
+                         f"{patch} pixels; received image size "
+                         f"{image_size}.")
+    if int(num_classes) < 2:
+        raise ValueError(f"A classifier needs at least 2 classes; received "
+                         f"{num_classes}.")
+    if width % int(num_heads):
+        raise ValueError(f"width {width} is not a multiple of num_heads "
+                         f"{num_heads}.")
+    layers = keras.layers
+    grid = size // patch
+    inputs = keras.Input((size, size, int(channels)), name="image")
+    x = layers.Conv2D(width, patch, strides=patch,
+                      name="patch_embedding")(inputs)
+    x = layers.Reshape((grid * grid, width), name="tokens")(x)
+    x = AddPositionEmbedding(name="position_embedding")(x)
+    for block in range(1, int(depth) + 1):
+        y = layers.LayerNormalization(name=f"block{block}_norm1")(x)
+        y = layers.MultiHeadAttention(
+            int(num_heads), width // int(num_heads),
+            name=f"block{block}_attention")(y, y)
+        x = layers.Add(name=f"block{block}_attention_add")([x, y])
+        y = layers.LayerNormalization(name=f"block{block}_norm2")(x)
+        y = layers.Dense(2 * width, activation="gelu",
+                         name=f"block{block}_mlp1")(y)
+        y = layers.Dense(width, name=f"block{block}_mlp2")(y)
+        x = layers.Add(name=f"block{block}_out")([x, y])
+    x = layers.LayerNormalization(name="final_norm")(x)
+    x = layers.GlobalAveragePooling1D(name="token_pool")(x)
+    logits = layers.Dense(int(num_classes), name="logits")(x)
+    return keras.Model(inputs, logits, name=f"{VIT_SMALL}_classifier")
+
+
 def build_classifier(backbone, num_classes, image_size, weights=None):
     """A `keras.applications` backbone with a new logits head.
 
     Args:
         backbone: One of `BACKBONES` (`"densenet121"`, `"resnet50"`,
-            `"vgg16"`, `"mobilenetv2"`), or `"smallcnn"` (`small_cnn`).
+            `"vgg16"`, `"mobilenetv2"`), `"smallcnn"` (`small_cnn`) or
+            `"vit_small"` (`vit_small`).
         num_classes: int >= 2. Width of the logits layer.
         image_size: int >= 32. Height and width of the RGB input.
         weights: None (random initialisation, the default), a path to a
@@ -157,10 +251,15 @@ def build_classifier(backbone, num_classes, image_size, weights=None):
             raise ValueError(f"'{SMALL_CNN}' has no pretrained weights; "
                              "leave weights unset.")
         return small_cnn(num_classes, image_size)
+    if key == VIT_SMALL:
+        if weights is not None:
+            raise ValueError(f"'{VIT_SMALL}' has no pretrained weights; "
+                             "leave weights unset.")
+        return vit_small(num_classes, image_size)
     if key not in BACKBONES:
         raise ValueError(f"Unknown backbone {backbone!r}; use one of "
-                         f"{', '.join(BACKBONES)}, {SMALL_CNN} or a path to "
-                         "a .keras classifier.")
+                         f"{', '.join(BACKBONES)}, {SMALL_CNN}, {VIT_SMALL} "
+                         "or a path to a .keras classifier.")
     if int(image_size) < 32:
         raise ValueError(f"{backbone} needs images of at least 32x32 pixels; "
                          f"received image size {image_size}.")
@@ -251,8 +350,8 @@ def make_classifier(backbone, num_classes, image_size, weights=None):
                              "classifier carries its own weights.")
         return load_classifier(backbone, num_classes)
     raise ValueError(f"Unknown backbone {backbone!r}; use one of "
-                     f"{', '.join(BACKBONES)}, {SMALL_CNN} or a path to a "
-                     ".keras classifier.")
+                     f"{', '.join(BACKBONES)}, {SMALL_CNN}, {VIT_SMALL} or a "
+                     "path to a .keras classifier.")
 
 
 def _last_block_outputs(names, pattern, stages):
@@ -278,7 +377,12 @@ def deep_supervision_layers(classifier):
     - VGG: each block's max pooling;
     - MobileNetV2: the last residual sum of each resolution, and the last
       ReLU;
-    - `small_cnn`: its three ReLUs.
+    - `small_cnn`: its three ReLUs;
+    - `vit_small`: none. Deep supervision penalises 4-D feature maps
+      `(B, H, W, C)` against the resized mask; the encoder blocks output
+      tokens `(B, T, D)`, and the one 4-D map, the patch embedding, is a
+      single linear step above the input, whose heatmap is penalised
+      already. The ViT trains on its input heatmap alone.
 
     Any other classifier gets one layer per feature-map resolution (see
     `last_map_per_resolution`): the end of each stage, where a shortcut
@@ -297,6 +401,9 @@ def deep_supervision_layers(classifier):
     ('block1_relu', 'block2_relu', 'block3_relu')
     """
     names = {layer.name for layer in classifier._flatten_layers()}
+    if {"patch_embedding", "tokens", "position_embedding",
+            "block1_out"} <= names:
+        return ()
     candidates = [
         ["pool2_relu", "pool3_relu", "pool4_relu", "relu"],
         _last_block_outputs(names, "conv{}_block{}_out", range(2, 6)),

@@ -1,7 +1,8 @@
 """Training-step cost of each ISNet variant relative to the plain classifier.
 
 For each model (a small CNN, the bias benchmarks' CNN, ResNet50 and
-DenseNet121 from keras.applications with random weights) at 64x64, batch 16, and each number of classes K, one
+DenseNet121 from keras.applications with random weights, or `vit_small`,
+the small vision transformer of `isnet_keras.backbones`) at 64x64, batch 16, and each number of classes K, one
 process builds every trainer (the plain classifier, then the ISNet variants,
 each on its own copy of the classifier with the same initial weights; each
 variant alone, then "default", the recipe `build_isnet(classifier)` gives),
@@ -17,7 +18,8 @@ measured separately, one short process per trainer (the peak of a process
 is that of its largest trainer), unless `--no-memory`. TensorFlow's oneDNN kernels follow `TF_ENABLE_ONEDNN_OPTS`
 (the `isnet` command sets it to 1 unless it is set).
 
-    python training/bench_train.py [--models cnn bench ResNet50 DenseNet121]
+    python training/bench_train.py [--models cnn bench ResNet50 DenseNet121
+        vit_small]
         [--classes 2 10] [--steps 10] [--repeats 1] [--variants selective
         stochastic original dual] [--no-memory]
 """
@@ -43,6 +45,10 @@ def _classifier(name, size, num_classes):
         from isnet_keras.bench.bias import bench_classifier
 
         return bench_classifier((size, size, 3), num_classes)
+    if name == "vit_small":  # a small ViT, isnet_keras.backbones.vit_small
+        from isnet_keras.backbones import vit_small
+
+        return vit_small(num_classes, size)
     if name == "cnn":
         return keras.Sequential([
             keras.Input((size, size, 3)),

@@ -77,7 +77,8 @@ def register(subparsers):
     model = parser.add_argument_group("model")
     _flag(model, "--backbone", "densenet121, resnet50, vgg16, mobilenetv2 "
           "(keras.applications, new logits head), smallcnn (a compact CNN "
-          "for small images) or PATH.keras, your own classifier (default "
+          "for small images), vit_small (a small vision transformer) or "
+          "PATH.keras, your own classifier (default "
           f"{defaults['backbone']})")
     _flag(model, "--weights", "backbone weights file (include_top=False); "
           "default: random initialisation", metavar="PATH")

@@ -1,0 +1,77 @@
+"""The `vit_small` backbone: builds, is explained by the LRP block, and
+trains as an ISNet."""
+
+import keras
+import numpy as np
+import pytest
+
+from isnet_keras import backbones
+from isnet_keras.export import load_keras_file
+from isnet_keras.isnet import build_isnet
+from isnet_keras.lrp.explain import explain
+from isnet_keras.lrp.graph import LRPGraph
+
+
+@pytest.mark.parametrize("size,channels,patch", [
+    (32, 1, 4), (32, 3, 4), (64, 1, 8), (64, 3, 8)])
+def test_vit_small_builds_for_32_and_64_px_with_1_or_3_channels(
+        size, channels, patch):
+    model = backbones.vit_small(3, size, channels)
+    assert model.input_shape == (None, size, size, channels)
+    assert model.output_shape == (None, 3)
+    assert backbones.vit_patch_size(size) == patch
+    assert model.get_layer("tokens").output.shape == (None, 64, 64)
+    LRPGraph(model)  # every layer has a mirror
+
+
+def test_vit_small_is_a_named_backbone_without_weights(tmp_path):
+    assert backbones.is_backbone_name("ViT_Small")
+    model = backbones.make_classifier("vit_small", 2, 32)
+    assert model.input_shape == (None, 32, 32, 3)
+    model.save(tmp_path / "vit.keras")
+    loaded = load_keras_file(tmp_path / "vit.keras")
+    images = np.random.default_rng(0).uniform(0, 1, (1, 32, 32, 3))
+    np.testing.assert_allclose(loaded.predict(images, verbose=0),
+                               model.predict(images, verbose=0), atol=1e-6)
+    with pytest.raises(ValueError, match="no pretrained weights"):
+        backbones.build_classifier("vit_small", 2, 32, weights="imagenet")
+    with pytest.raises(ValueError, match="at least 4x4"):
+        backbones.vit_small(2, 3)
+
+
+def test_vit_small_gets_no_deep_supervision_by_default():
+    model = backbones.vit_small(2, 32)
+    assert backbones.deep_supervision_layers(model) == ()
+    assert build_isnet(model).deep_supervision == ()
+
+
+@pytest.fixture(scope="module")
+def vit_and_batch():
+    keras.utils.set_random_seed(0)
+    model = backbones.vit_small(3, 32)
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 1, (2, 32, 32, 3)).astype("float32")
+    return model, images
+
+
+def test_vit_small_isnet_trains_one_step_with_finite_losses(vit_and_batch):
+    # One encoder block keeps the trace short; explain below runs all four.
+    _, images = vit_and_batch
+    model = backbones.vit_small(3, 32, depth=1)
+    isnet = build_isnet(model, seed=0)
+    isnet.compile()
+    masks = np.zeros((2, 32, 32, 1), "float32")
+    masks[:, 8:24, 8:24] = 1
+    logs = isnet.train_on_batch(
+        images, {"label": np.array([0, 2]), "mask": masks},
+        return_dict=True)
+    assert logs and all(np.isfinite(float(v)) for v in logs.values())
+
+
+def test_explain_on_vit_small_gives_finite_input_shaped_heatmaps(
+        vit_and_batch):
+    model, images = vit_and_batch
+    heatmaps = explain(model, images)
+    assert heatmaps.shape == (2, 1, 32, 32, 3)
+    assert np.isfinite(heatmaps).all()
+    assert np.abs(heatmaps).sum() > 0
