@@ -58,8 +58,22 @@ class _Baseline(Trainer):
         self.l2 = float(l2)
         self.built = True
 
+    # Whether a mask of `data_checks.UNANNOTATED` (-1 everywhere: an image
+    # without annotation) is accepted; masked input cannot mask such an
+    # image, so only the baselines that can do without a mask say so.
+    accepts_unannotated = False
+
     def _inputs(self, images, masks):
         return images
+
+    def _checked_masks(self, masks):
+        if not self.accepts_unannotated:
+            return data_checks.check_masks(masks)
+        masks = tf.convert_to_tensor(masks)
+        if masks.shape.rank == 3:
+            masks = masks[..., None]
+        with tf.control_dependencies(data_checks.partial_mask_checks(masks)):
+            return tf.identity(masks)
 
     def _reduce(self, values):
         """Per-image values -> the batch's term (mean or sum)."""
@@ -87,7 +101,7 @@ class _Baseline(Trainer):
 
     def _loss_terms(self, images, labels, masks, training):
         labels = self.check_labels(labels)
-        masks = data_checks.check_masks(masks)
+        masks = self._checked_masks(masks)
         outputs, penalty = self._forward_with_penalty(
             self._inputs(images, masks), masks, training=training)
         classification = self._cross_entropy(labels, outputs)
@@ -105,6 +119,9 @@ class _Baseline(Trainer):
 class PlainClassifier(_Baseline):
     """The classifier trained with cross-entropy only.
 
+    Masks are checked but not used, so images without annotation (masks of
+    -1 everywhere) are accepted.
+
     Args:
         classifier: A Keras classifier (logits or softmax output).
 
@@ -115,11 +132,14 @@ class PlainClassifier(_Baseline):
     >>> plain.fit(images, {"label": labels, "mask": masks})
     """
 
+    accepts_unannotated = True
+
 
 @keras.saving.register_keras_serializable(package="isnet_keras")
 class RRRClassifier(_Baseline):
     """Right for the Right Reasons: an input-gradient penalty outside the
-    mask.
+    mask. An image without annotation (mask of -1 everywhere) adds no
+    penalty: it trains on cross-entropy only.
 
     Args:
         classifier: A Keras classifier (logits or softmax output).
@@ -140,6 +160,8 @@ class RRRClassifier(_Baseline):
     >>> paper = RRRClassifier(mlp, penalty=1000.0, pixel_scale=255.0,
     ...                       reduction="sum", l2=1e-4)
     """
+
+    accepts_unannotated = True
 
     def __init__(self, classifier, penalty=1000.0, pixel_scale=1.0,
                  **kwargs):
@@ -177,10 +199,14 @@ class RRRClassifier(_Baseline):
                 log_probs = tf.nn.log_softmax(outputs)
             summed = tf.reduce_sum(log_probs)
         gradient = inner.gradient(summed, images)
-        masks = tf.cast(tf.reshape(masks, tf.shape(images)[:3])[..., None],
-                        gradient.dtype)
-        per_image = tf.reduce_sum(tf.square((1.0 - masks) * gradient),
-                                  axis=tf.range(1, tf.rank(gradient)))
+        masks = tf.reshape(masks, tf.shape(images)[:3])[..., None]
+        annotated = tf.cast(data_checks.annotated_images(masks),
+                            gradient.dtype)
+        masks = tf.cast(masks, gradient.dtype)
+        # An image without annotation (-1 mask) adds no penalty.
+        per_image = annotated * tf.reduce_sum(
+            tf.square((1.0 - masks) * gradient),
+            axis=tf.range(1, tf.rank(gradient)))
         value = self._reduce(per_image) / self.pixel_scale ** 2
         # A non-finite penalty belongs to a skipped step: keep it out of
         # the running mean.

@@ -243,3 +243,38 @@ def test_a_baseline_is_rebuilt_from_its_config():
             copy.num_classes, copy.name) == (3.0, 2.0, "sum", 0.5,
                                              NUM_CLASSES, model.name)
     assert len(copy.classifier.layers) == len(model.classifier.layers)
+
+
+def test_rrr_leaves_images_without_annotation_out_of_its_penalty():
+    with floatx("float64"):
+        classifier = _linear_classifier()
+        images, labels, masks = _batch()
+        partial = masks.copy()
+        partial[[1, 3]] = -1.0  # two images without annotation
+        annotated = [0, 2, 4]
+        # The batch mean over all five images of the annotated ones' terms.
+        expected = _reference_rrr_penalty(
+            classifier, images[annotated], masks[annotated]) * 3 / 5
+        logs = _one_step_logs(RRRClassifier(classifier, penalty=7.0),
+                              images, labels, partial)
+    assert logs["input_gradient_loss"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_plain_accepts_unannotated_masks_and_masked_input_refuses_them():
+    images, labels, masks = _batch()
+    unannotated = -np.ones_like(masks)
+    logs = _one_step_logs(PlainClassifier(_linear_classifier()), images,
+                          labels, unannotated)
+    assert np.isfinite(logs["loss"])
+    model = MaskedInputClassifier(_linear_classifier())
+    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    with pytest.raises(errors.InvalidDataError, match="^non-binary mask"):
+        model.evaluate(images, {"label": labels, "mask": unannotated},
+                       verbose=0)
+    # A mask mixing -1 with 0/1 stays an error for every baseline.
+    mixed = masks.copy()
+    mixed[0, 0, 0] = -1.0
+    plain = PlainClassifier(_linear_classifier())
+    plain.compile(optimizer=keras.optimizers.SGD(0.0))
+    with pytest.raises(errors.InvalidDataError, match="^non-binary mask"):
+        plain.evaluate(images, {"label": labels, "mask": mixed}, verbose=0)
