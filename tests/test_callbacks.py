@@ -121,8 +121,9 @@ def test_isnet_bench_takes_the_schedule_syntax_of_isnet_train():
 
     assert parse_schedule(None) is None
     assert parse_schedule(["0=0.3", "4=0.8"]) == {0: 0.3, 4: 0.8}
-    # The earlier comma form reads the same.
-    assert parse_schedule(["0:0.3,4:0.8"]) == {0: 0.3, 4: 0.8}
-    assert parse_schedule("0:0.9,4:0.97") == {0: 0.9, 4: 0.97}
+    assert parse_schedule("0=0.9 4=0.97") == {0: 0.9, 4: 0.97}
+    # One syntax across the command line: no other separator.
+    with pytest.raises(SystemExit, match="received '0:0.3,4:0.8'"):
+        parse_schedule(["0:0.3,4:0.8"])
     with pytest.raises(SystemExit, match="received 'x=1'"):
         parse_schedule(["0=0", "x=1"])

@@ -10,7 +10,7 @@ Examples:
     python training/tune_selective.py --epochs 6 --seed 2 \
         --deep-supervision relu_1 relu_2 relu_3
     python training/tune_selective.py --epochs 8 --seed 1 --deep-supervision \
-        --P-schedule 0:0.9,4:0.97 --class-policy highest
+        --P-schedule 0=0.9 4=0.97 --class-policy highest
 
 (`--deep-supervision` without names trains without it; by default the
 benchmark's Selective ISNet supervises all three ReLU layers.)
@@ -106,7 +106,8 @@ def parse_args():
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--P", type=float, default=None)
-    parser.add_argument("--P-schedule", default=None, metavar="EPOCH:P,...")
+    parser.add_argument("--P-schedule", nargs="+", default=None,
+                        metavar="EPOCH=P")
     parser.add_argument("--class-policy", default=None,
                         choices=("lowest", "highest", "label"))
     parser.add_argument("--learning-rate", type=float, default=None)

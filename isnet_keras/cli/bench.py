@@ -117,7 +117,7 @@ def parse_schedule(items):
 
     Args:
         items: `EPOCH=P` items (`0=0.3 4=0.8`), as `isnet train` takes
-            them, or one string of them; `0:0.3,4:0.8` reads the same.
+            them, or one string of them separated by spaces.
 
     Returns:
         dict, or None for no schedule.
@@ -129,10 +129,6 @@ def parse_schedule(items):
 
     if not items:
         return None
-    if isinstance(items, str):
-        items = items.split()
-    items = [part if "=" in part else part.replace(":", "=", 1)
-             for item in items for part in str(item).split(",") if part]
     try:
         return parse_heatmap_weight_schedule(items)
     except ValueError as error:
