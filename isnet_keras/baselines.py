@@ -69,9 +69,7 @@ class _Baseline(Trainer):
     def _checked_masks(self, masks):
         if not self.accepts_unannotated:
             return data_checks.check_masks(masks)
-        masks = tf.convert_to_tensor(masks)
-        if masks.shape.rank == 3:
-            masks = masks[..., None]
+        masks = data_checks.mask_batch(masks)
         with tf.control_dependencies(data_checks.partial_mask_checks(masks)):
             return tf.identity(masks)
 

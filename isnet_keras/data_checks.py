@@ -120,6 +120,29 @@ def check_labels(labels, num_classes):
         return tf.identity(labels)
 
 
+def mask_batch(masks):
+    """Masks as a `(B, H, W, 1)` tensor (a channel axis added to
+    `(B, H, W)`), checked for that shape when traced.
+
+    Args:
+        masks: `(B, H, W)` or `(B, H, W, 1)`.
+
+    Returns:
+        The `(B, H, W, 1)` tensor, in its own dtype.
+
+    Raises:
+        ValueError: another shape.
+    """
+    masks = tf.convert_to_tensor(masks)
+    if masks.shape.rank == 3:
+        masks = masks[..., None]
+    if masks.shape.rank != 4 or masks.shape[-1] != 1:
+        raise ValueError(
+            "Masks must have shape (B, H, W) or (B, H, W, 1); received "
+            f"shape {masks.shape}.")
+    return masks
+
+
 def check_masks(masks):
     """Masks asserted (when the step runs) to hold only 0 and 1, with the
     shape the heatmap losses take.
@@ -133,13 +156,7 @@ def check_masks(masks):
     Raises:
         ValueError: another shape (at trace time).
     """
-    masks = tf.convert_to_tensor(masks)
-    if masks.shape.rank == 3:
-        masks = masks[..., None]
-    if masks.shape.rank != 4 or masks.shape[-1] != 1:
-        raise ValueError(
-            "Masks must have shape (B, H, W) or (B, H, W, 1); received "
-            f"shape {masks.shape}.")
+    masks = mask_batch(masks)
     values = tf.cast(masks, "float32")
     binary = tf.reduce_all((values == 0) | (values == 1))
     with tf.control_dependencies([tf.debugging.Assert(

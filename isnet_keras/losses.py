@@ -96,14 +96,7 @@ def prepare_masks(masks, heatmaps):
             `InvalidArgumentError` naming a non-binary mask, or one that
             mixes -1 with other values, at run time.
     """
-    masks = tf.convert_to_tensor(masks)
-    if masks.shape.rank == 3:
-        masks = masks[..., None]
-    if masks.shape.rank != 4 or masks.shape[-1] != 1:
-        raise ValueError(
-            "Masks must have shape (B, H, W) or (B, H, W, 1); received "
-            f"shape {masks.shape}."
-        )
+    masks = data_checks.mask_batch(masks)
     if heatmaps.shape.rank != 5:
         raise ValueError("Heatmaps must have shape (B, K, H, W, C); "
                          f"received shape {heatmaps.shape}.")
