@@ -248,6 +248,8 @@ class LRPGraph:
                 training=training,
                 is_logits=call is self.logits_call,
                 lrp_dtype=self.lrp_dtype,
+                call_kwargs=call.kwargs,
+                input_names=call.input_names,
                 name=f"lrp_{rule}_{layers[-1].name}",
             )
             out_bounds = mirror.output_bounds()

@@ -15,6 +15,7 @@ separate ReLU (see `pre_activation.py`), so the LRP block can reuse `z`.
 """
 
 import dataclasses
+import inspect
 
 import keras
 
@@ -30,9 +31,13 @@ class LayerCall:
         layer: The classifier's layer object (shared, never copied).
         inputs: Tuple of the symbolic input tensors, in call order.
         output: The symbolic output tensor.
-        kwargs: Non-tensor keyword arguments of the call (e.g. `training`).
+        kwargs: Non-tensor keyword arguments of the call (e.g. `training`,
+            `use_causal_mask`, a constant `attention_mask` array).
         pre_activation: The symbolic pre-activation `L(x; W) + b` of a layer
             whose fused ReLU was split off, else None.
+        input_names: The argument name each of `inputs` was passed as
+            (e.g. `("query", "value", "attention_mask")`), or `()` when
+            they cannot be matched up.
     """
 
     layer: keras.layers.Layer
@@ -40,6 +45,7 @@ class LayerCall:
     output: object
     kwargs: dict
     pre_activation: object = None
+    input_names: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,10 +123,10 @@ def _trace_functional(model, tensor, calls):
                 continue  # not connected to the input
             args, kwargs = node.arguments.fill_in(tensor_map)
             inputs = tuple(tensor_map[id(t)] for t in node.input_tensors)
-            static_kwargs = {
-                k: v for k, v in kwargs.items()
-                if v is None or isinstance(v, (bool, int, float, str))
-            }
+            # Everything but graph tensors: a constant (say, an attention
+            # mask array) is part of the layer's computation too.
+            static_kwargs = {k: v for k, v in kwargs.items()
+                             if not _holds_tensors(v)}
             outputs = keras.tree.flatten(node.outputs)
             if len(outputs) != 1:
                 raise UnsupportedLayerError(
@@ -131,6 +137,32 @@ def _trace_functional(model, tensor, calls):
                                args=args, kwargs=kwargs)
             tensor_map[id(outputs[0])] = out
     return tensor_map[id(model.outputs[0])]
+
+
+def _holds_tensors(value):
+    return any(isinstance(t, keras.KerasTensor)
+               for t in keras.tree.flatten(value))
+
+
+def _input_names(layer, args, kwargs, count):
+    """The argument name of each of a call's `count` tensor inputs.
+
+    The inputs come in the order of `keras.tree.flatten((args, kwargs))`
+    (Keras's `node.input_tensors`): the positional arguments, then the
+    keyword arguments by sorted name. `()` when that does not add up.
+    """
+    try:
+        parameters = list(inspect.signature(layer.call).parameters)
+    except (TypeError, ValueError):
+        parameters = []
+    named = [(parameters[i] if i < len(parameters) else f"arg{i}", value)
+             for i, value in enumerate(args)]
+    named += sorted(kwargs.items())
+    names = []
+    for name, value in named:
+        names += [name] * sum(isinstance(t, keras.KerasTensor)
+                              for t in keras.tree.flatten(value))
+    return tuple(names) if len(names) == count else ()
 
 
 def _trace_layer(layer, inputs, static_kwargs, calls, args=None, kwargs=None):
@@ -157,7 +189,8 @@ def _trace_layer(layer, inputs, static_kwargs, calls, args=None, kwargs=None):
             "outputs are not supported."
         )
     calls.append(LayerCall(layer, tuple(inputs), output, dict(static_kwargs),
-                           pre_activation))
+                           pre_activation,
+                           _input_names(layer, args, kwargs, len(inputs))))
     return output
 
 

@@ -64,6 +64,12 @@ def _bounds_config(input_bounds):
     return [np.asarray(b).tolist() for b in input_bounds]
 
 
+def _plain(call_kwargs):
+    """`call_kwargs` with arrays as nested lists, for `get_config`."""
+    return {k: np.asarray(v).tolist() if hasattr(v, "shape") else v
+            for k, v in call_kwargs.items()}
+
+
 @keras.saving.register_keras_serializable(package="isnet_keras")
 class Mirror(keras.layers.Layer):
     """Base class of the mirror layers.
@@ -87,6 +93,12 @@ class Mirror(keras.layers.Layer):
             only then may it carry a softmax or sigmoid activation.
         lrp_dtype: dtype of the LRP arithmetic (float32, or float64 for
             float64 classifiers).
+        call_kwargs: Optional dict of the non-tensor keyword arguments
+            the classifier layer was called with (e.g.
+            `use_causal_mask=True`), for rules that depend on them.
+        input_names: Optional tuple of the argument name of each input
+            tensor (e.g. `("query", "value", "attention_mask")`), for
+            layers whose inputs play different parts.
 
     Example:
 
@@ -106,7 +118,8 @@ class Mirror(keras.layers.Layer):
 
     def __init__(self, layers, rule="epsilon", epsilon=1e-2,
                  input_bounds=None, training=None, is_logits=False,
-                 lrp_dtype="float32", **kwargs):
+                 lrp_dtype="float32", call_kwargs=None, input_names=None,
+                 **kwargs):
         layers = tuple(layers)
         kwargs.setdefault("name", "lrp_" + layers[-1].name)
         super().__init__(dtype=lrp_dtype, **kwargs)
@@ -124,6 +137,8 @@ class Mirror(keras.layers.Layer):
         self.fixed_training = training
         self.is_logits = is_logits
         self.lrp_dtype = lrp_dtype
+        self.call_kwargs = dict(call_kwargs or {})
+        self.input_names = tuple(input_names or ())
         self.check_layers()
 
     @property
@@ -239,6 +254,8 @@ class Mirror(keras.layers.Layer):
             "training": self.fixed_training,
             "is_logits": self.is_logits,
             "lrp_dtype": self.lrp_dtype,
+            "call_kwargs": _plain(self.call_kwargs),
+            "input_names": list(self.input_names),
         })
         return config
 

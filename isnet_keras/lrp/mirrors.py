@@ -10,9 +10,9 @@ The mirrors live by job in `linear_mirrors.py` (Dense, convolutions,
 average pooling), `pooling_mirrors.py` (max pooling),
 `elementwise_mirrors.py` (batch norm, pass-through activations and dropout,
 rescaling), `shape_mirrors.py` (reshapes, padding, sums, concatenation)
-and `transformer_mirrors.py` (LayerNorm, position embedding, token
-pooling, attention), on the base class in `mirror_base.py`; every one is importable
-from here.
+and `transformer_mirrors.py` (LayerNorm, RMSNorm, position embedding,
+token pooling, attention), on the base class in `mirror_base.py`; every
+one is importable from here.
 
 Example:
 
@@ -62,6 +62,7 @@ from isnet_keras.lrp.transformer_mirrors import (  # noqa: F401
     LayerNormalizationMirror,
     MultiHeadAttentionMirror,
     PositionEmbeddingMirror,
+    RMSNormalizationMirror,
 )
 
 # Private aliases of the helpers above.
@@ -91,6 +92,7 @@ DEFAULT_MIRRORS = types.MappingProxyType({
     keras.layers.Rescaling: RescalingMirror,
     keras.layers.Normalization: RescalingMirror,
     keras.layers.LayerNormalization: LayerNormalizationMirror,
+    keras.layers.RMSNormalization: RMSNormalizationMirror,
     keras.layers.GlobalAveragePooling1D: GlobalAveragePooling1DMirror,
     AddPositionEmbedding: PositionEmbeddingMirror,
     keras.layers.MultiHeadAttention: MultiHeadAttentionMirror,

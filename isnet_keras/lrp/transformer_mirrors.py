@@ -1,5 +1,5 @@
-"""Mirrors of the layers of vision transformers: LayerNorm, a learned
-position embedding, token pooling and multi-head attention.
+"""Mirrors of the layers of vision transformers: LayerNorm, RMSNorm, a
+learned position embedding, token pooling and multi-head attention.
 
 The rules follow AttnLRP (Achtibat et al., "AttnLRP: Attention-aware
 layer-wise relevance propagation for transformers", ICML 2024), see
@@ -9,11 +9,14 @@ docs/algorithm.md, "Transformer layers":
   `y = gamma * c * (x - mean(x)) + beta` with `c = 1 / sqrt(var(x) + eps)`
   read as the per-token linear map `W_jk = gamma_k c (delta_jk - 1/D)`
   (the centring included) plus the bias `beta`, under LRP-epsilon.
+* `RMSNormalization`: `y = x * scale / rms(x)`, the same with the
+  reciprocal RMS held constant: a diagonal map, no centring, no shift.
 * `AddPositionEmbedding`: `y = x + p` with a learned `p`, a sum whose
   second term is a constant: LRP-epsilon, the constant's share absorbed.
 * `GlobalAveragePooling1D`: the mean over the tokens, a linear layer.
 * `MultiHeadAttention`: the value path, a linear map with the attention
-  probabilities as constants, under LRP-epsilon; query and key get none.
+  probabilities (masked ones included) as constants, under LRP-epsilon;
+  query, key and mask get none.
 
 Gates (`gelu`, `silu`, `hard_silu`, `mish`, also fused into a `Dense` or
 `Conv2D`) take the identity rule, handled by `PassThroughMirror` and the
@@ -74,6 +77,15 @@ def layer_norm_rule(relevance, x, gain, beta=None, epsilon=1e-2,
     return relevance_lib.Factored(x, s)
 
 
+def _check_last_axis(layer, rank):
+    """Raises `UnsupportedLayerError` unless `layer.axis` is the last."""
+    axis = layer.axis
+    axes = [axis] if isinstance(axis, int) else list(axis)
+    if [a % rank for a in axes] != [rank - 1]:
+        raise unsupported(layer, "only normalisation over the last axis is "
+                          f"supported (axis={axis}).")
+
+
 @keras.saving.register_keras_serializable(package="isnet_keras")
 class LayerNormalizationMirror(Mirror):
     """Mirror of `keras.layers.LayerNormalization` on the last axis.
@@ -89,16 +101,9 @@ class LayerNormalizationMirror(Mirror):
 
     relevance_forms = (relevance_lib.TENSOR, relevance_lib.FACTORED)
 
-    def _check_axis(self, rank):
-        axis = self.source.axis
-        axes = [axis] if isinstance(axis, int) else list(axis)
-        if [a % rank for a in axes] != [rank - 1]:
-            raise unsupported(self.source, "only normalisation over the last "
-                              f"axis is supported (axis={axis}).")
-
     def propagate(self, relevance, inputs, outputs, training=None):
         layer = self.source
-        self._check_axis(len(inputs[0].shape))
+        _check_last_axis(layer, len(inputs[0].shape))
         x = self._cast(inputs[0])
         _, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
         gain = tf.math.rsqrt(variance + tf.constant(layer.epsilon, x.dtype))
@@ -108,6 +113,42 @@ class LayerNormalizationMirror(Mirror):
         beta = self._cast(layer.beta) if center and layer.center else None
         return [layer_norm_rule(relevance, x, gain, beta, self.epsilon,
                                 center)]
+
+
+@keras.saving.register_keras_serializable(package="isnet_keras")
+class RMSNormalizationMirror(Mirror):
+    """Mirror of `keras.layers.RMSNormalization` on the last axis (AttnLRP).
+
+    The layer computes `y = x * scale / rms(x)` with
+    `rms(x) = sqrt(mean(x**2) + eps)` per token. With `1 / rms(x)` held
+    constant it is a diagonal linear map without bias, so LRP-epsilon
+    gives `R_j = x_j * gain_j * R_j / stab(y_j)` with
+    `gain = scale / rms(x)` (`layer_norm_rule` without centring or
+    shift): conserved up to the epsilon terms. As for LayerNorm, `rms(x)`
+    is recomputed from the layer input and stays differentiable in the
+    training step; only the rule treats it as a constant.
+
+    Example:
+
+    >>> x = keras.layers.RMSNormalization(name="norm")(tokens)
+    >>> heatmaps = explain(keras.Model(inputs, head(x)), images, 0)
+    """
+
+    relevance_forms = (relevance_lib.TENSOR, relevance_lib.FACTORED)
+
+    def propagate(self, relevance, inputs, outputs, training=None):
+        layer = self.source
+        _check_last_axis(layer, len(inputs[0].shape))
+        x = self._cast(inputs[0])
+        mean_square = tf.reduce_mean(tf.square(x), axis=-1, keepdims=True)
+        # The layer's epsilon (the Keras default when it has none).
+        layer_epsilon = keras.config.epsilon() if layer.epsilon is None \
+            else layer.epsilon
+        gain = tf.math.rsqrt(mean_square + tf.constant(layer_epsilon,
+                                                        x.dtype))
+        gain = gain * self._cast(layer.scale)
+        return [layer_norm_rule(relevance, x, gain, None, self.epsilon,
+                                center=False)]
 
 
 @keras.saving.register_keras_serializable(package="isnet_keras")
@@ -221,12 +262,22 @@ class MultiHeadAttentionMirror(Mirror):
     inputs get no relevance (zeros); `A` is recomputed from them, and
     stays differentiable in the training step.
 
+    Masks (`attention_mask`, a tensor of the graph or a constant,
+    `use_causal_mask=True`, explicit `query_mask`/`value_mask`/`key_mask`)
+    only change which probabilities are zero: `A` is recomputed with the
+    layer's own mask logic and the rule is otherwise the same. The mask
+    tensor gets no relevance.
+
     Supported: 3-D inputs `(B, T, D)`, `layer(query, value)` or
     `layer(query, value, key)`, the default attention axes, no dropout,
-    no gate, no masks. A mask or `use_causal_mask=True` (which this
-    mirror cannot see) makes the recomputed output differ from the
-    layer's: a run-time check then fails.
+    no gate. A Keras mask carried by the inputs themselves (from an
+    `Embedding(mask_zero=True)`, say), which this mirror cannot see,
+    makes the recomputed output differ from the layer's: a run-time check
+    then fails.
     """
+
+    _TOKEN_INPUTS = ("query", "value", "key")
+    _MASKS = ("attention_mask", "query_mask", "value_mask", "key_mask")
 
     relevance_forms = (relevance_lib.TENSOR, relevance_lib.FACTORED)
 
@@ -238,14 +289,51 @@ class MultiHeadAttentionMirror(Mirror):
                               "(its mask cannot be reproduced).")
         if getattr(layer, "_use_gate", False):
             raise unsupported(layer, "gated attention is not supported.")
+        # Fail when the graph is built, not in the first training step.
+        unknown = [n for n in self.input_names
+                   if n not in self._TOKEN_INPUTS + self._MASKS]
+        if unknown:
+            raise unsupported(layer, f"the tensor argument(s) {unknown} are "
+                              "not supported by its LRP mirror.")
 
-    def _attention(self, query, key):
+    def _arguments(self, inputs):
+        """The layer's inputs by argument name; without `input_names`
+        (a mirror made by hand), `inputs` are `(query, value[, key])`."""
+        names = self.input_names or self._TOKEN_INPUTS[:len(inputs)]
+        if len(names) != len(inputs):
+            raise unsupported(self.source, "its inputs cannot be matched to "
+                              "the layer's arguments.")
+        arguments = {k: v for k, v in self.call_kwargs.items()
+                     if k in self._MASKS and v is not None}
+        arguments.update(zip(names, inputs))
+        return names, arguments
+
+    def _mask(self, arguments):
+        """The boolean `(B or 1, T_q, T_k)` mask of the call, or None."""
+        layer = self.source
+        masks = {k: arguments.get(k) for k in self._MASKS}
+        causal = bool(self.call_kwargs.get("use_causal_mask", False))
+        if not causal and all(m is None for m in masks.values()):
+            return None
+        # The layer's own logic, so that the mask is exactly the layer's.
+        return layer._compute_attention_mask(
+            arguments["query"], arguments["value"],
+            use_causal_mask=causal, **masks)
+
+    def _attention(self, query, key, mask=None):
         """The attention probabilities `(B, heads, T_q, T_k)`."""
         layer = self.source
         q = self._projection(layer.query_dense, query)
         k = self._projection(layer.key_dense, key)
         q = q * tf.constant(layer._inverse_sqrt_key_dim, q.dtype)
         scores = tf.einsum(layer._dot_product_equation, k, q)
+        if mask is not None:
+            mask = tf.cast(mask, tf.bool)
+            for _ in range(len(scores.shape) - len(mask.shape)):
+                mask = tf.expand_dims(mask, -3)  # the heads axis
+            # Keras's masked softmax: masked scores set to -1e9 (exactly 0
+            # after the softmax, also in float64).
+            scores = tf.where(mask, scores, tf.constant(-1e9, scores.dtype))
         return tf.nn.softmax(scores, axis=-1)
 
     def _projection(self, dense, x, stop_bias=False):
@@ -265,17 +353,19 @@ class MultiHeadAttentionMirror(Mirror):
 
     def propagate(self, relevance, inputs, outputs, training=None):
         layer = self.source
-        if len(inputs) not in (2, 3) or any(len(t.shape) != 3
-                                            for t in inputs):
+        names, arguments = self._arguments(inputs)
+        tokens = [arguments.get(n) for n in self._TOKEN_INPUTS]
+        if tokens[0] is None or tokens[1] is None or any(
+                t is not None and len(t.shape) != 3 for t in tokens):
             raise unsupported(layer, "only `layer(query, value[, key])` "
-                              "on (batch, tokens, dim) tensors, without "
-                              "masks, is supported.")
+                              "on (batch, tokens, dim) tensors is "
+                              "supported.")
         if tuple(layer.attention_axes) != (1,):
             raise unsupported(layer, "only the default attention axes are "
                               "supported.")
-        query, value = self._cast(inputs[0]), self._cast(inputs[1])
-        key = self._cast(inputs[2]) if len(inputs) == 3 else value
-        attention = self._attention(query, key)
+        query, value = self._cast(tokens[0]), self._cast(tokens[1])
+        key = value if tokens[2] is None else self._cast(tokens[2])
+        attention = self._attention(query, key, self._mask(arguments))
         v = self._projection(layer.value_dense, value, stop_bias=True)
         mixed = tf.einsum(layer._combine_equation, attention, v)
         out = self._projection(layer.output_dense, mixed, stop_bias=True)
@@ -285,9 +375,9 @@ class MultiHeadAttentionMirror(Mirror):
             else 1e-4
         check = tf.debugging.Assert(
             tf.reduce_max(tf.abs(out - layer_output)) <= tolerance * scale,
-            [f"{layer.name}: the attention recomputed without masks differs "
-             "from the layer's output; masks and use_causal_mask are not "
-             "supported by its LRP mirror."])
+            [f"{layer.name}: the attention recomputed by its LRP mirror "
+             "differs from the layer's output; a Keras mask carried by the "
+             "inputs themselves is not supported."])
         value_dense, output_dense = layer.value_dense, layer.output_dense
         if outputs[0].dtype == self.lrp_dtype:
             # The relevance arriving is the layer's output times a factor:
@@ -313,13 +403,10 @@ class MultiHeadAttentionMirror(Mirror):
         relevance = self._step(
             relevance, value, v, _transposed(value_dense.equation, letter),
             self._cast(value_dense.kernel))
-        # No relevance for the query and key (a value passed as the query
-        # too gets the sum of both parts).
-        shape = tf.concat([tf.shape(relevance.per_class)[:2],
-                           tf.shape(query)[1:]], 0)
-        zeros = tf.zeros(shape, self.lrp_dtype)
-        results = [zeros, relevance]
-        if len(inputs) == 3:
-            results.append(tf.zeros(
-                tf.concat([shape[:2], tf.shape(key)[1:]], 0), self.lrp_dtype))
-        return results
+        # No relevance for the query, key and masks (a value passed as the
+        # query too gets the sum of both parts).
+        leading = tf.shape(relevance.per_class)[:2]
+        return [relevance if name == "value" else tf.zeros(
+                    tf.concat([leading, tf.shape(tensor)[1:]], 0),
+                    self.lrp_dtype)
+                for name, tensor in zip(names, inputs)]

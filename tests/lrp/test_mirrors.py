@@ -125,6 +125,7 @@ def _every_layer_type():
     tokens = layers.Dense(8, activation="gelu")(
         layers.LayerNormalization()(tokens))
     tokens = layers.MultiHeadAttention(2, 4)(tokens, tokens)
+    tokens = layers.RMSNormalization()(tokens)
     x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x),
                               layers.GlobalMaxPooling2D()(x), flat,
                               layers.GlobalAveragePooling1D()(tokens)])

@@ -390,19 +390,6 @@ def test_attention_lrp0_equals_gradient_times_input_and_conserves():
         rtol=1e-7)
 
 
-def test_attention_with_a_causal_mask_fails_the_run_time_check():
-    with support.floatx("float64"):
-        inputs = keras.Input((2, 2, 3))
-        x = keras.layers.Reshape((4, 3))(inputs)
-        x = keras.layers.MultiHeadAttention(1, 2, name="attention")(
-            x, x, use_causal_mask=True)
-        outputs = keras.layers.Dense(2)(keras.layers.Flatten()(x))
-        model = keras.Model(inputs, outputs)
-    images = np.random.default_rng(8).uniform(0, 1, (2, 2, 2, 3))
-    with pytest.raises(Exception, match="use_causal_mask"):
-        explain(model, images, 0)
-
-
 def test_a_gate_before_max_pooling_divides_by_its_own_z():
     # The max pooling's window maxima are `gelu(z)`, not the `z` the
     # convolution's rule divides by: the relevance must reach it whole.
