@@ -25,6 +25,7 @@ import time
 import keras
 import numpy as np
 
+from isnet_keras.backbones import vit_small
 from isnet_keras.baselines import PlainClassifier
 from isnet_keras.bench.bias import _relative_source, bench_classifier
 from isnet_keras.bench.seeds import accuracy_cells
@@ -34,6 +35,7 @@ from isnet_keras.lrp.explain import Explainer
 from isnet_keras.metrics import background_relevance_fraction, wilson_interval
 
 ZOO_MODELS = ("plain", "plain_unbiased", "isnet")
+ZOO_CLASSIFIERS = ("bench_cnn", "vit_small")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +54,9 @@ class ZooBenchConfig:
         limit_per_class: Digits kept per class before the 70/10/20 split
             (None with `fast`: 30).
         epochs: Epochs of every model (None: 1 with `fast`, else 12).
+        classifier: The network every model trains: `"bench_cnn"` (the
+            bias benchmark's CNN) or `"vit_small"` (the small ViT of
+            `isnet_keras.backbones`).
         batch_size: Training batch size of every model: 32, what
             `isnet train` and Keras' `fit` use when given none. (At 64,
             half the steps, the ISNet was 1.6-7 points less accurate
@@ -68,6 +73,7 @@ class ZooBenchConfig:
     mnist_dir: str = None
     limit_per_class: int = 200
     epochs: int = None
+    classifier: str = "bench_cnn"
     batch_size: int = 32
     verbose: object = 0
     overwrite: bool = False
@@ -95,6 +101,18 @@ def default_recipe():
     return {key: value if isinstance(value, (int, float, str, dict,
                                              type(None))) else repr(value)
             for key, value in recipe.items()}
+
+
+def make_zoo_classifier(kind, input_shape, num_classes):
+    """A fresh classifier of kind `kind` (one of `ZOO_CLASSIFIERS`) for
+    images of `input_shape` (square, channels last)."""
+    if kind == "bench_cnn":
+        return bench_classifier(input_shape, num_classes)
+    if kind == "vit_small":
+        return vit_small(num_classes, input_shape[0],
+                         channels=input_shape[-1])
+    raise ValueError(f"Unknown zoo classifier {kind!r}; choose from "
+                     f"{', '.join(ZOO_CLASSIFIERS)}.")
 
 
 def _make_model(name, classifier):
@@ -133,7 +151,8 @@ def train_and_test(name, bench, seed, config):
     train = bench.train_clean if name == "plain_unbiased" else bench.train
     keras.utils.set_random_seed(seed)
     num_classes = int(train.labels.max()) + 1
-    classifier = bench_classifier(train.images.shape[1:], num_classes)
+    classifier = make_zoo_classifier(config.classifier,
+                                     train.images.shape[1:], num_classes)
     model = _make_model(name, classifier)
     epochs = config.resolved_epochs()
     start = time.perf_counter()
@@ -143,6 +162,7 @@ def train_and_test(name, bench, seed, config):
                         verbose=config.verbose)
     seconds = time.perf_counter() - start
     row = {"family": bench.family, "seed": seed, "model": name,
+           "classifier": config.classifier,
            **_test_row(classifier, Explainer(classifier), bench,
                        max_heatmaps=100 if config.fast else 500),
            "train_accuracy": float(history.history["accuracy"][-1]),
@@ -275,6 +295,9 @@ def run_zoo_benchmark(config=ZooBenchConfig()):
                          f"{', '.join(ZOO_FAMILIES)}.")
     if not config.seeds:
         raise ValueError("Give at least one seed.")
+    if config.classifier not in ZOO_CLASSIFIERS:
+        raise ValueError(f"Unknown zoo classifier {config.classifier!r}; "
+                         f"choose from {', '.join(ZOO_CLASSIFIERS)}.")
     out = pathlib.Path(config.out)
     if (out / "results.json").exists() and not config.overwrite:
         raise FileExistsError(
@@ -284,6 +307,7 @@ def run_zoo_benchmark(config=ZooBenchConfig()):
     source = "digits" if config.data == "digits" else "auto"
     results = {"recipe": default_recipe(), "families": list(families),
                "seeds": list(config.seeds),
+               "classifier": config.classifier,
                "epochs": config.resolved_epochs(),
                "batch_size": config.batch_size,
                "limit_per_class": config.resolved_limit(),

@@ -105,3 +105,37 @@ def test_targets_compare_the_isnet_with_itself_and_the_reference():
     table = zoo.markdown_table(zoo.summarize(rows))
     assert "| frame | isnet | 0.950 (0.950–0.950) |" in table
     assert len(table.splitlines()) == 2 + 4
+
+
+def test_vit_classifier_reaches_every_model(monkeypatch):
+    from isnet_keras.data.zoo import make_zoo_benchmark
+
+    bench = make_zoo_benchmark("frame", source="digits", limit_per_class=5)
+    seen = []
+
+    class Recorder:
+        def __init__(self, classifier):
+            seen.append(classifier)
+
+        def compile(self, **kwargs):
+            pass
+
+        def fit(self, images, targets, **kwargs):
+            raise StopIteration
+
+    monkeypatch.setattr(zoo, "_make_model", lambda name, c: Recorder(c))
+    config = zoo.ZooBenchConfig(fast=True, classifier="vit_small")
+    for name in zoo.ZOO_MODELS:
+        with pytest.raises(StopIteration):
+            zoo.train_and_test(name, bench, 0, config)
+    for classifier in seen:
+        kinds = {type(layer).__name__ for layer in classifier.layers}
+        assert "MultiHeadAttention" in kinds
+        assert classifier.input_shape[1:] == bench.train.images.shape[1:]
+    assert len(seen) == len(zoo.ZOO_MODELS)
+
+
+def test_unknown_classifier_is_named(tmp_path):
+    with pytest.raises(ValueError, match="resnet.*bench_cnn, vit_small"):
+        zoo.run_zoo_benchmark(zoo.ZooBenchConfig(
+            fast=True, classifier="resnet", out=str(tmp_path)))
