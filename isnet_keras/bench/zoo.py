@@ -53,6 +53,10 @@ class ZooBenchConfig:
         mnist_dir: Folder of MNIST IDX files (None: search).
         limit_per_class: Digits kept per class before the 70/10/20 split
             (None with `fast`: 30).
+        test_per_class: Digits per class in each test set: the split's
+            40 topped up with digits the limit left out, so that a
+            difference of two accuracies is not mostly test-set noise
+            (None, or `fast`: the split's own).
         epochs: Epochs of every model (None: 1 with `fast`, else 12).
         classifier: The network every model trains: `"bench_cnn"` (the
             bias benchmark's CNN) or `"vit_small"` (the small ViT of
@@ -72,6 +76,7 @@ class ZooBenchConfig:
     data: str = "mnist"
     mnist_dir: str = None
     limit_per_class: int = 200
+    test_per_class: int = 200
     epochs: int = None
     classifier: str = "bench_cnn"
     batch_size: int = 32
@@ -83,6 +88,9 @@ class ZooBenchConfig:
 
     def resolved_limit(self):
         return 30 if self.fast else self.limit_per_class
+
+    def resolved_test_per_class(self):
+        return None if self.fast else self.test_per_class
 
 
 def default_recipe():
@@ -311,6 +319,7 @@ def run_zoo_benchmark(config=ZooBenchConfig()):
                "epochs": config.resolved_epochs(),
                "batch_size": config.batch_size,
                "limit_per_class": config.resolved_limit(),
+               "test_per_class": config.resolved_test_per_class(),
                "wall_seconds": 0.0, "rows": []}
     start = time.perf_counter()
     for family in families:
@@ -318,7 +327,8 @@ def run_zoo_benchmark(config=ZooBenchConfig()):
             bench = make_zoo_benchmark(
                 family, source=source, seed=seed,
                 limit_per_class=config.resolved_limit(),
-                mnist_dir=config.mnist_dir)
+                mnist_dir=config.mnist_dir,
+                test_per_class=config.resolved_test_per_class())
             results["data"] = _relative_source(bench.source)
             for name in ZOO_MODELS:
                 row = train_and_test(name, bench, seed, config)

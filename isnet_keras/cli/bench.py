@@ -109,6 +109,9 @@ def register(subparsers):
                      help="Epochs of every model (default 12; 1 with --fast).")
     zoo.add_argument("--limit-per-class", type=int, default=200,
                      help="Digits per class before the 70/10/20 split.")
+    zoo.add_argument("--test-per-class", type=int, default=200,
+                     help="Digits per class in each test set (the split's "
+                          "own, topped up with digits the limit left out).")
     zoo.add_argument("--classifier", choices=("bench_cnn", "vit_small"),
                      default="bench_cnn",
                      help="The network of every model: the bias benchmark's "
@@ -249,7 +252,8 @@ def run_zoo(args):
         seeds=tuple(args.seeds), out=args.out, fast=args.fast,
         data=args.data, mnist_dir=args.mnist_dir,
         limit_per_class=args.limit_per_class, epochs=args.epochs,
-        classifier=args.classifier, overwrite=args.overwrite)
+        classifier=args.classifier, test_per_class=args.test_per_class,
+        overwrite=args.overwrite)
     try:
         return _run_with_digits_fallback("zoo", run_zoo_benchmark, config,
                                          args)

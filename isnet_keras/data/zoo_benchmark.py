@@ -56,9 +56,25 @@ def _check_image_size(image_size):
     return int(image_size)
 
 
+def _top_up(test_part, labels, kept, classes, per_class, seed):
+    """`test_part` plus, per class, seeded-random digits outside `kept`
+    until the class has `per_class` test digits (or none are left)."""
+    if per_class < 1:
+        raise ValueError(f"test_per_class must be >= 1; received {per_class}")
+    rng = np.random.default_rng([seed, 98])
+    unused = np.setdiff1d(np.flatnonzero(labels < classes), kept)
+    extra = []
+    for label in range(classes):
+        missing = per_class - int(np.sum(labels[test_part] == label))
+        if missing > 0:
+            pool = unused[labels[unused] == label]
+            extra.append(rng.permutation(pool)[:missing])
+    return np.concatenate([test_part, *extra]).astype(np.int64)
+
+
 def make_zoo_benchmark(
     family, source="auto", seed=0, limit_per_class=None, mnist_dir=None,
-    classes=None, image_size=None,
+    classes=None, image_size=None, test_per_class=None,
 ):
     """Loads digits and builds one bias-zoo benchmark.
 
@@ -81,6 +97,11 @@ def make_zoo_benchmark(
             0 to K - 1). Defaults to None (all 10).
         image_size: int or None. Resize every set to this square size.
             Defaults to None (40x40, or 28x28 for `"decoy"`).
+        test_per_class: int or None. Digits per class in the test sets:
+            the split's own test digits, topped up with seeded-random
+            digits that `limit_per_class` left out (as many as there
+            are). Training and validation sets do not change. Defaults to
+            None (the split's test digits only).
 
     Returns:
         A `ZooBenchmark`.
@@ -104,21 +125,23 @@ def make_zoo_benchmark(
     if limit_per_class is not None:
         limited = _limit_per_class(loaded.labels[kept], limit_per_class, seed)
         kept = kept[limited]
-    images, labels = loaded.images[kept], loaded.labels[kept]
-    parts = stratified_split(labels, BENCHMARK_FRACTIONS, seed=seed)
-    split_indices = {
-        key: kept[part] for key, part in zip(("train", "val", "test"), parts)
-    }
+    parts = stratified_split(loaded.labels[kept], BENCHMARK_FRACTIONS,
+                             seed=seed)
+    train_part, val_part, test_part = (kept[part] for part in parts)
+    if test_per_class is not None:
+        test_part = _top_up(test_part, loaded.labels, kept, classes,
+                            test_per_class, seed)
+    split_indices = {"train": train_part, "val": val_part,
+                     "test": test_part}
 
-    def build(part, mode, part_number):
+    def build(indices, mode, part_number):
         rendered = zoo_images(
-            family, images[part], labels[part], mode,
+            family, loaded.images[indices], loaded.labels[indices], mode,
             seed=[seed, part_number], classes=classes, image_size=image_size,
         )
-        part_labels = labels[part].astype(np.int32)
+        part_labels = loaded.labels[indices].astype(np.int32)
         return ImageSet(rendered.images, rendered.masks, part_labels)
 
-    train_part, val_part, test_part = parts
     return ZooBenchmark(
         family=family,
         source=f"{loaded.source}: {loaded.location}",

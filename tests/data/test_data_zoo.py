@@ -313,6 +313,26 @@ def test_benchmark_is_seeded_and_test_sets_share_random_choices():
     assert 0 < left_lit.sum() < len(left_lit)
 
 
+def test_test_sets_top_up_with_unused_digits_and_leave_training_alone():
+    plain = make_zoo_benchmark("frame", source="digits", limit_per_class=20,
+                               seed=3)
+    larger = make_zoo_benchmark("frame", source="digits", limit_per_class=20,
+                                seed=3, test_per_class=50)
+    np.testing.assert_array_equal(plain.train.images, larger.train.images)
+    np.testing.assert_array_equal(plain.val.images, larger.val.images)
+    indices = larger.split_indices
+    # The split's own test digits stay, each class reaches 50, and no test
+    # digit is a training or validation digit.
+    assert set(plain.split_indices["test"]) <= set(indices["test"])
+    assert np.bincount(larger.test["clean"].labels).tolist() == [50] * 10
+    assert len(set(indices["test"])) == len(indices["test"])
+    assert not set(indices["test"]) & (set(indices["train"])
+                                       | set(indices["val"]))
+    with pytest.raises(ValueError, match="test_per_class"):
+        make_zoo_benchmark("frame", source="digits", limit_per_class=20,
+                           test_per_class=0)
+
+
 # ------------------------------------------------------------------ errors
 
 
