@@ -42,6 +42,7 @@ _EXPORTS = {
     "losses": None,
     "metrics": None,
     "data": None,
+    "hub": None,
 }
 
 __all__ = sorted(_EXPORTS)

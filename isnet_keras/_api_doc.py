@@ -23,7 +23,7 @@ from pathlib import Path
 
 API_DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 REGENERATE_COMMAND = "python -m isnet_keras._api_doc"
-SUBPACKAGES = ("losses", "metrics", "data")
+SUBPACKAGES = ("losses", "metrics", "data", "hub")
 # Longest value shown for a constant; longer ones are summarised.
 MAX_VALUE_CHARS = 100
 # Longer signatures are written one parameter per line.

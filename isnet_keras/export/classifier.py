@@ -126,6 +126,9 @@ def _register_isnet_classes(path):
         return  # Not a .keras archive: load_model reports what is wrong.
     if '"isnet_keras>' in config:
         importlib.import_module("isnet_keras.isnet")
+        # The class-token layers of `hub.vit_classifier` (that module loads
+        # without keras-hub).
+        importlib.import_module("isnet_keras.hub")
 
 
 def classifier_outputs_probabilities(classifier):
