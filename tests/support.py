@@ -48,6 +48,42 @@ def gradient_times_input(model, images, class_index):
     return (tape.gradient(selected, x) * x).numpy()
 
 
+def class_relevances(model, inputs, class_index, composite, hidden=(),
+                     **graph_kwargs):
+    """LRP relevance of logit `class_index` at the input and at the
+    tensors of the layers named in `hidden`.
+
+    Returns:
+        `(input_relevance, {name: relevance})`, each without the class axis.
+    """
+    from isnet_keras.lrp.graph import LRPGraph
+    from isnet_keras.lrp.outputs import ClassLogitRelevance, start_of_logits
+
+    graph = LRPGraph(model, composite=composite, **graph_kwargs)
+    targets = [graph.tensor_of(name) for name in hidden]
+    seed = ClassLogitRelevance(graph.logits_layer, lrp_dtype=graph.lrp_dtype)
+    classes = keras.Input((1,), dtype="int32")
+    found = graph.propagate(graph.logits_call.output,
+                            seed(start_of_logits(graph), classes),
+                            targets=targets)
+    outputs = [found[id(graph.input)]] + [found[id(t)] for t in targets]
+    relevances = keras.Model([graph.input, classes], outputs)(
+        [inputs, np.full((len(inputs), 1), class_index, np.int32)])
+    if not isinstance(relevances, (list, tuple)):  # one output: no list
+        relevances = [relevances]
+    return relevances[0].numpy()[:, 0], {
+        name: r.numpy()[:, 0] for name, r in zip(hidden, relevances[1:])}
+
+
+def attention_weights(attention):
+    """A `MultiHeadAttention`'s query, key, value and output kernels and
+    biases, as constants: `(wq, bq, wk, bk, wv, bv, wo, bo)`."""
+    dense = (attention._query_dense, attention._key_dense,
+             attention._value_dense, attention._output_dense)
+    return tuple(tf.constant(w.numpy()) for layer in dense
+                 for w in layer.weights)
+
+
 def relative_l1(actual, expected):
     return float(np.abs(actual - expected).sum() / np.abs(expected).sum())
 

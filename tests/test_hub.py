@@ -15,8 +15,6 @@ import tensorflow as tf
 from isnet_keras import hub
 from isnet_keras.lrp import relevance as relevance_lib
 from isnet_keras.lrp.composites import Composite
-from isnet_keras.lrp.graph import LRPGraph
-from isnet_keras.lrp.outputs import ClassLogitRelevance, start_of_logits
 from tests import support
 
 CLASS = 1
@@ -144,14 +142,8 @@ def test_lrp0_equals_gradient_times_input_with_constant_factors():
     np.testing.assert_allclose(logit, classifier(images)[:, CLASS],
                                rtol=1e-10)
     expected = (x * tape.gradient(total, x)).numpy()
-    graph = LRPGraph(classifier, composite=LRP0)
-    seed = ClassLogitRelevance(graph.logits_layer, lrp_dtype=graph.lrp_dtype)
-    classes = keras.Input((1,), dtype="int32")
-    found = graph.propagate(graph.logits_call.output,
-                            seed(start_of_logits(graph), classes))
-    heatmaps = keras.Model([graph.input, classes], found[id(graph.input)])(
-        [images, np.full((len(images), 1), CLASS, np.int32)])
-    assert support.relative_l1(heatmaps.numpy()[:, 0], expected) < 1e-8
+    heatmaps, _ = support.class_relevances(classifier, images, CLASS, LRP0)
+    assert support.relative_l1(heatmaps, expected) < 1e-8
 
 
 def test_build_isnet_trains_one_step():

@@ -7,9 +7,7 @@ import pytest
 import tensorflow as tf
 
 from isnet_keras.lrp.composites import Composite
-from isnet_keras.lrp.graph import LRPGraph
 from isnet_keras.lrp.mirror_base import Mirror
-from isnet_keras.lrp.outputs import ClassLogitRelevance, start_of_logits
 from tests import support
 
 CLASS = 1
@@ -68,11 +66,8 @@ def _reference(model, images, mask, tape):
     def weights(layer):
         return [tf.constant(w.numpy()) for w in layer.weights]
 
-    mha = model.get_layer("attention")
-    wq, bq = weights(mha._query_dense)
-    wk, bk = weights(mha._key_dense)
-    wv, bv = weights(mha._value_dense)
-    wo, bo = weights(mha._output_dense)
+    wq, bq, wk, bk, wv, bv, wo, bo = support.attention_weights(
+        model.get_layer("attention"))
     kernel, bias = weights(model.get_layer("embed"))
     h = tf.reshape(images, (-1, 4, 3)) @ kernel + bias
     tape.watch(h)
@@ -115,19 +110,9 @@ def test_masked_attention_lrp0_is_gradient_times_input(kind):
         unmasked = _reference(model, x, None, unmasked_tape)[0]
     assert np.abs(unmasked - logit).max() > 1e-3
     dx, dh = tape.gradient(total, [x, h])
-    graph = LRPGraph(model, composite=LRP0,
-                     mirrors={PatternMask: NoRelevanceMirror})
-    embed = graph.tensor_of("embed")
-    seed = ClassLogitRelevance(graph.logits_layer, lrp_dtype=graph.lrp_dtype)
-    classes = keras.Input((1,), dtype="int32")
-    found = graph.propagate(graph.logits_call.output,
-                            seed(start_of_logits(graph), classes),
-                            targets=[embed])
-    heatmaps, at_embed = keras.Model(
-        [graph.input, classes], [found[id(graph.input)], found[id(embed)]])(
-        [images, np.full((3, 1), CLASS, np.int32)])
+    heatmaps, hidden = support.class_relevances(
+        model, images, CLASS, LRP0, ("embed",),
+        mirrors={PatternMask: NoRelevanceMirror})
     # Up to the fused kernel's rounding (about 1e-9 relative in float64).
-    assert support.relative_l1(at_embed.numpy()[:, 0],
-                               (h * dh).numpy()) < 1e-7
-    assert support.relative_l1(heatmaps.numpy()[:, 0],
-                               (x * dx).numpy()) < 1e-7
+    assert support.relative_l1(hidden["embed"], (h * dh).numpy()) < 1e-7
+    assert support.relative_l1(heatmaps, (x * dx).numpy()) < 1e-7

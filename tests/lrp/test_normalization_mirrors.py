@@ -10,8 +10,6 @@ from isnet_keras.errors import UnsupportedLayerError
 from isnet_keras.lrp import relevance as relevance_lib
 from isnet_keras.lrp.composites import Composite
 from isnet_keras.lrp.explain import explain
-from isnet_keras.lrp.graph import LRPGraph
-from isnet_keras.lrp.outputs import ClassLogitRelevance, start_of_logits
 from isnet_keras.lrp.transformer_mirrors import RMSNormalizationMirror
 from tests import support
 
@@ -65,19 +63,7 @@ def _reference(model, tokens, tape):
 
 
 def _lrp0(model, tokens):
-    graph = LRPGraph(model, composite=LRP0)
-    targets = [graph.tensor_of(name) for name in HIDDEN]
-    seed = ClassLogitRelevance(graph.logits_layer, lrp_dtype=graph.lrp_dtype)
-    classes = keras.Input((1,), dtype="int32")
-    found = graph.propagate(graph.logits_call.output,
-                            seed(start_of_logits(graph), classes),
-                            targets=targets)
-    relevances = keras.Model(
-        [graph.input, classes],
-        [found[id(graph.input)]] + [found[id(t)] for t in targets])(
-        [tokens, np.full((len(tokens), 1), CLASS, np.int32)])
-    return relevances[0].numpy()[:, 0], {
-        name: r.numpy()[:, 0] for name, r in zip(HIDDEN, relevances[1:])}
+    return support.class_relevances(model, tokens, CLASS, LRP0, HIDDEN)
 
 
 def test_rms_norm_lrp0_is_gradient_times_input_and_conserves(rms64):

@@ -11,7 +11,6 @@ from isnet_keras.lrp import relevance as relevance_lib
 from isnet_keras.lrp.composites import Composite
 from isnet_keras.lrp.explain import explain
 from isnet_keras.lrp.graph import LRPGraph
-from isnet_keras.lrp.outputs import ClassLogitRelevance, start_of_logits
 from isnet_keras.lrp.transformer_mirrors import (
     AddPositionEmbedding,
     GlobalAveragePooling1DMirror,
@@ -126,18 +125,8 @@ def _reference_gradients(model, images):
 
 def _lrp(model, images, composite, **graph_kwargs):
     """LRP relevance of class `CLASS` at the input and the HIDDEN tensors."""
-    graph = LRPGraph(model, composite=composite, **graph_kwargs)
-    targets = [graph.tensor_of(name) for name in HIDDEN]
-    seed = ClassLogitRelevance(graph.logits_layer, lrp_dtype=graph.lrp_dtype)
-    classes = keras.Input((1,), dtype="int32")
-    found = graph.propagate(graph.logits_call.output,
-                            seed(start_of_logits(graph), classes),
-                            targets=targets)
-    outputs = [found[id(graph.input)]] + [found[id(t)] for t in targets]
-    relevances = keras.Model([graph.input, classes], outputs)(
-        [images, np.full((len(images), 1), CLASS, np.int32)])
-    return relevances[0].numpy()[:, 0], {
-        name: r.numpy()[:, 0] for name, r in zip(HIDDEN, relevances[1:])}
+    return support.class_relevances(model, images, CLASS, composite, HIDDEN,
+                                    **graph_kwargs)
 
 
 LRP0 = Composite(default="zero", first_layer=None)
@@ -308,11 +297,8 @@ def _attention_reference(model, x, tape):
     def weights(layer):
         return [tf.constant(w.numpy()) for w in layer.weights]
 
-    mha = model.get_layer("attention")
-    wq, bq = weights(mha._query_dense)
-    wk, bk = weights(mha._key_dense)
-    wv, bv = weights(mha._value_dense)
-    wo, bo = weights(mha._output_dense)
+    wq, bq, wk, bk, wv, bv, wo, bo = support.attention_weights(
+        model.get_layer("attention"))
     constants = {"value_bias": bv, "output_bias": bo}
     tape.watch(list(constants.values()))
     t = {}
@@ -335,7 +321,7 @@ def _attention_reference(model, x, tape):
     attention = tf.einsum("bthk,hkd->btd", mixed, wo) + bo
     # The values of Keras's fused attention kernel, which rounds otherwise
     # (about 1e-9 relative in float64), with the gradient of the above.
-    fused = mha(h, h)
+    fused = model.get_layer("attention")(h, h)
     t["attention"] = attention + tf.stop_gradient(fused - attention)
     t["residual"] = t["position"] + t["attention"]
     kernel, bias = weights(model.get_layer("logits"))
@@ -361,19 +347,8 @@ def test_attention_lrp0_equals_gradient_times_input_and_conserves():
     np.testing.assert_allclose(logit, model(images)[:, CLASS], rtol=1e-12)
     grads = tape.gradient(total, {"x": x, "t": tensors, "c": constants})
     names = ("norm1", "attention", "residual")
-    graph = LRPGraph(model, composite=LRP0)
-    targets = [graph.tensor_of(name) for name in names]
-    seed = ClassLogitRelevance(graph.logits_layer, lrp_dtype=graph.lrp_dtype)
-    classes = keras.Input((1,), dtype="int32")
-    found = graph.propagate(graph.logits_call.output,
-                            seed(start_of_logits(graph), classes),
-                            targets=targets)
-    relevances = keras.Model(
-        [graph.input, classes],
-        [found[id(graph.input)]] + [found[id(t)] for t in targets])(
-        [images, np.full((3, 1), CLASS, np.int32)])
-    heatmaps = relevances[0].numpy()[:, 0]
-    hidden = {n: r.numpy()[:, 0] for n, r in zip(names, relevances[1:])}
+    heatmaps, hidden = support.class_relevances(model, images, CLASS, LRP0,
+                                                names)
     assert support.relative_l1(heatmaps, (x * grads["x"]).numpy()) < 1e-8
     for name in names:
         expected = (tensors[name] * grads["t"][name]).numpy()
