@@ -84,6 +84,26 @@ def attention_weights(attention):
                  for w in layer.weights)
 
 
+def check_one_isnet_step(isnet, size, num_classes=3):
+    """Trains `isnet` one SGD step on four random `size` x `size` RGB
+    images (mask: the central half) and checks that the losses are finite
+    and the classifier's weights moved. Returns the images."""
+    rng = np.random.default_rng(4)
+    images = rng.uniform(0, 1, (4, size, size, 3)).astype("float32")
+    labels = rng.integers(0, num_classes, 4)
+    masks = np.zeros((4, size, size, 1), "float32")
+    masks[:, size // 4:3 * size // 4, size // 4:3 * size // 4] = 1
+    isnet.compile(optimizer="sgd")
+    weights = isnet.classifier.trainable_weights
+    before = [w.numpy().copy() for w in weights]
+    logs = isnet.train_on_batch(images, {"label": labels, "mask": masks},
+                                return_dict=True)
+    assert np.isfinite(logs["loss"]) and np.isfinite(logs["heatmap_loss"])
+    assert any(not np.array_equal(b, w.numpy())
+               for b, w in zip(before, weights))
+    return images
+
+
 def relative_l1(actual, expected):
     return float(np.abs(actual - expected).sum() / np.abs(expected).sum())
 

@@ -6,10 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from isnet_keras.errors import UnsupportedLayerError
 from isnet_keras.lrp import relevance as relevance_lib
 from isnet_keras.lrp.composites import Composite
-from isnet_keras.lrp.explain import explain
 from isnet_keras.lrp.transformer_mirrors import RMSNormalizationMirror
 from tests import support
 
@@ -111,14 +109,3 @@ def test_rms_norm_epsilon_rule_conserves_up_to_the_epsilon_terms():
     # Diagonal: conserved element-wise up to the epsilon terms.
     np.testing.assert_allclose(result.numpy(),
                                relevance * (z / stab)[:, None], rtol=1e-10)
-
-
-def test_rms_norm_over_other_axes_is_refused():
-    with support.floatx("float64"):
-        model = keras.Sequential([
-            keras.Input((2, 2, 3)), keras.layers.Reshape((4, 3)),
-            keras.layers.RMSNormalization(axis=1, name="norm"),
-            keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2)])
-    with pytest.raises(UnsupportedLayerError,
-                       match=r"norm \(RMSNormalization\).*last axis"):
-        explain(model, np.ones((1, 2, 2, 3)), 0)
