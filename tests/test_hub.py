@@ -18,7 +18,9 @@ from isnet_keras.lrp.composites import Composite
 from tests import support
 
 CLASS = 1
-LRP0 = Composite(default="zero", first_layer=None)
+COMPOSITES = {rule: Composite(default="zero", first_layer=None,
+                              attention_relevance=rule)
+              for rule in ("value", "full")}
 
 
 def test_without_keras_hub_the_error_names_the_extra(monkeypatch):
@@ -73,10 +75,18 @@ def test_the_classifier_computes_the_backbone(config):
                                rtol=1e-5)
 
 
-def _reference(classifier, x):
-    """The classifier in TensorFlow ops, with its LayerNorm factors, GELU
-    gates and attention probabilities held constant; returns the class
-    logit."""
+def _halved(equation, x, y):
+    """`einsum(equation, x, y)`, each factor taking half of the gradient."""
+    return 0.5 * (tf.einsum(equation, tf.stop_gradient(x), y) +
+                  tf.einsum(equation, x, tf.stop_gradient(y)))
+
+
+def _reference(classifier, x, rule):
+    """The classifier in TensorFlow ops, with its LayerNorm factors and
+    GELU gates held constant, and its attention probabilities too
+    (`rule="value"`) or its attention's bilinear products `q k^T` and
+    `A v` passing each factor half of the gradient (`"full"`, AttnLRP);
+    returns the class logit."""
     def weights(name):
         return [tf.constant(w.numpy())
                 for w in classifier.get_layer(name).weights]
@@ -101,9 +111,12 @@ def _reference(classifier, x):
         q = tf.einsum("btd,dhk->bthk", h, wq) + bq
         k = tf.einsum("btd,dhk->bthk", h, wk) + bk
         v = tf.einsum("btd,dhk->bthk", h, wv) + bv
-        scores = tf.einsum("bshk,bthk->bhts", k, q) / np.sqrt(wq.shape[-1])
-        probabilities = tf.stop_gradient(tf.nn.softmax(scores, axis=-1))
-        mixed = tf.einsum("bhts,bshk->bthk", probabilities, v)
+        product = _halved if rule == "full" else tf.einsum
+        scores = product("bshk,bthk->bhts", k, q / np.sqrt(wq.shape[-1]))
+        probabilities = tf.nn.softmax(scores, axis=-1)
+        if rule == "value":
+            probabilities = tf.stop_gradient(probabilities)
+        mixed = product("bhts,bshk->bthk", probabilities, v)
         out = tf.einsum("bthk,hkd->btd", mixed, wo) + bo
         # The values of Keras's fused attention kernel, which rounds
         # otherwise, with the gradient of the above.
@@ -129,7 +142,8 @@ def _reference(classifier, x):
     return dense(t[:, 0], "logits")[:, CLASS]
 
 
-def test_lrp0_equals_gradient_times_input_with_constant_factors():
+@pytest.mark.parametrize("rule", ["value", "full"])
+def test_lrp0_equals_gradient_times_input_with_constant_factors(rule):
     keras_hub = pytest.importorskip("keras_hub")
     with support.floatx("float64"):
         classifier = hub.vit_classifier(_backbone(keras_hub), 3)
@@ -137,12 +151,13 @@ def test_lrp0_equals_gradient_times_input_with_constant_factors():
     with tf.GradientTape() as tape:
         x = tf.constant(images)
         tape.watch(x)
-        logit = _reference(classifier, x)
+        logit = _reference(classifier, x, rule)
         total = tf.reduce_sum(logit)
     np.testing.assert_allclose(logit, classifier(images)[:, CLASS],
                                rtol=1e-10)
     expected = (x * tape.gradient(total, x)).numpy()
-    heatmaps, _ = support.class_relevances(classifier, images, CLASS, LRP0)
+    heatmaps, _ = support.class_relevances(classifier, images, CLASS,
+                                           COMPOSITES[rule])
     assert support.relative_l1(heatmaps, expected) < 1e-8
 
 

@@ -7,9 +7,15 @@ known. The graph builder asks it once per layer and hands the answer to the
 layer's mirror, so mirrors implement rules but never choose them.
 
 `default_composite()` is the papers' choice and the default everywhere:
-LRP-epsilon at every layer, Z^B at the first layers. Pass another to
-`Explainer(model, composite=...)`, `explain(..., composite=...)` or
-`build_isnet(..., composite=...)`.
+LRP-epsilon at every layer, Z^B at the first layers, AttnLRP's full
+treatment of attention. Pass another to `Explainer(model, composite=...)`,
+`explain(..., composite=...)` or `build_isnet(..., composite=...)`.
+
+A composite also says how multi-head attention is treated
+(`attention_relevance`): that is a choice among rules like the others, and
+the composite is what `ISNet.get_config` saves, so the choice travels
+with a saved ISNet. The graph builder hands it to the mirrors that declare
+it (`Mirror.composite_options`).
 
 Example:
 
@@ -28,6 +34,14 @@ def _check_rule(rule, what):
     if rule not in rules.RULE_NAMES:
         raise ValueError(f"{what} must be one of {rules.RULE_NAMES}, "
                          f"received {rule!r}.")
+
+
+def check_attention_relevance(value):
+    """Raises `ValueError` unless `value` is one of
+    `rules.ATTENTION_RELEVANCE`."""
+    if value not in rules.ATTENTION_RELEVANCE:
+        raise ValueError("attention_relevance must be one of "
+                         f"{rules.ATTENTION_RELEVANCE}, received {value!r}.")
 
 
 @keras.saving.register_keras_serializable(package="isnet_keras")
@@ -49,6 +63,13 @@ class Composite:
         default: Rule name of every other layer. Defaults to `"epsilon"`.
         first_layer: Rule name of the first linear layers, or None to give
             them their rule like any other layer. Defaults to `"zb"`.
+        attention_relevance: How `MultiHeadAttention` layers pass
+            relevance: `"full"` (default), AttnLRP's rules through the
+            value path and, via the softmax, the query and key; or
+            `"value"`, the value path alone with the attention
+            probabilities held constant (query and key get none), the
+            rule of earlier versions. Their epsilon rule is the one the
+            composite gives the layer like any other.
 
     Example:
 
@@ -58,7 +79,8 @@ class Composite:
     'zero'
     """
 
-    def __init__(self, layer_rules=None, default="epsilon", first_layer="zb"):
+    def __init__(self, layer_rules=None, default="epsilon", first_layer="zb",
+                 attention_relevance="full"):
         layer_rules = dict(layer_rules or {})
         for layer_class, rule in layer_rules.items():
             if not (isinstance(layer_class, type) and
@@ -69,9 +91,11 @@ class Composite:
         _check_rule(default, "default")
         if first_layer is not None:
             _check_rule(first_layer, "first_layer")
+        check_attention_relevance(attention_relevance)
         self.layer_rules = layer_rules
         self.default = default
         self.first_layer = first_layer
+        self.attention_relevance = attention_relevance
 
     def rule_for(self, layer, first_layer=False, supported=None):
         """The rule name of `layer`.
@@ -117,7 +141,7 @@ class Composite:
         return (type(self), tuple(sorted(
             ((f"{c.__module__}.{c.__qualname__}", id(c), r)
              for c, r in self.layer_rules.items()))), self.default,
-            self.first_layer)
+            self.first_layer, self.attention_relevance)
 
     def __eq__(self, other):
         return isinstance(other, Composite) and self.key() == other.key()
@@ -128,7 +152,8 @@ class Composite:
     def __repr__(self):
         rules_repr = {c.__name__: r for c, r in self.layer_rules.items()}
         return (f"Composite({rules_repr}, default={self.default!r}, "
-                f"first_layer={self.first_layer!r})")
+                f"first_layer={self.first_layer!r}, "
+                f"attention_relevance={self.attention_relevance!r})")
 
     def get_config(self):
         """Layer classes by their registered Keras names (see `from_config`)."""
@@ -138,10 +163,13 @@ class Composite:
                 for c, r in self.layer_rules.items()],
             "default": self.default,
             "first_layer": self.first_layer,
+            "attention_relevance": self.attention_relevance,
         }
 
     @classmethod
     def from_config(cls, config):
+        """The inverse of `get_config`; a config saved before
+        `attention_relevance` existed gets the default, `"full"`."""
         config = dict(config)
         layer_rules = {}
         for name, rule in config.pop("layer_rules", []):
@@ -155,12 +183,14 @@ class Composite:
         return cls(layer_rules, **config)
 
 
-def default_composite(first_layer_rule="zb"):
+def default_composite(first_layer_rule="zb", attention_relevance="full"):
     """The papers' composite: LRP-epsilon everywhere, Z^B at the first layers.
 
     Args:
         first_layer_rule: `"zb"` (default) or `"epsilon"`, the rule of the
             first linear layers (`"epsilon"`: no special first layer).
+        attention_relevance: `"full"` (default, AttnLRP) or `"value"` (the
+            value path alone), see `Composite`.
 
     Returns:
         A `Composite`.
@@ -170,10 +200,12 @@ def default_composite(first_layer_rule="zb"):
     >>> default_composite().rule_for(keras.layers.Conv2D(4, 3),
     ...                              first_layer=True)
     'zb'
+    >>> value_only = default_composite(attention_relevance="value")
     """
     if first_layer_rule not in rules.FIRST_LAYER_RULES:
         raise ValueError(f"first_layer_rule must be one of "
                          f"{rules.FIRST_LAYER_RULES}, received "
                          f"{first_layer_rule!r}.")
     return Composite(default="epsilon",
-                     first_layer="zb" if first_layer_rule == "zb" else None)
+                     first_layer="zb" if first_layer_rule == "zb" else None,
+                     attention_relevance=attention_relevance)

@@ -240,6 +240,10 @@ class LRPGraph:
                 input_bounds = bounds.get(id(call.inputs[0]))
             layer_rule, epsilon = self._rule_of(call.layer, mirror_cls,
                                                 input_bounds, rule)
+            # Choices of the composite beyond the rule name (e.g. how
+            # attention passes relevance), for the mirrors that take them.
+            options = {name: getattr(self.composite, name)
+                       for name in mirror_cls.composite_options}
             mirror = mirror_cls(
                 layers,
                 rule=layer_rule,
@@ -251,6 +255,7 @@ class LRPGraph:
                 call_kwargs=call.kwargs,
                 input_names=call.input_names,
                 name=f"lrp_{rule}_{layers[-1].name}",
+                **options,
             )
             out_bounds = mirror.output_bounds()
             if out_bounds is not None:

@@ -75,7 +75,8 @@ class Mirror(keras.layers.Layer):
     """Base class of the mirror layers.
 
     Subclasses implement `propagate` and may set the class attributes
-    `relevance_forms`, `rules`, `absorbs_batch_norm` and `is_linear`.
+    `relevance_forms`, `rules`, `composite_options`, `absorbs_batch_norm`
+    and `is_linear`.
 
     Args:
         layers: Tuple of the classifier layers mirrored (one layer, or a
@@ -113,6 +114,10 @@ class Mirror(keras.layers.Layer):
     """The relevance forms `propagate` takes (a plain tensor always)."""
     rules = ("epsilon",)
     """The rule names `propagate` implements; `()` for none to choose."""
+    composite_options = ()
+    """Attributes of the composite that the graph builder passes to the
+    constructor as keyword arguments of the same name (e.g.
+    `("attention_relevance",)`); `()` for none."""
     absorbs_batch_norm = False
     is_linear = False
 

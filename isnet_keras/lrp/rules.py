@@ -54,6 +54,12 @@ RULES = ("epsilon", "zplus")
 gives LRP-epsilon to a layer that has z+ (the Dual ISNet's first map)."""
 FIRST_LAYER_RULES = ("zb", "epsilon")
 """Choices of the `first_layer_rule` shorthand for the default composite."""
+ATTENTION_RELEVANCE = ("full", "value")
+"""Treatments of multi-head attention a composite may choose:
+`"full"`, AttnLRP's (relevance through the value path and, via the
+softmax, the query and key), or `"value"`, the value path alone with the
+attention probabilities held constant (the rule before AttnLRP's full
+treatment; see `transformer_mirrors.MultiHeadAttentionMirror`)."""
 
 
 def stabilize(z, epsilon):

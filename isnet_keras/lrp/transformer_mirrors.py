@@ -14,9 +14,12 @@ docs/algorithm.md, "Transformer layers":
 * `AddPositionEmbedding`: `y = x + p` with a learned `p`, a sum whose
   second term is a constant: LRP-epsilon, the constant's share absorbed.
 * `GlobalAveragePooling1D`: the mean over the tokens, a linear layer.
-* `MultiHeadAttention`: the value path, a linear map with the attention
-  probabilities (masked ones included) as constants, under LRP-epsilon;
-  query, key and mask get none.
+* `MultiHeadAttention`: LRP-epsilon through the four projections, the
+  uniform rule (half of the relevance to each factor) through the two
+  bilinear products `A v` and `q k^T`, and gradient x input through the
+  softmax, so that query, key and value all get relevance; the mask gets
+  none. `attention_relevance="value"` (a composite option) keeps the
+  earlier rule: the value path alone, `A` a constant.
 
 Gates (`gelu`, `silu`, `hard_silu`, `mish`, also fused into a `Dense` or
 `Conv2D`) take the identity rule, handled by `PassThroughMirror` and the
@@ -25,13 +28,17 @@ token tensor `(B, T, D)` is the `DenseMirror` of any rank; a `Reshape` of
 the patch embedding is `ReshapeMirror`.
 
 With epsilon = 0 these rules are gradient x input of the network whose
-LayerNorm factors `c`, gate factors `gelu(z) / z` and attention
-probabilities are constants (`tests/lrp/test_transformer_mirrors.py`).
+LayerNorm factors `c` and gate factors `gelu(z) / z` are constants and
+whose bilinear products pass each factor half of the gradient
+(`tests/lrp/test_attention_query_key.py`); with the attention
+probabilities constants instead for `"value"`
+(`tests/lrp/test_transformer_mirrors.py`).
 """
 
 import keras
 import tensorflow as tf
 
+from isnet_keras.lrp import composites
 from isnet_keras.lrp import relevance as relevance_lib
 from isnet_keras.lrp import rules
 from isnet_keras.lrp.mirror_base import Mirror
@@ -238,35 +245,86 @@ def _unused_letter(*equations):
     return next(c for c in "zyxwvutsrqponmlkjihgfedcba" if c not in used)
 
 
+def _with_class(term, letter):
+    """An einsum term with the class axis `letter` after its batch letter."""
+    return term[0] + letter + term[1:]
+
+
+def _terms(equation):
+    """`(first, second, out)`: the terms of `first,second->out`."""
+    lhs, out = equation.split("->")
+    first, second = lhs.split(",")
+    return first, second, out
+
+
 def _transposed(equation, letter):
     """`out,kernel->in` of `in,kernel->out`, with a class axis `letter`
     after the batch letter of `in` and `out` (the VJP of `in`)."""
-    lhs, out = equation.split("->")
-    term, kernel = lhs.split(",")
+    term, kernel, out = _terms(equation)
+    return (f"{_with_class(out, letter)},{kernel}->"
+            f"{_with_class(term, letter)}")
 
-    def with_class(t):
-        return t[0] + letter + t[1:]
 
-    return f"{with_class(out)},{kernel}->{with_class(term)}"
+def _added(first, second):
+    """The sum of two relevances of one tensor; kept `Factored` when both
+    are factored on the same tensor (a key that is the value input)."""
+    if (isinstance(first, relevance_lib.Factored) and
+            isinstance(second, relevance_lib.Factored) and
+            first.per_image is second.per_image):
+        return relevance_lib.Factored(first.per_image,
+                                      first.per_class + second.per_class)
+    return relevance_lib.materialize(first) + relevance_lib.materialize(
+        second)
 
 
 @keras.saving.register_keras_serializable(package="isnet_keras")
 class MultiHeadAttentionMirror(Mirror):
     """Mirror of `keras.layers.MultiHeadAttention` (AttnLRP).
 
-    The attention probabilities `A = softmax(q k^T / sqrt(d))` are
-    constants of the rule: the layer is the linear map of its value input
-    `out = O(A (V x_v + b_v)) + b_o`, and LRP-epsilon runs through its
-    three linear steps, the value projection, the attention-weighted sum
-    over the keys (no bias) and the output projection. The query and key
-    inputs get no relevance (zeros); `A` is recomputed from them, and
-    stays differentiable in the training step.
+    Per head, the layer computes the projections
+    `q = (x_q W_Q + b_Q) / sqrt(d)`, `k = x_k W_K + b_K` and
+    `v = x_v W_V + b_V`, the logits `l = q k^T` (masked ones set to a large
+    negative number), `A = softmax(l)` over the keys, `h = A v` and
+    `out = h W_O + b_O`.
+
+    With `attention_relevance="full"` (the default) every step passes
+    relevance, by AttnLRP's rules:
+
+    * the four projections: LRP-epsilon, each bias absorbing its share;
+    * the two bilinear products `h = A v` and `l = q k^T`: the uniform
+      rule, each factor taking half of the relevance by LRP-epsilon:
+      with `s = R_h / stab(h)`, `R_v = v * (A^T s) / 2` and
+      `R_A = A * (s v^T) / 2`, and likewise `R_q`, `R_k` from `R_l`;
+    * the softmax: gradient x input at its input, `R_l = l * A *
+      (c - sum_j A_j c_j)` over the keys for `R_A = A * c`. It is not
+      conservative (the softmax is shift invariant, and `l` is not centred).
+
+    So the query and key inputs get relevance as well as the value input:
+    an attention that picks tokens by their keys shows in the heatmap.
+    With epsilon = 0 the rules are gradient x input of the network whose
+    two bilinear products pass each factor half of the gradient
+    (`x y -> (sg(x) y + x sg(y)) / 2`), the softmax left as it is.
+
+    With `attention_relevance="value"`, the rule of earlier versions, `A`
+    is a constant of the rule: the layer is the linear map of its value
+    input, LRP-epsilon runs through the value projection, `h = A v` and
+    the output projection, and the query and key inputs get no relevance.
+
+    A tensor passed as several of query, key and value gets the sum of its
+    parts: the graph builder adds the relevances of the inputs that are one
+    tensor (`layer(x, x)`), and a key that is not passed, the value, gets
+    its part added to the value's here.
+
+    `A` is recomputed from the query and key with their live biases and
+    stays differentiable in the training step; the rules' own factors and
+    `z`s (`q`, `k`, `v`, `l`, `h`) take the biases gradient-stopped, as all
+    rules do.
 
     Masks (`attention_mask`, a tensor of the graph or a constant,
     `use_causal_mask=True`, explicit `query_mask`/`value_mask`/`key_mask`)
     only change which probabilities are zero: `A` is recomputed with the
-    layer's own mask logic and the rule is otherwise the same. The mask
-    tensor gets no relevance.
+    layer's own mask logic; masked logits get exactly zero relevance, and
+    so does the mask tensor.
 
     Supported: 3-D inputs `(B, T, D)`, `layer(query, value)` or
     `layer(query, value, key)`, the default attention axes, no dropout,
@@ -274,12 +332,30 @@ class MultiHeadAttentionMirror(Mirror):
     `Embedding(mask_zero=True)`, say), which this mirror cannot see,
     makes the recomputed output differ from the layer's: a run-time check
     then fails.
+
+    Args:
+        layers: `(layer,)`, the `MultiHeadAttention` layer.
+        attention_relevance: `"full"` (default) or `"value"`, see above.
+            The graph builder passes the composite's
+            (`Composite(attention_relevance=...)`).
+        **kwargs: `Mirror` arguments.
+
+    Example:
+
+    >>> composite = default_composite(attention_relevance="value")
+    >>> heatmaps = explain(vit, images, composite=composite)
     """
 
     _TOKEN_INPUTS = ("query", "value", "key")
     _MASKS = ("attention_mask", "query_mask", "value_mask", "key_mask")
 
     relevance_forms = (relevance_lib.TENSOR, relevance_lib.FACTORED)
+    composite_options = ("attention_relevance",)
+
+    def __init__(self, layers, attention_relevance="full", **kwargs):
+        composites.check_attention_relevance(attention_relevance)
+        super().__init__(layers, **kwargs)
+        self.attention_relevance = attention_relevance
 
     def check_layers(self):
         super().check_layers()
@@ -296,6 +372,11 @@ class MultiHeadAttentionMirror(Mirror):
             raise unsupported(layer, f"the tensor argument(s) {unknown} are "
                               "not supported by its LRP mirror.")
 
+    def get_config(self):
+        config = super().get_config()
+        config["attention_relevance"] = self.attention_relevance
+        return config
+
     def _arguments(self, inputs):
         """The layer's inputs by argument name; without `input_names`
         (a mirror made by hand), `inputs` are `(query, value[, key])`."""
@@ -308,52 +389,10 @@ class MultiHeadAttentionMirror(Mirror):
         arguments.update(zip(names, inputs))
         return names, arguments
 
-    def _mask(self, arguments):
-        """The boolean `(B or 1, T_q, T_k)` mask of the call, or None."""
+    def _token_inputs(self, arguments):
+        """`(query, value, key)` in the LRP dtype; `key` is `value` (the
+        same tensor object) when the call passes none."""
         layer = self.source
-        masks = {k: arguments.get(k) for k in self._MASKS}
-        causal = bool(self.call_kwargs.get("use_causal_mask", False))
-        if not causal and all(m is None for m in masks.values()):
-            return None
-        # The layer's own logic, so that the mask is exactly the layer's.
-        return layer._compute_attention_mask(
-            arguments["query"], arguments["value"],
-            use_causal_mask=causal, **masks)
-
-    def _attention(self, query, key, mask=None):
-        """The attention probabilities `(B, heads, T_q, T_k)`."""
-        layer = self.source
-        q = self._projection(layer.query_dense, query)
-        k = self._projection(layer.key_dense, key)
-        q = q * tf.constant(layer._inverse_sqrt_key_dim, q.dtype)
-        scores = tf.einsum(layer._dot_product_equation, k, q)
-        if mask is not None:
-            mask = tf.cast(mask, tf.bool)
-            for _ in range(len(scores.shape) - len(mask.shape)):
-                mask = tf.expand_dims(mask, -3)  # the heads axis
-            # Keras's masked softmax: masked scores set to -1e9 (exactly 0
-            # after the softmax, also in float64).
-            scores = tf.where(mask, scores, tf.constant(-1e9, scores.dtype))
-        return tf.nn.softmax(scores, axis=-1)
-
-    def _projection(self, dense, x, stop_bias=False):
-        """An `EinsumDense` sublayer's output, computed in the LRP dtype."""
-        z = tf.einsum(dense.equation, x, self._cast(dense.kernel))
-        if dense.bias is not None:
-            bias = self._cast(dense.bias)
-            z = z + (tf.stop_gradient(bias) if stop_bias else bias)
-        return z
-
-    def _step(self, relevance, x, z, transposed, operand):
-        """LRP-epsilon through a linear step `z` of `x`: `x * T(s)` with
-        `s = R / stab(z)` and `T(s) = einsum(transposed, s, operand)`."""
-        s = rules._ratio(relevance_lib.as_factored(relevance), z,
-                         self.epsilon)
-        return relevance_lib.Factored(x, tf.einsum(transposed, s, operand))
-
-    def propagate(self, relevance, inputs, outputs, training=None):
-        layer = self.source
-        names, arguments = self._arguments(inputs)
         tokens = [arguments.get(n) for n in self._TOKEN_INPUTS]
         if tokens[0] is None or tokens[1] is None or any(
                 t is not None and len(t.shape) != 3 for t in tokens):
@@ -365,48 +404,206 @@ class MultiHeadAttentionMirror(Mirror):
                               "supported.")
         query, value = self._cast(tokens[0]), self._cast(tokens[1])
         key = value if tokens[2] is None else self._cast(tokens[2])
-        attention = self._attention(query, key, self._mask(arguments))
-        v = self._projection(layer.value_dense, value, stop_bias=True)
-        mixed = tf.einsum(layer._combine_equation, attention, v)
-        out = self._projection(layer.output_dense, mixed, stop_bias=True)
-        layer_output = self._cast(outputs[0])
+        return query, value, key
+
+    def _mask(self, arguments):
+        """The boolean `(B or 1, 1, T_q, T_k)` mask of the call (a heads
+        axis added), or None."""
+        layer = self.source
+        masks = {k: arguments.get(k) for k in self._MASKS}
+        causal = bool(self.call_kwargs.get("use_causal_mask", False))
+        if not causal and all(m is None for m in masks.values()):
+            return None
+        # The layer's own logic, so that the mask is exactly the layer's.
+        mask = tf.cast(layer._compute_attention_mask(
+            arguments["query"], arguments["value"],
+            use_causal_mask=causal, **masks), tf.bool)
+        for _ in range(4 - len(mask.shape)):
+            mask = tf.expand_dims(mask, -3)  # the heads axis
+        return mask
+
+    def _logits(self, q, k, mask=None):
+        """The logits `(B, heads, T_q, T_k)` of the scaled queries `q` and
+        the keys `k`; masked ones (if `mask` is given) set to -1e9, as in
+        Keras's masked softmax (exactly 0 after it, also in float64)."""
+        logits = tf.einsum(self.source._dot_product_equation, k, q)
+        if mask is None:
+            return logits
+        return tf.where(mask, logits, tf.constant(-1e9, logits.dtype))
+
+    def _projection(self, dense, x):
+        """`(z, z_stopped)`: an `EinsumDense` sublayer's output in the LRP
+        dtype, with its bias live and gradient-stopped."""
+        z = tf.einsum(dense.equation, x, self._cast(dense.kernel))
+        if dense.bias is None:
+            return z, z
+        bias = self._cast(dense.bias)
+        return z + bias, z + tf.stop_gradient(bias)
+
+    def _checked_output(self, out, layer_output):
+        """The `z` of the output projection, after a run-time check that
+        `out`, the recomputed output, equals the layer's."""
+        layer = self.source
+        recomputed = out
+        # The layer's compute dtype, not `layer_output.dtype`: Keras casts
+        # a mirror's tensor arguments to the mirror's dtype when it is
+        # called, so a float16 output arrives here as float32.
+        out_dtype = layer.compute_dtype
+        layer_output = self._cast(layer_output)
         scale = tf.reduce_max(tf.abs(layer_output)) + 1.0
-        tolerance = 1e-2 if outputs[0].dtype in ("float16", "bfloat16") \
-            else 1e-4
+        tolerance = 1e-2 if out_dtype in ("float16", "bfloat16") else 1e-4
         check = tf.debugging.Assert(
-            tf.reduce_max(tf.abs(out - layer_output)) <= tolerance * scale,
+            tf.reduce_max(tf.abs(recomputed - layer_output))
+            <= tolerance * scale,
             [f"{layer.name}: the attention recomputed by its LRP mirror "
              "differs from the layer's output; a Keras mask carried by the "
              "inputs themselves is not supported."])
-        value_dense, output_dense = layer.value_dense, layer.output_dense
-        if outputs[0].dtype == self.lrp_dtype:
+        if out_dtype == self.lrp_dtype:
             # The relevance arriving is the layer's output times a factor:
             # divided by that output (its bias stopped), not by the
             # recomputation, which Keras's fused kernel rounds otherwise.
             out = layer_output
-            if output_dense.bias is not None:
-                bias = self._cast(output_dense.bias)
+            bias = self.source.output_dense.bias
+            if bias is not None:
+                bias = self._cast(bias)
                 out = out - bias + tf.stop_gradient(bias)
         with tf.control_dependencies([check]):
-            out = tf.identity(out)
-        letter = _unused_letter(value_dense.equation, output_dense.equation,
-                                layer._combine_equation)
-        # The sum over keys, `einsum(combine, A, v)`, transposed for `v`.
-        lhs, out_term = layer._combine_equation.split("->")
-        weights, term = lhs.split(",")
-        combine_t = (f"{out_term[0]}{letter}{out_term[1:]},{weights}->"
-                     f"{term[0]}{letter}{term[1:]}")
+            return tf.identity(out)
+
+    def _step(self, relevance, x, z, transposed, operand):
+        """LRP-epsilon through a linear step `z` of `x`: `x * T(s)` with
+        `s = R / stab(z)` and `T(s) = einsum(transposed, s, operand)`."""
+        s = rules._ratio(relevance_lib.as_factored(relevance), z,
+                         self.epsilon)
+        return relevance_lib.Factored(x, tf.einsum(transposed, s, operand))
+
+    def _value_only(self, relevance, v, mixed, attention, letter):
+        """`{"value": R_v}`: `h = A v` as a linear map of `v`, `A` constant
+        (`attention_relevance="value"`)."""
+        weights, v_term, h_term = _terms(self.source._combine_equation)
+        combine_t = (f"{_with_class(h_term, letter)},{weights}->"
+                     f"{_with_class(v_term, letter)}")
+        return {"value": self._step(relevance, v, mixed, combine_t,
+                                    attention)}
+
+    def _softmax_rule(self, c, attention, logits, mask):
+        """Gradient x input at the softmax's input.
+
+        Args:
+            c: `(B, K, heads, T_q, T_k)` class part of the relevance of
+                the probabilities, `R_A = A * c`.
+            attention: `(B, heads, T_q, T_k)` probabilities `A`.
+            logits: `(B, heads, T_q, T_k)` unmasked logits.
+            mask: The boolean mask (broadcastable), or None.
+
+        Returns:
+            `Factored(l * A, c - sum_j A_j c_j)`, the relevance of the
+            logits, exactly 0 where masked: there the softmax's input is
+            the mask's constant, not `l`, and takes none.
+        """
+        centred = c - tf.reduce_sum(rules.per_class(attention) * c, axis=-1,
+                                    keepdims=True)
+        per_image = logits * attention
+        if mask is not None:
+            per_image = tf.where(mask, per_image, tf.zeros_like(per_image))
+        return relevance_lib.Factored(per_image, centred)
+
+    def _query_key_value(self, relevance, q, k, v, mixed, attention, mask,
+                         letter):
+        """AttnLRP from the relevance of `h = A v` to `q`, `k` and `v`
+        (`attention_relevance="full"`).
+
+        Args:
+            relevance: `(B, K, T_q, heads, d_v)` relevance of `h`.
+            q, k, v: `(B, T, heads, d)` projections, biases stopped; `q`
+                not yet scaled by `1 / sqrt(d)`.
+            mixed: `h`, the `z` of the attention-weighted sum.
+            attention: The probabilities `A`.
+            mask: The boolean mask (broadcastable), or None.
+            letter: An einsum letter free for the class axis.
+
+        Returns:
+            `{"query": R_q, "key": R_k, "value": R_v}`, each `Factored` on
+            its projection.
+        """
+        layer = self.source
+        weights, v_term, h_term = _terms(layer._combine_equation)
+        k_term, q_term, l_term = _terms(layer._dot_product_equation)
+
+        def classed(relevance_term, operand_term, target):
+            """`s,operand->target`, `s` and the target with the class axis
+            (the VJP of a bilinear product for one factor)."""
+            return (f"{_with_class(relevance_term, letter)},{operand_term}"
+                    f"->{_with_class(target, letter)}")
+
+        half = tf.constant(0.5, self.lrp_dtype)
+        scale = tf.constant(layer._inverse_sqrt_key_dim, self.lrp_dtype)
+        # `h = A v`, the uniform rule: half of `s = R_h / stab(h)` to each
+        # factor. The halves go into the (per-image) operands.
+        s = rules._ratio(relevance_lib.as_factored(relevance), mixed,
+                         self.epsilon)
+        r_v = relevance_lib.Factored(
+            v, tf.einsum(classed(h_term, weights, v_term), s,
+                         half * attention))
+        c = tf.einsum(classed(h_term, v_term, weights), s, half * v)
+        # The softmax, then `l = (q / sqrt(d)) k^T`, the uniform rule again.
+        logits = self._logits(q * scale, k)
+        r_logits = self._softmax_rule(c, attention, logits, mask)
+        s = rules._ratio(r_logits, logits, self.epsilon)
+        # `R_q = q * (s k) / (2 sqrt(d))`: the relevance of the scaled
+        # query, which the scaling passes on unchanged (one-to-one).
+        r_q = relevance_lib.Factored(
+            q, tf.einsum(classed(l_term, k_term, q_term), s,
+                         (half * scale) * k))
+        r_k = relevance_lib.Factored(
+            k, tf.einsum(classed(l_term, q_term, k_term), s,
+                         (half * scale) * q))
+        return {"query": r_q, "key": r_k, "value": r_v}
+
+    def propagate(self, relevance, inputs, outputs, training=None):
+        layer = self.source
+        names, arguments = self._arguments(inputs)
+        query, value, key = self._token_inputs(arguments)
+        mask = self._mask(arguments)
+        q_live, q = self._projection(layer.query_dense, query)
+        k_live, k = self._projection(layer.key_dense, key)
+        _, v = self._projection(layer.value_dense, value)
+        scale = tf.constant(layer._inverse_sqrt_key_dim, self.lrp_dtype)
+        # Live biases: the training step differentiates `A` in full.
+        attention = tf.nn.softmax(self._logits(q_live * scale, k_live, mask),
+                                  axis=-1)
+        mixed = tf.einsum(layer._combine_equation, attention, v)
+        _, out = self._projection(layer.output_dense, mixed)
+        out = self._checked_output(out, outputs[0])
+        dense = {"query": layer.query_dense, "key": layer.key_dense,
+                 "value": layer.value_dense}
+        letter = _unused_letter(
+            layer._combine_equation, layer._dot_product_equation,
+            layer.output_dense.equation,
+            *(d.equation for d in dense.values()))
         relevance = self._step(
-            relevance, mixed, out, _transposed(output_dense.equation, letter),
-            self._cast(output_dense.kernel))
-        relevance = self._step(relevance, v, mixed, combine_t, attention)
-        relevance = self._step(
-            relevance, value, v, _transposed(value_dense.equation, letter),
-            self._cast(value_dense.kernel))
-        # No relevance for the query, key and masks (a value passed as the
-        # query too gets the sum of both parts).
+            relevance, mixed, out,
+            _transposed(layer.output_dense.equation, letter),
+            self._cast(layer.output_dense.kernel))
         leading = tf.shape(relevance.per_class)[:2]
-        return [relevance if name == "value" else tf.zeros(
+        if self.attention_relevance == "value":
+            parts = self._value_only(relevance, v, mixed, attention, letter)
+        else:
+            parts = self._query_key_value(relevance, q, k, v, mixed,
+                                          attention, mask, letter)
+        # Through the projections to the inputs.
+        tokens = {"query": (query, q), "key": (key, k), "value": (value, v)}
+        found = {}
+        for name, part in parts.items():
+            x, z = tokens[name]
+            found[name] = self._step(
+                part, x, z, _transposed(dense[name].equation, letter),
+                self._cast(dense[name].kernel))
+        if "key" in found and "key" not in names:
+            # The key is the value input: one relevance, the sum.
+            found["value"] = _added(found["value"], found.pop("key"))
+        # The masks (and, for "value", the query and key) get none.
+        return [found[name] if name in found else tf.zeros(
                     tf.concat([leading, tf.shape(tensor)[1:]], 0),
                     self.lrp_dtype)
                 for name, tensor in zip(names, inputs)]

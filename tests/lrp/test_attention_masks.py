@@ -1,5 +1,7 @@
 """MultiHeadAttention with masks: LRP-0 against gradient x input of the
-network with the masked attention probabilities held constant."""
+network with the masked attention probabilities held constant
+(`attention_relevance="value"`), or with its two bilinear products passing
+each factor half of the gradient (`"full"`, AttnLRP, the default)."""
 
 import keras
 import numpy as np
@@ -11,7 +13,9 @@ from isnet_keras.lrp.mirror_base import Mirror
 from tests import support
 
 CLASS = 1
-LRP0 = Composite(default="zero", first_layer=None)
+COMPOSITES = {rule: Composite(default="zero", first_layer=None,
+                              attention_relevance=rule)
+              for rule in ("value", "full")}
 # Rows of a non-causal mask that hides some keys from every query.
 PATTERN = np.array([[1, 0, 1, 0], [0, 1, 1, 0], [1, 1, 0, 1], [0, 0, 0, 1]],
                    bool)
@@ -60,9 +64,16 @@ def masked_model(kind):
     return keras.Model(inputs, outputs)
 
 
-def _reference(model, images, mask, tape):
-    """The model in TensorFlow ops with the attention probabilities
-    (masked by `mask`, or not for None) gradient-stopped."""
+def _halved(equation, x, y):
+    """`einsum(equation, x, y)`, each factor taking half of the gradient."""
+    return 0.5 * (tf.einsum(equation, tf.stop_gradient(x), y) +
+                  tf.einsum(equation, x, tf.stop_gradient(y)))
+
+
+def _reference(model, images, mask, tape, rule="value"):
+    """The model in TensorFlow ops, masked by `mask` (or not, for None):
+    with the attention probabilities gradient-stopped (`rule="value"`), or
+    with the bilinear products `q k^T` and `A v` halved (`"full"`)."""
     def weights(layer):
         return [tf.constant(w.numpy()) for w in layer.weights]
 
@@ -74,19 +85,23 @@ def _reference(model, images, mask, tape):
     q = tf.einsum("btd,dhk->bthk", h, wq) + bq
     k = tf.einsum("btd,dhk->bthk", h, wk) + bk
     v = tf.einsum("btd,dhk->bthk", h, wv) + bv
-    scores = tf.einsum("bshk,bthk->bhts", k, q) / np.sqrt(3.0)
+    product = _halved if rule == "full" else tf.einsum
+    scores = product("bshk,bthk->bhts", k, q / np.sqrt(3.0))
     if mask is not None:
         scores = tf.where(mask, scores, tf.constant(-1e9, scores.dtype))
-    probabilities = tf.stop_gradient(tf.nn.softmax(scores, axis=-1))
-    mixed = tf.einsum("bhts,bshk->bthk", probabilities, v)
+    probabilities = tf.nn.softmax(scores, axis=-1)
+    if rule == "value":
+        probabilities = tf.stop_gradient(probabilities)
+    mixed = product("bhts,bshk->bthk", probabilities, v)
     attention = tf.einsum("bthk,hkd->btd", mixed, wo) + bo
     kernel, bias = weights(model.get_layer("logits"))
     logit = (tf.reshape(attention, (-1, 16)) @ kernel + bias)[:, CLASS]
     return logit, h
 
 
+@pytest.mark.parametrize("rule", ["value", "full"])
 @pytest.mark.parametrize("kind", ["causal", "constant", "tensor"])
-def test_masked_attention_lrp0_is_gradient_times_input(kind):
+def test_masked_attention_lrp0_is_gradient_times_input(kind, rule):
     keras.utils.set_random_seed(21)
     with support.floatx("float64"):
         model = masked_model(kind)
@@ -100,18 +115,18 @@ def test_masked_attention_lrp0_is_gradient_times_input(kind):
     with tf.GradientTape(persistent=True) as tape:
         x = tf.constant(images)
         tape.watch(x)
-        logit, h = _reference(model, x, mask, tape)
+        logit, h = _reference(model, x, mask, tape, rule)
         total = tf.reduce_sum(logit)
     # The reference is the model, up to the rounding of Keras's fused
     # attention kernel (about 1e-9 relative in float64), and the mask
     # matters.
     np.testing.assert_allclose(logit, model(images)[:, CLASS], rtol=1e-7)
     with tf.GradientTape() as unmasked_tape:
-        unmasked = _reference(model, x, None, unmasked_tape)[0]
+        unmasked = _reference(model, x, None, unmasked_tape, rule)[0]
     assert np.abs(unmasked - logit).max() > 1e-3
     dx, dh = tape.gradient(total, [x, h])
     heatmaps, hidden = support.class_relevances(
-        model, images, CLASS, LRP0, ("embed",),
+        model, images, CLASS, COMPOSITES[rule], ("embed",),
         mirrors={PatternMask: NoRelevanceMirror})
     # Up to the fused kernel's rounding (about 1e-9 relative in float64).
     assert support.relative_l1(hidden["embed"], (h * dh).numpy()) < 1e-7

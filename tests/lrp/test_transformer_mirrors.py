@@ -1,5 +1,10 @@
 """Transformer layers: LRP-0 against gradient x input of the network with
-its LayerNorm factors and gates held constant, and conservation."""
+its LayerNorm factors and gates held constant, and conservation.
+
+The attention tests here use the value-path rule
+(`attention_relevance="value"`, the attention probabilities constant);
+AttnLRP's full rule, the default, is tested in
+`test_attention_query_key.py`."""
 
 import keras
 import numpy as np
@@ -130,6 +135,8 @@ def _lrp(model, images, composite, **graph_kwargs):
 
 
 LRP0 = Composite(default="zero", first_layer=None)
+LRP0_VALUE = Composite(default="zero", first_layer=None,
+                       attention_relevance="value")
 
 
 def test_the_reference_network_is_the_model(vit64):
@@ -319,7 +326,7 @@ def _attention_reference(model, x, tape):
     return logit, t, constants
 
 
-def test_attention_lrp0_equals_gradient_times_input_and_conserves():
+def test_value_attention_lrp0_equals_gradient_times_input_and_conserves():
     keras.utils.set_random_seed(5)
     with support.floatx("float64"):
         model = _randomized(tiny_attention_vit())
@@ -337,8 +344,8 @@ def test_attention_lrp0_equals_gradient_times_input_and_conserves():
     np.testing.assert_allclose(logit, model(images)[:, CLASS], rtol=1e-12)
     grads = tape.gradient(total, {"x": x, "t": tensors, "c": constants})
     names = ("norm1", "attention", "residual")
-    heatmaps, hidden = support.class_relevances(model, images, CLASS, LRP0,
-                                                names)
+    heatmaps, hidden = support.class_relevances(model, images, CLASS,
+                                                LRP0_VALUE, names)
     assert support.relative_l1(heatmaps, (x * grads["x"]).numpy()) < 1e-8
     for name in names:
         expected = (tensors[name] * grads["t"][name]).numpy()
