@@ -228,7 +228,10 @@ class Mirror(keras.layers.Layer):
             "pre_activation": pre_activation}
         results = self.propagate(relevance, inputs, outputs,
                                  training=training, **extra)
-        if outputs[0].dtype != self.lrp_dtype:
+        # The layer's compute dtype, not `outputs[0].dtype`: Keras casts a
+        # mirror's tensor arguments to the mirror's (LRP) dtype on the way
+        # in, so a float16 output arrives here as float32, still rounded.
+        if self.source.compute_dtype != self.lrp_dtype:
             results = [relevance_lib.as_factored(r) for r in results]
         return results
 

@@ -238,6 +238,24 @@ def test_mixed_precision_classifier_recomputes_z(monkeypatch):
     assert (spy.reused, spy.recomputed) == (1, 1)
 
 
+@pytest.mark.parametrize("policy, form", [
+    ("float32", "WindowRelevance"), ("mixed_bfloat16", "Factored"),
+    ("mixed_float16", "Factored")])
+def test_pooled_relevance_of_a_low_precision_pool_is_factored(policy, form):
+    # Below float32 the window maxima are rounded: they must not become the
+    # z of the convolution below. Keras casts the mirror's arguments to its
+    # float32 on the way in, so the output's dtype cannot tell.
+    from isnet_keras.lrp.pooling_mirrors import MaxPooling2DMirror
+
+    pool = keras.layers.MaxPooling2D(2, dtype=policy)
+    x = tf.random.uniform((1, 4, 4, 2))
+    pooled = pool(x)
+    mirror = MaxPooling2DMirror([pool])
+    (relevance,) = mirror(tf.ones((1, 1, 2, 2, 2)),
+                          [tf.cast(x, pooled.dtype)], [pooled])
+    assert type(relevance).__name__ == form
+
+
 @pytest.mark.parametrize("shape, pool, padding", [
     ((7, 9), 2, "valid"), ((8, 6), 2, "same"), ((9, 7), 3, "valid"),
     ((6, 6), 3, "same")])
