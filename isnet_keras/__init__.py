@@ -30,6 +30,7 @@ _EXPORTS = {
     "AutoTuneForegroundBounds": "isnet_keras.callbacks",
     "apply_foreground_bounds": "isnet_keras.callbacks",
     "PreciseBatchNorm": "isnet_keras.callbacks",
+    "CosineLearningRate": "isnet_keras.callbacks",
     "StopOnDivergence": "isnet_keras.callbacks",
     "PlainClassifier": "isnet_keras.baselines",
     "RRRClassifier": "isnet_keras.baselines",

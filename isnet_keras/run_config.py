@@ -18,6 +18,8 @@ VARIANTS = ("original", "selective", "stochastic", "dual")
 FLIP_MODES = ("none", "horizontal", "vertical", "horizontal_and_vertical")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 OPTIMIZERS = ("adam", "sgd")
+# "cosine": callbacks.CosineLearningRate, from learning_rate to 0.
+LR_SCHEDULES = ("constant", "cosine")
 
 DEFAULTS = {
     # Data
@@ -54,6 +56,7 @@ DEFAULTS = {
     "batch_size": 32,
     "optimizer": "adam",
     "learning_rate": 3e-3,
+    "lr_schedule": "constant",
     "momentum": 0.9,
     "clipnorm": 1.0,
     "seed": 0,
@@ -80,6 +83,7 @@ CHOICES = {
     "precision": PRECISIONS,
     "flip": FLIP_MODES,
     "optimizer": OPTIMIZERS,
+    "lr_schedule": LR_SCHEDULES,
 }
 # Keys a resumed run must share with the run it continues.
 RESUME_KEYS = ("data_dir", "val_split", "val_dir", "image_size", "backbone",

@@ -22,6 +22,7 @@ from isnet_keras.callbacks import (
     BackupUnlessDiverged,
     BestCheckpointFromEpoch,
     CheckpointUnlessDiverged,
+    CosineLearningRate,
     HeatmapWeightSchedule,
     PreciseBatchNorm,
     StopOnDivergence,
@@ -247,6 +248,8 @@ def _callbacks(config, run_dir, train_data, heatmap_images, heatmap_masks,
         PreciseBatchNorm(train_data),
         # Before the logger, which then records each epoch's P.
         *([] if schedule is None else [HeatmapWeightSchedule(schedule)]),
+        *([CosineLearningRate(config["learning_rate"])]
+          if config["lr_schedule"] == "cosine" else []),
         *outputs,
         *extra,
     ]

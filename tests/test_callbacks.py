@@ -127,3 +127,59 @@ def test_isnet_bench_takes_the_schedule_syntax_of_isnet_train():
         parse_schedule(["0:0.3,4:0.8"])
     with pytest.raises(SystemExit, match="received 'x=1'"):
         parse_schedule(["0=0", "x=1"])
+
+
+class _RecordRates(keras.callbacks.Callback):
+    """The learning rate each batch runs with (after the schedule set it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rates = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.rates.append(float(keras.ops.convert_to_numpy(
+            self.model.optimizer.learning_rate)))
+
+
+def _cosine_fit(epochs, initial_epoch=0, model=None):
+    from isnet_keras.callbacks import CosineLearningRate
+
+    if model is None:
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        model.compile(optimizer=keras.optimizers.Adam(1.0), loss="mse")
+    record = _RecordRates()
+    x = np.zeros((12, 3), "float32")
+    model.fit(x, np.zeros((12, 2), "float32"), batch_size=4, epochs=epochs,
+              initial_epoch=initial_epoch, verbose=0,
+              callbacks=[CosineLearningRate(0.1), record])
+    return model, record.rates
+
+
+def test_cosine_learning_rate_falls_from_the_base_rate_to_zero_per_step():
+    _, rates = _cosine_fit(epochs=2)
+    # 2 epochs x 3 steps: step t of 6 runs at 0.1 (1 + cos(pi t / 6)) / 2.
+    expected = [0.05 * (1 + np.cos(np.pi * t / 6)) for t in range(6)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-6)
+    assert rates[0] == pytest.approx(0.1) and rates[-1] < 0.01
+
+
+def test_cosine_learning_rate_continues_its_curve_on_resume():
+    model, _ = _cosine_fit(epochs=1)
+    _, rates = _cosine_fit(epochs=2, initial_epoch=1, model=model)
+    expected = [0.05 * (1 + np.cos(np.pi * t / 6)) for t in (3, 4, 5)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-6)
+
+
+def test_cosine_learning_rate_needs_a_positive_rate_and_known_steps():
+    from isnet_keras.callbacks import CosineLearningRate
+
+    with pytest.raises(ValueError, match="base_rate"):
+        CosineLearningRate(0.0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    endless = tf.data.Dataset.from_tensors(
+        (tf.zeros((1, 3)), tf.zeros((1, 2)))).repeat()
+    with pytest.raises(ValueError, match="steps per epoch"):
+        model.fit(endless.take(2).repeat(1).filter(lambda x, y: True),
+                  epochs=1, verbose=0, callbacks=[CosineLearningRate(0.1)])

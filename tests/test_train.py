@@ -434,3 +434,23 @@ def test_ctrl_c_ends_with_a_message_and_the_run_resumes(tmp_path, capsys,
                          "--resume")
     assert status == 0, err
     assert (run / "model.keras").is_file()
+
+
+def test_cosine_lr_schedule_decays_the_rate_of_isnet_train(tmp_path, capsys,
+                                                           data):
+    import csv
+
+    run = tmp_path / "run"
+    status, err = _train(capsys, "--data-dir", data, *QUICK_RUN,
+                         "--epochs", 2, "--lr-schedule", "cosine",
+                         "--learning-rate", "0.01", "--out", run)
+    assert status == 0, err
+    with (run / "history.csv").open(newline="") as handle:
+        rates = [float(row["learning_rate"]) for row in csv.DictReader(handle)]
+    # 10 training images in batches of 4: 3 steps an epoch, 6 in all; the
+    # last step of each epoch runs at 0.005 (1 + cos(pi t / 6)).
+    np.testing.assert_allclose(
+        rates, [0.005 * (1 + np.cos(np.pi * t / 6)) for t in (2, 5)],
+        rtol=1e-5)
+    assert yaml.safe_load((run / "config.yaml").read_text())[
+        "lr_schedule"] == "cosine"

@@ -8,6 +8,7 @@
 * `divergence`: a stop when training diverges, and checkpoints that skip a
   diverged epoch or the epochs before P is final.
 * `tensorboard`: TensorBoard panels of heatmaps.
+* `learning_rate`: a cosine learning-rate decay over the run.
 """
 
 from isnet_keras.callbacks.batch_norm import (
@@ -17,6 +18,7 @@ from isnet_keras.callbacks.divergence import (
     StopOnDivergence, non_finite_variables)
 from isnet_keras.callbacks.foreground import (AutoTuneForegroundBounds,
                                               apply_foreground_bounds)
+from isnet_keras.callbacks.learning_rate import CosineLearningRate
 from isnet_keras.callbacks.schedule import (HeatmapWeightSchedule,
                                             parse_heatmap_weight_schedule)
 from isnet_keras.callbacks.tensorboard import TensorBoardHeatmaps
@@ -24,6 +26,7 @@ from isnet_keras.callbacks.tensorboard import TensorBoardHeatmaps
 __all__ = [
     "AutoTuneForegroundBounds", "BackupUnlessDiverged",
     "BestCheckpointFromEpoch", "CheckpointUnlessDiverged",
+    "CosineLearningRate",
     "HeatmapWeightSchedule", "PreciseBatchNorm", "StopOnDivergence",
     "TensorBoardHeatmaps", "apply_foreground_bounds", "non_finite_variables",
     "parse_heatmap_weight_schedule", "recompute_batch_norm_statistics",

@@ -114,6 +114,10 @@ def register(subparsers):
           choices=rc.OPTIMIZERS)
     _flag(fit, "--learning-rate", "(default "
           f"{defaults['learning_rate']})", type=float)
+    _flag(fit, "--lr-schedule", "constant, or cosine: from --learning-rate "
+          "down to 0 over the run, step by step (default "
+          f"{defaults['lr_schedule']})", choices=rc.LR_SCHEDULES,
+          dest="lr_schedule")
     _flag(fit, "--momentum", "SGD momentum (default "
           f"{defaults['momentum']})", type=float)
     _flag(fit, "--seed", "seed of the split, initialisation, shuffling and "
