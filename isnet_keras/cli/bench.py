@@ -5,6 +5,8 @@ import sys
 
 
 def register(subparsers):
+    from isnet_keras import run_config as rc
+
     parser = subparsers.add_parser(
         "bench", help="Run a benchmark.",
         description="Run a benchmark.")
@@ -116,6 +118,10 @@ def register(subparsers):
                      default="bench_cnn",
                      help="The network of every model: the bias benchmark's "
                           "CNN (default) or the small ViT.")
+    zoo.add_argument("--lr-schedule", choices=rc.LR_SCHEDULES,
+                     default=None,
+                     help="Learning-rate schedule of every model (default: "
+                          "isnet train's).")
     zoo.set_defaults(func=run_zoo)
 
 
@@ -253,7 +259,9 @@ def run_zoo(args):
         data=args.data, mnist_dir=args.mnist_dir,
         limit_per_class=args.limit_per_class, epochs=args.epochs,
         classifier=args.classifier, test_per_class=args.test_per_class,
-        overwrite=args.overwrite)
+        overwrite=args.overwrite,
+        **({} if args.lr_schedule is None else
+           {"lr_schedule": args.lr_schedule}))
     try:
         return _run_with_digits_fallback("zoo", run_zoo_benchmark, config,
                                          args)

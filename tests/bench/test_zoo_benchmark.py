@@ -3,9 +3,11 @@ and the refusal to overwrite a previous run."""
 
 import json
 
+import keras
 import numpy as np
 import pytest
 
+from isnet_keras import run_config
 from isnet_keras.bench import zoo
 from isnet_keras.cli import main
 
@@ -31,6 +33,7 @@ def test_fast_run_writes_a_row_per_family_seed_and_model(tmp_path, capsys):
     assert recipe["variant"] == "selective"
     assert recipe["deep_supervision"] == "auto"
     assert recipe["optimizer"]["class"] == "Adam"
+    assert recipe["lr_schedule"] == run_config.DEFAULTS["lr_schedule"]
     # Summary: mean and range over the two seeds of each family and model.
     entry = results["summary"][0]
     group = [r["clean"] for r in rows
@@ -114,6 +117,8 @@ def test_vit_classifier_reaches_every_model(monkeypatch):
     seen = []
 
     class Recorder:
+        optimizer = keras.optimizers.Adam(1e-3)
+
         def __init__(self, classifier):
             seen.append(classifier)
 
@@ -139,3 +144,41 @@ def test_unknown_classifier_is_named(tmp_path):
     with pytest.raises(ValueError, match="resnet.*bench_cnn, vit_small"):
         zoo.run_zoo_benchmark(zoo.ZooBenchConfig(
             fast=True, classifier="resnet", out=str(tmp_path)))
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_the_learning_rate_schedule_reaches_every_model(monkeypatch,
+                                                        schedule):
+    from isnet_keras.callbacks import CosineLearningRate
+    from isnet_keras.data.zoo import make_zoo_benchmark
+
+    bench = make_zoo_benchmark("frame", source="digits", limit_per_class=5)
+    given = []
+
+    class Recorder:
+        def __init__(self, name):
+            self.optimizer = keras.optimizers.Adam(2e-3)
+
+        def fit(self, images, targets, **kwargs):
+            given.append(kwargs["callbacks"])
+            raise StopIteration
+
+    monkeypatch.setattr(zoo, "_make_model", lambda name, c: Recorder(name))
+    config = zoo.ZooBenchConfig(fast=True, lr_schedule=schedule)
+    for name in zoo.ZOO_MODELS:
+        with pytest.raises(StopIteration):
+            zoo.train_and_test(name, bench, 0, config)
+    for callbacks in given:
+        if schedule == "constant":
+            assert callbacks == []
+        else:
+            (callback,) = callbacks
+            assert isinstance(callback, CosineLearningRate)
+            assert callback.base_rate == pytest.approx(2e-3)
+    assert len(given) == len(zoo.ZOO_MODELS)
+
+
+def test_unknown_lr_schedule_is_named(tmp_path):
+    with pytest.raises(ValueError, match="linear.*constant, cosine"):
+        zoo.run_zoo_benchmark(zoo.ZooBenchConfig(
+            fast=True, lr_schedule="linear", out=str(tmp_path)))
