@@ -348,7 +348,7 @@ def test_given_foreground_bounds_set_every_heatmap_loss(
     assert not (run / "foreground_bounds.json").exists()
 
 
-def test_p_schedule_sets_p_per_epoch_and_is_kept_for_resuming(
+def test_p_and_learning_rate_schedules_apply_and_p_is_kept_for_resuming(
         tmp_path, capsys, data):
     import csv
 
@@ -357,18 +357,25 @@ def test_p_schedule_sets_p_per_epoch_and_is_kept_for_resuming(
     run = tmp_path / "run"
     status, err = _train(capsys, "--data-dir", data, *QUICK_RUN,
                          "--epochs", 2, "--P-schedule", "1=0.5", "0=0",
+                         "--lr-schedule", "cosine", "--learning-rate", "0.01",
                          "--out", run)
     assert status == 0, err
     with (run / "history.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [float(row["P"]) for row in rows] == [0.0, 0.5]
+    # 10 training images in batches of 4: 3 steps an epoch, 6 in all; the
+    # last step of each epoch runs at 0.005 (1 + cos(pi t / 6)).
+    np.testing.assert_allclose(
+        [float(row["learning_rate"]) for row in rows],
+        [0.005 * (1 + np.cos(np.pi * t / 6)) for t in (2, 5)], rtol=1e-5)
     # At P = 0 the loss is the cross-entropy alone.
     assert float(rows[0]["loss"]) == pytest.approx(
         float(rows[0]["classification_loss"]), rel=1e-5)
     assert float(rows[1]["loss"]) != pytest.approx(
         float(rows[1]["classification_loss"]), rel=1e-3)
-    assert yaml.safe_load((run / "config.yaml").read_text())[
-        "P_schedule"] == {0: 0.0, 1: 0.5}
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert (saved["P_schedule"], saved["lr_schedule"]) == (
+        {0: 0.0, 1: 0.5}, "cosine")
     # The best validation loss is looked for from the final P's epoch on.
     assert train._best_val_loss(run / "history.csv", 1) == float(
         rows[1]["val_loss"])
@@ -434,23 +441,3 @@ def test_ctrl_c_ends_with_a_message_and_the_run_resumes(tmp_path, capsys,
                          "--resume")
     assert status == 0, err
     assert (run / "model.keras").is_file()
-
-
-def test_cosine_lr_schedule_decays_the_rate_of_isnet_train(tmp_path, capsys,
-                                                           data):
-    import csv
-
-    run = tmp_path / "run"
-    status, err = _train(capsys, "--data-dir", data, *QUICK_RUN,
-                         "--epochs", 2, "--lr-schedule", "cosine",
-                         "--learning-rate", "0.01", "--out", run)
-    assert status == 0, err
-    with (run / "history.csv").open(newline="") as handle:
-        rates = [float(row["learning_rate"]) for row in csv.DictReader(handle)]
-    # 10 training images in batches of 4: 3 steps an epoch, 6 in all; the
-    # last step of each epoch runs at 0.005 (1 + cos(pi t / 6)).
-    np.testing.assert_allclose(
-        rates, [0.005 * (1 + np.cos(np.pi * t / 6)) for t in (2, 5)],
-        rtol=1e-5)
-    assert yaml.safe_load((run / "config.yaml").read_text())[
-        "lr_schedule"] == "cosine"
