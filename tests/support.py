@@ -84,6 +84,35 @@ def attention_weights(attention):
                  for w in layer.weights)
 
 
+def halved_einsum(equation, x, y):
+    """`einsum(equation, x, y)`, each factor taking half of the gradient:
+    the uniform rule of a bilinear product as gradient x input."""
+    return 0.5 * (tf.einsum(equation, tf.stop_gradient(x), y) +
+                  tf.einsum(equation, x, tf.stop_gradient(y)))
+
+
+def reference_attention(attention, query, value, key, mask=None,
+                        rule="full"):
+    """A `MultiHeadAttention`'s output in TensorFlow ops, the oracle of an
+    attention rule as gradient x input: `"full"` halves the bilinear
+    products `q k^T` and `A v` (`halved_einsum`), `"value"` holds the
+    attention probabilities constant. `mask`: boolean `(B or 1, 1, T_q,
+    T_k)` or None."""
+    wq, bq, wk, bk, wv, bv, wo, bo = attention_weights(attention)
+    q = tf.einsum("btd,dhk->bthk", query, wq) + bq
+    k = tf.einsum("btd,dhk->bthk", key, wk) + bk
+    v = tf.einsum("btd,dhk->bthk", value, wv) + bv
+    product = halved_einsum if rule == "full" else tf.einsum
+    logits = product("bthk,bshk->bhts", q / np.sqrt(wq.shape[-1]), k)
+    if mask is not None:
+        logits = tf.where(mask, logits, tf.constant(-1e9, logits.dtype))
+    probabilities = tf.nn.softmax(logits, axis=-1)
+    if rule == "value":
+        probabilities = tf.stop_gradient(probabilities)
+    mixed = product("bhts,bshk->bthk", probabilities, v)
+    return tf.einsum("bthk,hkd->btd", mixed, wo) + bo
+
+
 def check_one_isnet_step(isnet, size, num_classes=3):
     """Trains `isnet` one SGD step on four random `size` x `size` RGB
     images (mask: the central half) and checks that the losses are finite

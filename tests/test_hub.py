@@ -75,12 +75,6 @@ def test_the_classifier_computes_the_backbone(config):
                                rtol=1e-5)
 
 
-def _halved(equation, x, y):
-    """`einsum(equation, x, y)`, each factor taking half of the gradient."""
-    return 0.5 * (tf.einsum(equation, tf.stop_gradient(x), y) +
-                  tf.einsum(equation, x, tf.stop_gradient(y)))
-
-
 def _reference(classifier, x, rule):
     """The classifier in TensorFlow ops, with its LayerNorm factors and
     GELU gates held constant, and its attention probabilities too
@@ -104,26 +98,10 @@ def _reference(classifier, x, rule):
 
     def attention(h, name):
         mha = classifier.get_layer(name)
-        (wq, bq), (wk, bk), (wv, bv), (wo, bo) = (
-            weights_of(getattr(mha, sub)) for sub in (
-                "_query_dense", "_key_dense", "_value_dense",
-                "_output_dense"))
-        q = tf.einsum("btd,dhk->bthk", h, wq) + bq
-        k = tf.einsum("btd,dhk->bthk", h, wk) + bk
-        v = tf.einsum("btd,dhk->bthk", h, wv) + bv
-        product = _halved if rule == "full" else tf.einsum
-        scores = product("bshk,bthk->bhts", k, q / np.sqrt(wq.shape[-1]))
-        probabilities = tf.nn.softmax(scores, axis=-1)
-        if rule == "value":
-            probabilities = tf.stop_gradient(probabilities)
-        mixed = product("bhts,bshk->bthk", probabilities, v)
-        out = tf.einsum("bthk,hkd->btd", mixed, wo) + bo
+        out = support.reference_attention(mha, h, h, h, rule=rule)
         # The values of Keras's fused attention kernel, which rounds
         # otherwise, with the gradient of the above.
         return out + tf.stop_gradient(mha(h, h) - out)
-
-    def weights_of(layer):
-        return [tf.constant(w.numpy()) for w in layer.weights]
 
     kernel, bias = weights("patch_embedding")
     patch = kernel.shape[0]

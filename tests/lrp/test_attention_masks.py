@@ -64,12 +64,6 @@ def masked_model(kind):
     return keras.Model(inputs, outputs)
 
 
-def _halved(equation, x, y):
-    """`einsum(equation, x, y)`, each factor taking half of the gradient."""
-    return 0.5 * (tf.einsum(equation, tf.stop_gradient(x), y) +
-                  tf.einsum(equation, x, tf.stop_gradient(y)))
-
-
 def _reference(model, images, mask, tape, rule="value"):
     """The model in TensorFlow ops, masked by `mask` (or not, for None):
     with the attention probabilities gradient-stopped (`rule="value"`), or
@@ -77,23 +71,11 @@ def _reference(model, images, mask, tape, rule="value"):
     def weights(layer):
         return [tf.constant(w.numpy()) for w in layer.weights]
 
-    wq, bq, wk, bk, wv, bv, wo, bo = support.attention_weights(
-        model.get_layer("attention"))
     kernel, bias = weights(model.get_layer("embed"))
     h = tf.reshape(images, (-1, 4, 3)) @ kernel + bias
     tape.watch(h)
-    q = tf.einsum("btd,dhk->bthk", h, wq) + bq
-    k = tf.einsum("btd,dhk->bthk", h, wk) + bk
-    v = tf.einsum("btd,dhk->bthk", h, wv) + bv
-    product = _halved if rule == "full" else tf.einsum
-    scores = product("bshk,bthk->bhts", k, q / np.sqrt(3.0))
-    if mask is not None:
-        scores = tf.where(mask, scores, tf.constant(-1e9, scores.dtype))
-    probabilities = tf.nn.softmax(scores, axis=-1)
-    if rule == "value":
-        probabilities = tf.stop_gradient(probabilities)
-    mixed = product("bhts,bshk->bthk", probabilities, v)
-    attention = tf.einsum("bthk,hkd->btd", mixed, wo) + bo
+    attention = support.reference_attention(model.get_layer("attention"),
+                                            h, h, h, mask, rule)
     kernel, bias = weights(model.get_layer("logits"))
     logit = (tf.reshape(attention, (-1, 16)) @ kernel + bias)[:, CLASS]
     return logit, h

@@ -85,12 +85,6 @@ def _images(seed=33, count=3):
     return np.random.default_rng(seed).uniform(0, 1, (count, 2, 2, 3))
 
 
-def _halved(equation, x, y):
-    """`einsum(equation, x, y)`, each factor taking half of the gradient."""
-    return 0.5 * (tf.einsum(equation, tf.stop_gradient(x), y) +
-                  tf.einsum(equation, x, tf.stop_gradient(y)))
-
-
 def _reference(model, x, mode, mask):
     """The model in TensorFlow ops: the oracle of `mode` (`"full"`:
     bilinear products halved; `"value"`: probabilities constant).
@@ -104,7 +98,6 @@ def _reference(model, x, mode, mask):
                 for w in model.get_layer(name).weights]
 
     layer = model.get_layer("attention")
-    wq, bq, wk, bk, wv, bv, wo, bo = support.attention_weights(layer)
     tokens = tf.reshape(x, (-1, TOKENS, 3))
     embedded = {}
     for role in ("query", "value", "key"):
@@ -116,18 +109,7 @@ def _reference(model, x, mode, mask):
     h_q = embedded["query"]
     h_v = embedded.get("value", h_q)
     h_k = embedded.get("key", h_v)
-    q = tf.einsum("btd,dhk->bthk", h_q, wq) + bq
-    k = tf.einsum("btd,dhk->bthk", h_k, wk) + bk
-    v = tf.einsum("btd,dhk->bthk", h_v, wv) + bv
-    product = _halved if mode == "full" else tf.einsum
-    logits = product("bthk,bshk->bhts", q / np.sqrt(KEY_DIM), k)
-    if mask is not None:
-        logits = tf.where(mask, logits, tf.constant(-1e9, logits.dtype))
-    probabilities = tf.nn.softmax(logits, axis=-1)
-    if mode == "value":
-        probabilities = tf.stop_gradient(probabilities)
-    mixed = product("bhts,bshk->bthk", probabilities, v)
-    out = tf.einsum("bthk,hkd->btd", mixed, wo) + bo
+    out = support.reference_attention(layer, h_q, h_v, h_k, mask, mode)
     # The values of Keras's fused attention kernel, which rounds otherwise
     # (about 1e-9 relative in float64), with the gradient of the above.
     kwargs = {"key": h_k} if "key" in embedded else {}
