@@ -12,7 +12,7 @@ def build_isnet(classifier, variant="selective", heatmap_loss=None,
                 input_bounds=(0.0, 1.0), class_policy="lowest",
                 deep_supervision="auto", seed=None,
                 deep_supervision_decay=0.8, hidden_losses=None,
-                composite=None, skip_heatmap_spikes=None, **kwargs):
+                composite=None, **kwargs):
     """Wraps a classifier in an ISNet (train-time graph + deploy model).
 
     Args:
@@ -40,9 +40,6 @@ def build_isnet(classifier, variant="selective", heatmap_loss=None,
         hidden_losses: Optional heatmap loss per deep-supervision layer.
         composite: Optional `lrp.composites.Composite`: the LRP rule of each
             layer (defaults to the papers', from `first_layer_rule`).
-        skip_heatmap_spikes: None (off, the default) or a factor > 1:
-            skip training steps whose heatmap loss exceeds it times the
-            recent median (see `ISNet`).
         **kwargs: `keras.Model` arguments of the `ISNet` (`name`).
 
     Returns:
@@ -60,5 +57,4 @@ def build_isnet(classifier, variant="selective", heatmap_loss=None,
                  input_bounds=input_bounds, class_policy=class_policy,
                  deep_supervision=deep_supervision, seed=seed,
                  deep_supervision_decay=deep_supervision_decay,
-                 hidden_losses=hidden_losses, composite=composite,
-                 skip_heatmap_spikes=skip_heatmap_spikes, **kwargs)
+                 hidden_losses=hidden_losses, composite=composite, **kwargs)

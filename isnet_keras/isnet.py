@@ -26,8 +26,6 @@ VARIANTS = ("original", "selective", "stochastic", "dual")
 # part of several shortcuts, and 0.9 kept part of the border-frame and
 # background-shade ones, which 0.95 removed; it learns more slowly.
 DEFAULT_P = 0.95
-# Steps whose heatmap losses `skip_heatmap_spikes` takes the median of.
-SPIKE_WINDOW = 64
 
 
 @keras.saving.register_keras_serializable(package="isnet_keras")
@@ -257,13 +255,6 @@ class ISNet(Trainer):
             layer (each with its own C1, C2); default ones otherwise.
         composite: Optional `lrp.composites.Composite`, the LRP rule of
             each layer (default: the papers', see `first_layer_rule`).
-        skip_heatmap_spikes: None (default: off) or a factor > 1: a
-            training step whose heatmap loss exceeds this factor times the
-            median of the last `SPIKE_WINDOW` steps' is skipped (no weight
-            changes; counted in `skipped_steps`). Every step's value enters
-            the window, the skipped ones too, so a lasting rise is accepted
-            once it fills half the window. The window is not saved: after a
-            reload it fills again before any step is skipped.
         **kwargs: `keras.Model` arguments (`name`).
     """
 
@@ -271,17 +262,12 @@ class ISNet(Trainer):
                  P=DEFAULT_P, epsilon=1e-2, first_layer_rule="zb",
                  input_bounds=(0.0, 1.0), class_policy="lowest",
                  deep_supervision="auto", deep_supervision_decay=0.8,
-                 seed=None, hidden_losses=None, composite=None,
-                 skip_heatmap_spikes=None, **kwargs):
+                 seed=None, hidden_losses=None, composite=None, **kwargs):
         _check_classifier(classifier)
         kwargs.setdefault("name", f"isnet_{classifier.name}")
         super().__init__(classifier, **kwargs)
         if not 0.0 <= float(P) <= 1.0:
             raise ValueError(f"P must lie in [0, 1], received {P}.")
-        if skip_heatmap_spikes is not None and not \
-                float(skip_heatmap_spikes) > 1.0:
-            raise ValueError("skip_heatmap_spikes must be None or a factor "
-                             f"> 1, received {skip_heatmap_spikes}.")
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, received "
                              f"{variant!r}.")
@@ -321,20 +307,6 @@ class ISNet(Trainer):
             lrp_graph, variant, class_policy, self.deep_supervision, seed)
         self.heatmap_weight = keras.Variable(float(P), trainable=False,
                                              name="P", dtype="float32")
-        self.skip_heatmap_spikes = None if skip_heatmap_spikes is None \
-            else float(skip_heatmap_spikes)
-        if self.skip_heatmap_spikes is not None:
-            # Training state, not weights: kept out of Keras tracking (and
-            # so out of saved models and checkpoints). ONLY_FIRST_REPLICA:
-            # replicas assign it in replica context; the decision to skip is
-            # all-reduced anyway.
-            window = tf.Variable(
-                tf.zeros(SPIKE_WINDOW), trainable=False,
-                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-            seen = tf.Variable(
-                0, trainable=False,
-                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-            object.__setattr__(self, "_spike_window", (window, seen))
         self.heatmap_tracker = keras.metrics.Mean(name="heatmap_loss")
         self.fraction_tracker = BackgroundRelevanceFraction(
             name="background_fraction")
@@ -453,20 +425,6 @@ class ISNet(Trainer):
             return totals
         return [values.mean(axis=1, keepdims=True) for values in totals]
 
-    def _refuse_step(self, terms):
-        """A heatmap-loss spike (see `skip_heatmap_spikes`), or None."""
-        if self.skip_heatmap_spikes is None:
-            return None
-        window, seen = self._spike_window
-        value = tf.cast(terms.heatmap, "float32")
-        median = tf.sort(window)[SPIKE_WINDOW // 2]
-        spike = (seen >= SPIKE_WINDOW) & (
-            value > self.skip_heatmap_spikes * median)
-        window.assign(tf.tensor_scatter_nd_update(
-            window, [[seen % SPIKE_WINDOW]], [value]))
-        seen.assign_add(1)
-        return spike
-
     def get_config(self):
         return {
             "name": self.name,
@@ -485,7 +443,6 @@ class ISNet(Trainer):
             "hidden_losses": [keras.saving.serialize_keras_object(loss)
                               for loss in self.hidden_losses],
             "composite": keras.saving.serialize_keras_object(self.composite),
-            "skip_heatmap_spikes": self.skip_heatmap_spikes,
         }
 
     @classmethod

@@ -59,9 +59,6 @@ DEFAULTS = {
     "lr_schedule": "constant",
     "momentum": 0.9,
     "clipnorm": 1.0,
-    # None, or a factor > 1: steps whose heatmap loss exceeds it times the
-    # recent median are skipped (ISNet(skip_heatmap_spikes=...)).
-    "skip_heatmap_spikes": None,
     "seed": 0,
     # Augmentation (training only)
     "flip": "none",
@@ -212,8 +209,6 @@ def check_config(config):
     _number(config, "momentum", float, 0.0, 1.0)
     if config["clipnorm"] is not None:
         _number(config, "clipnorm", float, 0.0, low_open=True)
-    if config["skip_heatmap_spikes"] is not None:
-        _number(config, "skip_heatmap_spikes", float, 1.0, low_open=True)
     for key in ("rotation", "translation", "zoom", "brightness", "contrast"):
         _number(config, key, float, 0.0, 1.0)
     for key in ("data_dir", "val_dir", "out", "backbone", "weights"):

@@ -117,8 +117,7 @@ def build_model(config, num_classes):
                                  config["image_size"], config["weights"])
     isnet = build_isnet(classifier, variant=config["variant"], P=config["P"],
                         deep_supervision=config["deep_supervision"],
-                        seed=config["seed"],
-                        skip_heatmap_spikes=config["skip_heatmap_spikes"])
+                        seed=config["seed"])
     if config["optimizer"] == "sgd":
         optimizer = keras.optimizers.SGD(
             config["learning_rate"], momentum=config["momentum"],

@@ -123,8 +123,7 @@ def _finite_on_every_replica(finite):
     return tf.equal(failures, 0.0)
 
 
-def apply_if_finite(optimizer, loss, gradients, variables, snapshot=(),
-                    refuse=None):
+def apply_if_finite(optimizer, loss, gradients, variables, snapshot=()):
     """Applies the gradients of a finite step; a skipped step changes no
     variable.
 
@@ -144,18 +143,14 @@ def apply_if_finite(optimizer, loss, gradients, variables, snapshot=(),
         variables: The trainable variables.
         snapshot: `snapshot_variables()` of the variables the forward pass
             updated; put back when the step is skipped.
-        refuse: Optional scalar boolean tensor: skip this finite step too
-            (a trainer's own rule, such as `ISNet`'s heatmap-loss spikes).
 
     Returns:
-        The scalar boolean tensor of whether the step was applied (finite,
-        and not refused, on every replica).
+        The scalar boolean tensor of whether the step was applied (finite
+        on every replica).
     """
     finite = tf.math.is_finite(loss) & tf.reduce_all([
         tf.reduce_all(tf.math.is_finite(g)) for g in gradients
         if g is not None])
-    if refuse is not None:
-        finite = finite & tf.logical_not(refuse)
     finite = _finite_on_every_replica(finite)
 
     def skip():
@@ -344,15 +339,6 @@ class Trainer(keras.Model):
         """
         raise NotImplementedError
 
-    def _refuse_step(self, terms):
-        """Whether to skip a finite step, as a scalar boolean tensor, or
-        None (the default: every finite step is applied).
-
-        Args:
-            terms: The step's `LossTerms`.
-        """
-        return None
-
     def _update_metrics(self, terms):
         """Adds a batch's `LossTerms` to the metrics."""
         self.loss_tracker.update_state(terms.total)
@@ -374,8 +360,7 @@ class Trainer(keras.Model):
         # A non-finite step is counted and changes no variable, so that a
         # bad batch cannot make the weights NaN.
         finite = apply_if_finite(self.optimizer, terms.total, gradients,
-                                 variables, snapshot,
-                                 refuse=self._refuse_step(terms))
+                                 variables, snapshot)
         # Each replica adds its share: the tracker sums over replicas.
         self.skipped_tracker.update_state(
             (1.0 - tf.cast(finite, "float32")) / replicas)

@@ -441,19 +441,3 @@ def test_ctrl_c_ends_with_a_message_and_the_run_resumes(tmp_path, capsys,
                          "--resume")
     assert status == 0, err
     assert (run / "model.keras").is_file()
-
-
-def test_skip_heatmap_spikes_reaches_the_isnet_and_is_checked(tmp_path,
-                                                               capsys):
-    from isnet_keras import cli
-    from isnet_keras.cli import train as train_cli
-    from isnet_keras.train import build_model
-
-    args = cli.build_parser().parse_args(
-        ["train", "--data-dir", "d", "--out", "r", "--backbone", "smallcnn",
-         "--image-size", "32", "--skip-heatmap-spikes", "10"])
-    config = train_cli.effective_config(args)
-    assert build_model(config, 3).skip_heatmap_spikes == 10.0
-    status, err = _train(capsys, "--data-dir", tmp_path, "--out",
-                         tmp_path / "r", "--skip-heatmap-spikes", "1")
-    assert status == 2 and "skip_heatmap_spikes must be > 1" in err

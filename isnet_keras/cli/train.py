@@ -118,10 +118,6 @@ def register(subparsers):
           "down to 0 over the run, step by step (default "
           f"{defaults['lr_schedule']})", choices=rc.LR_SCHEDULES,
           dest="lr_schedule")
-    _flag(fit, "--skip-heatmap-spikes", "skip training steps whose heatmap "
-          "loss exceeds this factor (> 1) times the median of the last 64 "
-          "steps' (default: off)", type=float, metavar="FACTOR",
-          dest="skip_heatmap_spikes")
     _flag(fit, "--momentum", "SGD momentum (default "
           f"{defaults['momentum']})", type=float)
     _flag(fit, "--seed", "seed of the split, initialisation, shuffling and "
