@@ -12,7 +12,7 @@ def build_isnet(classifier, variant="selective", heatmap_loss=None,
                 input_bounds=(0.0, 1.0), class_policy="lowest",
                 deep_supervision="auto", seed=None,
                 deep_supervision_decay=0.8, hidden_losses=None,
-                composite=None, **kwargs):
+                composite=None, foreground_band="auto", **kwargs):
     """Wraps a classifier in an ISNet (train-time graph + deploy model).
 
     Args:
@@ -40,6 +40,11 @@ def build_isnet(classifier, variant="selective", heatmap_loss=None,
         hidden_losses: Optional heatmap loss per deep-supervision layer.
         composite: Optional `lrp.composites.Composite`: the LRP rule of each
             layer (defaults to the papers', from `first_layer_rule`).
+        foreground_band: `"auto"` (default): the first `fit` raises each
+            heatmap loss's upper bound C2 to twice the untrained network's
+            median foreground relevance, where that is higher (batch-norm
+            networks start far above the default band); `"fixed"`: the
+            losses' bands as given.
         **kwargs: `keras.Model` arguments of the `ISNet` (`name`).
 
     Returns:
@@ -57,4 +62,5 @@ def build_isnet(classifier, variant="selective", heatmap_loss=None,
                  input_bounds=input_bounds, class_policy=class_policy,
                  deep_supervision=deep_supervision, seed=seed,
                  deep_supervision_decay=deep_supervision_decay,
-                 hidden_losses=hidden_losses, composite=composite, **kwargs)
+                 hidden_losses=hidden_losses, composite=composite,
+                 foreground_band=foreground_band, **kwargs)

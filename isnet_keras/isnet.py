@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from isnet_keras import foreground_bands
 from isnet_keras import losses as losses_lib
 from isnet_keras.metrics.attention import BackgroundRelevanceFraction
 from isnet_keras.lrp import graph as graph_lib
@@ -255,6 +256,13 @@ class ISNet(Trainer):
             layer (each with its own C1, C2); default ones otherwise.
         composite: Optional `lrp.composites.Composite`, the LRP rule of
             each layer (default: the papers', see `first_layer_rule`).
+        foreground_band: `"auto"` (default): at the start of the first
+            `fit`, raise the upper bound C2 of every GWRP loss to twice the
+            median foreground total of the untrained network on the first
+            two training batches, where that is higher (networks with
+            batch norm start far above the default band;
+            docs/algorithm.md, "The foreground band"); the value becomes
+            `"fixed"`. `"fixed"`: keep the losses' bands as given.
         **kwargs: `keras.Model` arguments (`name`).
     """
 
@@ -262,8 +270,10 @@ class ISNet(Trainer):
                  P=DEFAULT_P, epsilon=1e-2, first_layer_rule="zb",
                  input_bounds=(0.0, 1.0), class_policy="lowest",
                  deep_supervision="auto", deep_supervision_decay=0.8,
-                 seed=None, hidden_losses=None, composite=None, **kwargs):
+                 seed=None, hidden_losses=None, composite=None,
+                 foreground_band="auto", **kwargs):
         _check_classifier(classifier)
+        foreground_bands.check_foreground_band(foreground_band)
         kwargs.setdefault("name", f"isnet_{classifier.name}")
         super().__init__(classifier, **kwargs)
         if not 0.0 <= float(P) <= 1.0:
@@ -299,6 +309,7 @@ class ISNet(Trainer):
         self.hidden_losses = list(hidden_losses or (
             default_hidden_loss() for _ in self.deep_supervision))
         self.composite = composite
+        self.foreground_band = foreground_band
         lrp_graph = graph_lib.LRPGraph(
             classifier, epsilon=epsilon, first_layer_rule=first_layer_rule,
             input_bounds=input_bounds, composite=composite)
@@ -342,6 +353,22 @@ class ISNet(Trainer):
         self.compile(**keras.saving.deserialize_keras_object(config))
         if self.built:
             self.optimizer.build(self.trainable_variables)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """`Trainer.fit`; with `foreground_band="auto"`, the bands are first
+        widened to the relevance of the untrained network
+        (`foreground_bands.widen_to_initial_relevance`)."""
+        if self.foreground_band == "auto":
+            batch_size = args[0] if args else kwargs.get("batch_size")
+            batches, x = foreground_bands.first_batches(x, y, batch_size)
+            if batches:
+                try:
+                    foreground_bands.widen_to_initial_relevance(self, batches)
+                except tf.errors.InvalidArgumentError:
+                    # Bad data (images outside the Z^B bounds, ...): the
+                    # training step's checks report it, with their message.
+                    pass
+        return super().fit(x, y, *args, **kwargs)
 
     @property
     def explains_labels(self):
@@ -443,6 +470,7 @@ class ISNet(Trainer):
             "hidden_losses": [keras.saving.serialize_keras_object(loss)
                               for loss in self.hidden_losses],
             "composite": keras.saving.serialize_keras_object(self.composite),
+            "foreground_band": self.foreground_band,
         }
 
     @classmethod

@@ -34,6 +34,10 @@ from isnet_keras.data.pipeline import dataset_arrays, folder_dataset
 from isnet_keras.distribute import make_strategy
 from isnet_keras.errors import TrainingDivergedError
 from isnet_keras.evaluate.report import write_json
+from isnet_keras.foreground_bands import (
+    INITIAL_BATCHES,
+    widen_to_initial_relevance,
+)
 from isnet_keras.export.classifier import (
     check_image_file_channels,
     image_input_shape,
@@ -135,9 +139,14 @@ def set_foreground_bounds(isnet, config, run_dir, train_data, tuning_data):
     `foreground_bounds` sets every loss's band. `tune_bounds` epochs of
     warm-up (a `fit` of their own, kept out of the run's history and
     checkpoints) choose them with `AutoTuneForegroundBounds` from
-    `tuning_data()` and restart from the initial weights; the result goes
-    to `run_dir/foreground_bounds.json`, which a resumed run reads instead
-    of tuning again. A run stopped during the warm-up repeats it.
+    `tuning_data()` and restart from the initial weights. Neither given
+    (the default), each loss keeps its band with C2 raised to twice the
+    untrained network's median relevance on the first batches of
+    `tuning_data()`, where that is higher
+    (`foreground_bands.widen_to_initial_relevance`). Tuned or widened, the
+    bands go to `run_dir/foreground_bounds.json`, which a resumed run reads
+    instead of choosing them again. A run stopped during the warm-up
+    repeats it.
 
     Args:
         isnet: The compiled ISNet, before training.
@@ -147,8 +156,8 @@ def set_foreground_bounds(isnet, config, run_dir, train_data, tuning_data):
         tuning_data: Callable returning the unaugmented training images.
 
     Returns:
-        The bands as `AutoTuneForegroundBounds.result` holds them, or None
-        for the loss defaults.
+        The bands as `AutoTuneForegroundBounds.result` holds them (with
+        `medians` instead of `mean` and `std` when widened).
 
     Example:
 
@@ -161,10 +170,21 @@ def set_foreground_bounds(isnet, config, run_dir, train_data, tuning_data):
         c1, c2 = config["foreground_bounds"]
         bounds = {"C1": c1, "C2": c2, "hidden": {
             name: {"C1": c1, "C2": c2} for name in isnet.deep_supervision}}
-    elif not config["tune_bounds"]:
-        return None
     elif saved.is_file():
         bounds = read_bounds(saved)
+    elif not config["tune_bounds"]:
+        # The ISNet's default: C2 raised to the untrained network's
+        # relevance, measured here on unaugmented images and kept in the
+        # run directory, so that a resumed run trains with the same bands.
+        bounds = widen_to_initial_relevance(
+            isnet, list(tuning_data().take(INITIAL_BATCHES)))
+        write_json(saved, bounds)
+        if config["verbose"]:
+            print(f"Foreground bands: C1 = {bounds['C1']}, C2 = "
+                  f"{bounds['C2']} for the input heatmaps (C2 at least "
+                  "twice the untrained network's median relevance; "
+                  f"written to {saved}).")
+        return bounds
     else:
         tuner = AutoTuneForegroundBounds(
             tuning_data(), warmup_epochs=config["tune_bounds"])

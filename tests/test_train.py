@@ -348,6 +348,36 @@ def test_given_foreground_bounds_set_every_heatmap_loss(
     assert not (run / "foreground_bounds.json").exists()
 
 
+def test_default_bands_follow_the_initial_relevance_and_are_kept_on_resume(
+        tmp_path, capsys, data, monkeypatch):
+    import json
+
+    import keras
+
+    from isnet_keras import train
+
+    run = tmp_path / "run"
+    status, err = _train(capsys, "--data-dir", data, *QUICK_RUN,
+                         "--deep-supervision", "block3_relu", "--out", run)
+    assert status == 0, err
+    bounds = json.loads((run / "foreground_bounds.json").read_text())
+    input_median, hidden_median = (m[0] for m in bounds["medians"])
+    assert bounds["C2"] == pytest.approx(max(25.0, 2 * input_median))
+    assert bounds["hidden"]["block3_relu"]["C2"] == pytest.approx(
+        max(25.0, 2 * hidden_median))
+    isnet = keras.models.load_model(run / "model.keras")
+    assert (isnet.heatmap_loss.C1, isnet.heatmap_loss.C2) == (
+        1.0, bounds["C2"])
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(train, "widen_to_initial_relevance", no_measuring)
+    status, err = _train(capsys, "--out", run, "--resume", "--epochs", 2)
+    assert status == 0, err
+    assert json.loads((run / "foreground_bounds.json").read_text()) == bounds
+
+
 def test_p_and_learning_rate_schedules_apply_and_p_is_kept_for_resuming(
         tmp_path, capsys, data):
     import csv

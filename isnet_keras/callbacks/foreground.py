@@ -5,6 +5,7 @@ choose them from the heatmaps of a cross-entropy warm-up
 import keras
 import numpy as np
 
+from isnet_keras.foreground_bands import apply_foreground_bounds
 from isnet_keras.isnet import require_isnet
 from isnet_keras.losses import GWRPHeatmapLoss
 
@@ -19,43 +20,6 @@ def _band(totals, where):
     c1 = max(mean / 5.0, mean - 3.0 * std)
     c2 = min(25.0 * c1, mean + 3.0 * std)
     return {"C1": c1, "C2": c2, "mean": mean, "std": std}
-
-
-def apply_foreground_bounds(isnet, bounds):
-    """Sets the foreground bands (C1, C2) of an ISNet's GWRP heatmap losses.
-
-    Args:
-        isnet: An `ISNet` whose heatmap losses are `GWRPHeatmapLoss`es.
-        bounds: dict with `C1` and `C2` (floats, or one per heatmap of an
-            image) for the input heatmaps and, optionally, `hidden`: a dict
-            `{layer name: {"C1": ..., "C2": ...}}` for deep-supervision
-            layers (those not named keep their bands), as
-            `AutoTuneForegroundBounds.result` holds them.
-
-    Raises:
-        ValueError: `hidden` names a layer that is not supervised.
-
-    Example:
-
-    >>> apply_foreground_bounds(isnet, {"C1": 2.0, "C2": 40.0})
-    """
-    hidden = dict(bounds.get("hidden") or {})
-    unknown = sorted(set(hidden) - set(isnet.deep_supervision))
-    if unknown:
-        raise ValueError(f"Foreground bounds for {', '.join(unknown)}, which "
-                         "the ISNet does not supervise (deep_supervision: "
-                         f"{list(isnet.deep_supervision)}).")
-    tuned = [(isnet.heatmap_loss, bounds)] + [
-        (loss, hidden[name]) for loss, name in zip(
-            isnet.hidden_losses, isnet.deep_supervision) if name in hidden]
-    for loss, band in tuned:
-        loss.C1, loss.C2 = band["C1"], band["C2"]
-    # The loss constants are traced into the step functions: rebuild those
-    # that exist.
-    if getattr(isnet, "train_function", None) is not None:
-        isnet.make_train_function(force=True)
-    if getattr(isnet, "test_function", None) is not None:
-        isnet.make_test_function(force=True)
 
 
 class AutoTuneForegroundBounds(keras.callbacks.Callback):

@@ -99,7 +99,9 @@ def register(subparsers):
         "--no-deep-supervision", action="store_true",
         help="penalise the input heatmap only")
     _flag(model, "--foreground-bounds", "band (C1, C2) of the relevance "
-          "each heatmap loss keeps on the foreground (default 1 25)",
+          "each heatmap loss keeps on the foreground (default 1 25, with C2 "
+          "raised to twice the untrained network's median relevance where "
+          "that is higher)",
           type=float, nargs=2, metavar=("C1", "C2"))
     _flag(model, "--tune-bounds", "instead, choose every band from the "
           "training images' relevance after this many warm-up epochs of "
