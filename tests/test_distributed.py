@@ -283,9 +283,10 @@ def test_isnet_train_on_two_workers_matches_one_worker(tmp_path):
     assert json.loads((chief / "run.json").read_text())["replicas"] == 2
     assert json.loads((single / "run.json").read_text())["replicas"] == 1
     assert (chief / "report" / "evaluation.json").is_file()
-    # The other worker keeps only what resuming it needs.
+    # The other worker keeps only what resuming it needs (the foreground
+    # bands measured at the start among them).
     assert sorted(p.name for p in (tmp_path / "run_1").iterdir()) == [
-        "backup", "config.yaml"]
+        "backup", "config.yaml", "foreground_bounds.json"]
 
     two = load_keras_file(chief / "model.keras").deploy_model.get_weights()
     one = load_keras_file(single / "model.keras").deploy_model.get_weights()
