@@ -75,3 +75,27 @@ def test_explain_on_vit_small_gives_finite_input_shaped_heatmaps(
     assert heatmaps.shape == (2, 1, 32, 32, 3)
     assert np.isfinite(heatmaps).all()
     assert np.abs(heatmaps).sum() > 0
+
+
+@pytest.mark.parametrize("variant", ["selective", "original", "stochastic",
+                                     "dual"])
+def test_every_variant_trains_a_vit(variant):
+    keras.utils.set_random_seed(0)
+    model = backbones.vit_small(3, 32, depth=1)
+    isnet = build_isnet(model, variant=variant, seed=0)
+    isnet.compile()
+    rng = np.random.default_rng(1)
+    images = rng.uniform(0, 1, (4, 32, 32, 3)).astype("float32")
+    masks = np.zeros((4, 32, 32, 1), "float32")
+    masks[:, 8:24, 8:24] = 1
+    before = [w.copy() for w in model.get_weights()]
+    history = isnet.fit(images, {"label": np.array([0, 1, 2, 0]),
+                                 "mask": masks},
+                        batch_size=2, epochs=2, verbose=0)
+    for name in ("loss", "heatmap_loss", "classification_loss"):
+        assert np.isfinite(history.history[name]).all(), name
+    assert history.history["heatmap_loss"][-1] > 0
+    assert history.history["skipped_steps"][-1] == 0
+    changed = [not np.array_equal(a, b)
+               for a, b in zip(before, model.get_weights())]
+    assert all(changed)
