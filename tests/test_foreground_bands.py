@@ -118,6 +118,7 @@ def test_batches_read_ahead_from_an_iterator_are_still_trained_on():
     medians = _medians(isnet, images)
     isnet.compile()
     isnet.fit(batches(), epochs=1, steps_per_epoch=len(images) // BATCH,
+              shuffle=False,
               verbose=0, callbacks=[CountSteps()])
     assert CountSteps.steps == len(images) // BATCH
     assert isnet.heatmap_loss.C2 == pytest.approx(2 * medians[0], rel=1e-5)
