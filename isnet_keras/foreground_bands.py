@@ -71,7 +71,7 @@ def apply_foreground_bounds(isnet, bounds):
     tuned = [(isnet.heatmap_loss, bounds)] + [
         (loss, hidden[name]) for loss, name in zip(
             isnet.hidden_losses, isnet.deep_supervision) if name in hidden]
-    _set_bands(isnet, [(loss, band) for loss, band in tuned])
+    _set_bands(isnet, tuned)
 
 
 def _set_bands(isnet, losses_and_bands):

@@ -34,14 +34,14 @@ from isnet_keras.data.pipeline import dataset_arrays, folder_dataset
 from isnet_keras.distribute import make_strategy
 from isnet_keras.errors import TrainingDivergedError
 from isnet_keras.evaluate.report import write_json
-from isnet_keras.foreground_bands import (
-    INITIAL_BATCHES,
-    widen_to_initial_relevance,
-)
 from isnet_keras.export.classifier import (
     check_image_file_channels,
     image_input_shape,
     load_keras_file,
+)
+from isnet_keras.foreground_bands import (
+    INITIAL_BATCHES,
+    widen_to_initial_relevance,
 )
 from isnet_keras.isnet import build_isnet
 from isnet_keras.run_directory import (
