@@ -19,6 +19,7 @@ import itertools
 import types
 import warnings
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -167,8 +168,7 @@ def first_batches(x, y=None, batch_size=None, count=INITIAL_BATCHES):
             batches.append(images if y is None else (
                 images, tf.nest.map_structure(lambda a: a[rows], y)))
         return batches, x
-    if hasattr(x, "__getitem__") and hasattr(x, "__len__") and hasattr(
-            x, "on_epoch_end"):  # keras.utils.PyDataset
+    if isinstance(x, keras.utils.PyDataset):
         return [x[i] for i in range(min(count, len(x)))], x
     if isinstance(x, types.GeneratorType):
         taken = list(itertools.islice(x, count))
