@@ -2,7 +2,7 @@
 
     import isnet_keras as isn
     isnet = isn.build_isnet(classifier)   # Selective, P 0.95, deep supervision
-    isnet.compile()                        # Adam 3e-3, global clipping at 1
+    isnet.compile()                        # Adam 3e-3, global clipping at 0.3
     isnet.fit(images, {"label": labels, "mask": masks}, epochs=10)
     heatmaps = isn.explain(isnet.deploy_model, images[:8])
     print(isn.audit(isnet, images, labels, masks).verdict)

@@ -53,7 +53,7 @@ def build_isnet(classifier, variant="selective", heatmap_loss=None,
     Example:
 
     >>> isnet = build_isnet(classifier)  # Selective, P 0.95, deep supervision
-    >>> isnet.compile()                   # Adam 3e-3, global clipping at 1
+    >>> isnet.compile()                   # Adam 3e-3, global clipping at 0.3
     >>> isnet.fit(train_ds, validation_data=val_ds, epochs=10)
     >>> isnet.deploy_model.export("serving/1")
     """

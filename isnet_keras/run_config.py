@@ -51,14 +51,14 @@ DEFAULTS = {
     "foreground_bounds": None,
     "tune_bounds": 0,
     # Optimisation: isnet.default_optimizer() (Adam 3e-3, global norm
-    # clipping 1); "sgd" with momentum as in the papers.
+    # clipping 0.3); "sgd" with momentum as in the papers.
     "epochs": 10,
     "batch_size": 32,
     "optimizer": "adam",
     "learning_rate": 3e-3,
     "lr_schedule": "constant",
     "momentum": 0.9,
-    "clipnorm": 1.0,
+    "clipnorm": 0.3,
     "seed": 0,
     # Augmentation (training only)
     "flip": "none",

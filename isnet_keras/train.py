@@ -295,7 +295,7 @@ def _diverged_error(diverged, config, run_dir):
             else "no checkpoint was written")
     if config["clipnorm"] is None:
         clipping = ("; gradient clipping is off here: set clipnorm (e.g. "
-                    "1.0) in a --config file")
+                    "0.3, the default) in a --config file")
     else:
         clipping = (f" (gradient clipping is already on: clipnorm "
                     f"{float(config['clipnorm'])})")
