@@ -5,6 +5,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -46,10 +48,12 @@ def test_repeats_print_the_median_ratio_inside_its_range():
     assert rows["plain"][1:] == ["1.00", rows["plain"][2], "1.00-1.00"]
 
 
-def test_profile_train_splits_the_step_into_pieces_op_types_and_layers():
+@pytest.mark.parametrize("variant", ["selective", "default"])
+def test_profile_train_splits_the_step_into_pieces_op_types_and_layers(
+        variant):
     done = subprocess.run(
         [sys.executable, "training/profile_train.py", "--model", "cnn",
-         "--variant", "selective", "--classes", "2", "--size", "16",
+         "--variant", variant, "--classes", "2", "--size", "16",
          "--batch", "4", "--repeats", "1", "--ops", "--layers"],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -13,6 +13,10 @@ classifier's layers and their LRP mirrors), forward and gradient apart.
 
     python training/profile_train.py [--model cnn] [--variant original]
         [--classes 10] [--repeats 7] [--ops] [--layers]
+
+`--variant default` profiles the recipe `build_isnet(classifier)` gives
+(Selective with LRP deep supervision); a variant name, that variant on its
+input heatmap alone, as in `bench_train.py`.
 """
 
 import argparse
@@ -24,6 +28,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_train import VARIANTS  # noqa: E402
+
 PIECES = ("forward", "plain_step", "lrp_forward", "lrp_and_loss",
           "isnet_step")
 
@@ -34,14 +41,18 @@ def _pieces(model_name, variant, num_classes, size, batch):
     import numpy as np
     import tensorflow as tf
 
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from bench_train import _classifier
 
     from isnet_keras.isnet import build_isnet
 
     keras.utils.set_random_seed(0)
     classifier = _classifier(model_name, size, num_classes)
-    isnet = build_isnet(classifier, variant=variant, seed=0)
+    if variant == "default":
+        isnet = build_isnet(classifier, seed=0)
+    else:
+        # A variant on its input heatmap alone, as in bench_train.py.
+        isnet = build_isnet(classifier, variant=variant, seed=0,
+                            deep_supervision=())
     rng = np.random.default_rng(0)
     images = tf.constant(rng.uniform(0, 1, (batch, size, size, 3)),
                          "float32")
@@ -175,7 +186,10 @@ def by_layer(events):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="cnn")
-    parser.add_argument("--variant", default="original")
+    parser.add_argument("--variant", default="original",
+                        choices=VARIANTS,
+                        help="an ISNet variant on its input heatmap alone, "
+                        "or 'default' (what build_isnet(classifier) gives)")
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch", type=int, default=16)

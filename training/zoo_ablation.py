@@ -16,7 +16,7 @@ seeds per family and change; writes the rows to `--out`.
 import argparse
 import ast
 import json
-import os
+import pathlib
 import sys
 import time
 
@@ -42,10 +42,14 @@ def build(classifier, change):
     """The ISNet with one change, compiled."""
     import keras
 
-    from isnet_keras.isnet import DEFAULT_CLIPNORM, build_isnet
+    import numpy as np
+
+    from isnet_keras.isnet import build_isnet, default_optimizer
 
     name, value = parse_change(change)
-    optimizer = {"learning_rate": 3e-3, "clipnorm": DEFAULT_CLIPNORM}
+    default = default_optimizer()
+    optimizer = {"learning_rate": float(np.asarray(default.learning_rate)),
+                 "clipnorm": default.global_clipnorm}
     kwargs = {}
     if name in OPTIMIZER_KEYS:
         optimizer[name] = value
@@ -126,16 +130,16 @@ def main(argv=None):
             parse_change(change)
         except ValueError as error:
             parser.error(str(error))
-    if os.path.exists(args.out):
+    if pathlib.Path(args.out).exists():
         parser.error(f"{args.out} exists; choose another --out.")
     rows = [row for family in args.families for seed in args.seeds
             for row in run(family, seed, args.changes, args.epochs,
                            args.batch_size)]
     print("\nbiased / clean / confounding, mean (min-max) over seeds:")
     print("\n".join(summary(rows)))
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w", encoding="utf-8") as handle:
-        json.dump(rows, handle, indent=1)
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=1), encoding="utf-8")
     return 0
 
 
