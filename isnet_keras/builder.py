@@ -24,8 +24,8 @@ def build_isnet(classifier, variant="selective", heatmap_loss=None,
             on the bias zoo (docs/results.md, "Variants under the
             defaults") the Stochastic ISNet needs about twice the epochs of
             the Selective one, and the Original ISNet, which explains every
-            class (K LRP passes a step), was still at 0.60 accuracy after
-            24 epochs at 7.5x the Stochastic's time.
+            class (K LRP passes a step), was still at 0.54-0.60 accuracy
+            after 24 epochs at 7.5x the Stochastic's time.
         heatmap_loss: `GWRPHeatmapLoss` (default) or `VarianceHeatmapLoss`.
         P: Weight of the heatmap loss in `(1 - P) CE + P L_H`
             (default 0.95).
