@@ -88,6 +88,38 @@ def _heatmaps(lrp_graph, variant, class_policy, labels, seed):
     return [(logits_out, positive, "zplus"), (logits_out, plain, "epsilon")]
 
 
+def _supervised_grid(name, tensor):
+    """The `(H, W)` grid of a deep-supervision layer's output.
+
+    A 4-D feature map `(B, H, W, C)` is its own grid. A token sequence
+    `(B, T, D)` with `T` a square number is read as patch tokens in
+    row-major order (what a `Reshape` of a patch-embedding convolution
+    makes, as in `backbones.vit_small`): token `t` covers the patch at row
+    `t // sqrt(T)`, column `t % sqrt(T)`, so its relevance can be scored
+    against the mask resized to the patch grid.
+    """
+    shape = tensor.shape
+    if len(shape) == 4:
+        return None
+    if len(shape) == 3 and shape[1] is not None:
+        side = int(round(float(shape[1]) ** 0.5))
+        if side * side == shape[1]:
+            return side, side
+    raise ValueError(
+        f"Deep supervision needs 4-D feature maps (B, H, W, C) or square "
+        f"token grids (B, T, D) with T = H * W; layer '{name}' outputs "
+        f"{shape}.")
+
+
+def _as_grid(relevance, grid, name):
+    """`(B, K, T, D)` token relevance as `(B, K, H, W, D)`."""
+    if grid is None:
+        return relevance
+    return keras.layers.Reshape(
+        (relevance.shape[1], *grid, relevance.shape[-1]),
+        dtype=relevance.dtype, name=f"lrp_{name}_token_grid")(relevance)
+
+
 def build_train_graph(lrp_graph, variant="selective", class_policy="lowest",
                       deep_supervision=(), seed=None):
     """The train-time functional graph of an ISNet.
@@ -115,17 +147,17 @@ def build_train_graph(lrp_graph, variant="selective", class_policy="lowest",
         labels = keras.Input((), dtype="int32", name="labels")
         inputs.append(labels)
     targets = [lrp_graph.tensor_of(name) for name in deep_supervision]
-    for name, tensor in zip(deep_supervision, targets):
-        if len(tensor.shape) != 4:
-            raise ValueError(f"Deep supervision needs 4-D feature maps; "
-                             f"layer '{name}' outputs {tensor.shape}.")
+    grids = [_supervised_grid(name, tensor)
+             for name, tensor in zip(deep_supervision, targets)]
     maps, hidden = [], []
     for start, relevance, rule in _heatmaps(lrp_graph, variant, class_policy,
                                             labels, seed):
         found = lrp_graph.propagate(start, relevance, rule=rule,
                                     targets=targets)
         maps.append(found[id(lrp_graph.input)])
-        hidden.append([found[id(t)] for t in targets])
+        hidden.append([_as_grid(found[id(t)], grid, name)
+                       for t, grid, name in zip(targets, grids,
+                                                deep_supervision)])
     # In the LRP precision: a layer of the global mixed policy would round
     # the maps to float16 or bfloat16.
     dtype = lrp_graph.lrp_dtype
