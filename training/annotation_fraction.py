@@ -12,7 +12,7 @@ with Wilson 95% intervals and the background fraction on biased test
 images.
 
     python training/annotation_fraction.py [--family frame] [--seed 0]
-        [--fractions 1 0.25 0.1] [--epochs 12] [--boxes] [--box-margin N]
+        [--fractions 1 0.25 0.1 0.05] [--epochs 12] [--boxes] [--box-margin N]
         [--out FILE]
 """
 
@@ -78,7 +78,7 @@ def main():
     parser.add_argument("--family", default="frame")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fractions", type=float, nargs="+",
-                        default=(1.0, 0.25, 0.1))
+                        default=(1.0, 0.25, 0.1, 0.05))
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--boxes", action="store_true",
                         help="Train on each mask's bounding box instead.")
