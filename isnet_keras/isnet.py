@@ -129,7 +129,9 @@ def build_train_graph(lrp_graph, variant="selective", class_policy="lowest",
         variant: One of `VARIANTS`.
         class_policy: Selective only: `"lowest"`, `"highest"` or `"label"`.
         deep_supervision: Names of hidden layers whose relevance is also
-            returned.
+            returned: 4-D feature maps, or token sequences `(B, T, D)` with
+            `T` square (patch tokens in row-major order), returned as
+            `(B, K, sqrt(T), sqrt(T), D)`.
         seed: Stochastic only: the seed of the class draws.
 
     Returns:
@@ -285,9 +287,11 @@ class ISNet(Trainer):
             the hidden layers `backbones.deep_supervision_layers` picks (the
             papers' choice for `keras.applications` backbones, the last
             feature map of each resolution for any other classifier); a
-            sequence of layer names; or `()` for the input heatmap only.
-            Hidden relevance shows shortcuts that hidden units take through
-            their biases, which the input heatmap cannot show.
+            sequence of layer names (4-D feature maps, or patch tokens
+            `(B, T, D)` with `T` square, scored on the patch grid); or
+            `()` for the input heatmap only. Hidden relevance shows
+            shortcuts that hidden units take through their biases, which
+            the input heatmap cannot show.
         deep_supervision_decay: GWRP decay combining per-layer losses.
         seed: Seed of the Stochastic variant's class draws.
         hidden_losses: Optional `GWRPHeatmapLoss` per deep-supervision
