@@ -22,10 +22,10 @@ def build_isnet(classifier, variant="selective", heatmap_loss=None,
         variant: `"selective"`, `"original"`, `"stochastic"` or `"dual"`.
             Selective (the default) or Stochastic for training from scratch:
             on the bias zoo (docs/results.md, "Variants under the
-            defaults") the Stochastic ISNet needs about twice the epochs of
-            the Selective one, and the Original ISNet, which explains every
-            class (K LRP passes a step), was still at 0.54-0.60 accuracy
-            after 24 epochs at 7.5x the Stochastic's time.
+            defaults") the Stochastic ISNet matches the Selective one in as
+            many optimizer steps, and the Original ISNet, which explains
+            every class (K LRP passes a step), was still at 0.54-0.87
+            accuracy after 24 epochs at 4-6x the Stochastic's time.
         heatmap_loss: `GWRPHeatmapLoss` (default) or `VarianceHeatmapLoss`.
         P: Weight of the heatmap loss in `(1 - P) CE + P L_H`
             (default 0.95).
