@@ -111,13 +111,14 @@ def _supervised_grid(name, tensor):
         f"{shape}.")
 
 
-def _as_grid(relevance, grid, name):
+def _as_grid(relevance, grid):
     """`(B, K, T, D)` token relevance as `(B, K, H, W, D)`."""
     if grid is None:
         return relevance
+    # No layer name: the Dual ISNet reshapes each target once per map.
     return keras.layers.Reshape(
         (relevance.shape[1], *grid, relevance.shape[-1]),
-        dtype=relevance.dtype, name=f"lrp_{name}_token_grid")(relevance)
+        dtype=relevance.dtype)(relevance)
 
 
 def build_train_graph(lrp_graph, variant="selective", class_policy="lowest",
@@ -157,9 +158,8 @@ def build_train_graph(lrp_graph, variant="selective", class_policy="lowest",
         found = lrp_graph.propagate(start, relevance, rule=rule,
                                     targets=targets)
         maps.append(found[id(lrp_graph.input)])
-        hidden.append([_as_grid(found[id(t)], grid, name)
-                       for t, grid, name in zip(targets, grids,
-                                                deep_supervision)])
+        hidden.append([_as_grid(found[id(t)], grid)
+                       for t, grid in zip(targets, grids)])
     # In the LRP precision: a layer of the global mixed policy would round
     # the maps to float16 or bfloat16.
     dtype = lrp_graph.lrp_dtype

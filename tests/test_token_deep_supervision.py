@@ -33,9 +33,11 @@ def test_token_relevance_lands_on_the_patch_it_came_from():
     assert not np.allclose(tokens, np.swapaxes(tokens, 2, 3), atol=1e-4)
 
 
-def test_isnet_penalises_token_relevance_outside_the_mask_grid():
+@pytest.mark.parametrize("variant", ["selective", "dual"])
+def test_isnet_penalises_token_relevance_outside_the_mask_grid(variant):
     keras.utils.set_random_seed(0)
-    isnet = build_isnet(_patch_model(), deep_supervision=("tokens",))
+    isnet = build_isnet(_patch_model(), variant=variant,
+                        deep_supervision=("tokens",))
     isnet.compile()
     images = np.random.default_rng(1).uniform(0, 1, (4, 8, 8, 1))
     labels = np.array([0, 1, 0, 1])
