@@ -48,28 +48,19 @@ def layer_relevance(classifier, images, masks, layer_names):
         of sum(R) / logit, "background_share": mean share of |R| outside
         the mask}` (no share for a pooled layer).
     """
-    import keras
     import numpy as np
     import tensorflow as tf
 
     from isnet_keras.losses import resize_masks
-    from isnet_keras.lrp import outputs
+    from isnet_keras.lrp.explain import build_heatmap_model
     from isnet_keras.lrp.graph import LRPGraph
 
-    graph = LRPGraph(classifier)
-    targets = [graph.tensor_of(name) for name in layer_names]
-    seed = outputs.ClassLogitRelevance(graph.logits_layer,
-                                       lrp_dtype=graph.lrp_dtype)
-    found = graph.propagate(graph.logits_call.output,
-                            seed(outputs.start_of_logits(graph)),
-                            targets=targets)
-    probe = keras.Model(graph.input, {
-        "logits": graph.logits_call.output,
-        "input": found[id(graph.input)],
-        **{name: found[id(t)] for name, t in zip(layer_names, targets)}})
+    probe = build_heatmap_model(LRPGraph(classifier),
+                                hidden_layers=tuple(layer_names))
     values = probe.predict(images, batch_size=50, verbose=0)
     logit = values["logits"].max(-1)
     report = {}
+    values["input"] = values["heatmaps"]
     for name in ("input", *layer_names):
         relevance = np.asarray(values[name])[:, 0]
         flat = relevance.reshape(len(relevance), -1)

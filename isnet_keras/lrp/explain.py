@@ -17,7 +17,7 @@ _CACHE_SIZE = 4
 _NAMED_INDICES = 10
 
 
-def build_heatmap_model(lrp_graph, num_heatmaps=None):
+def build_heatmap_model(lrp_graph, num_heatmaps=None, hidden_layers=()):
     """A Keras model `images (, classes) -> heatmaps (B, K, H, W, C)`.
 
     It consumes the classifier's own intermediate tensors (one forward pass,
@@ -28,9 +28,19 @@ def build_heatmap_model(lrp_graph, num_heatmaps=None):
         num_heatmaps: None to explain each image's predicted class (the
             model takes only images, K = 1); an int K to take a second
             input, integer classes of shape `(B, K)`.
+        hidden_layers: Names of classifier layers whose output relevance
+            is returned too.
 
     Returns:
-        A `keras.Model`.
+        A `keras.Model`. Without `hidden_layers` it returns the heatmaps;
+        with them, a dict of `"heatmaps"`, `"logits"` and each named
+        layer's `(B, K, *layer_output_shape)` relevance.
+
+    Example:
+
+    >>> graph = LRPGraph(classifier)
+    >>> probe = build_heatmap_model(graph, hidden_layers=("block1_out",))
+    >>> probe.predict(images)["block1_out"].shape  # (B, 1, T, D)
     """
     start = outputs.start_of_logits(lrp_graph)
     seed = outputs.ClassLogitRelevance(lrp_graph.logits_layer,
@@ -43,9 +53,16 @@ def build_heatmap_model(lrp_graph, num_heatmaps=None):
         classes = keras.Input((num_heatmaps,), dtype="int32", name="classes")
         inputs.append(classes)
         relevance = seed(start, classes)
-    found = lrp_graph.propagate(lrp_graph.logits_call.output, relevance)
+    targets = [lrp_graph.tensor_of(name) for name in hidden_layers]
+    found = lrp_graph.propagate(lrp_graph.logits_call.output, relevance,
+                                targets=targets)
     heatmaps = found[id(lrp_graph.input)]
-    return keras.Model(inputs, heatmaps, name="lrp_heatmaps")
+    if not hidden_layers:
+        return keras.Model(inputs, heatmaps, name="lrp_heatmaps")
+    return keras.Model(inputs, {
+        "heatmaps": heatmaps, "logits": lrp_graph.logits_call.output,
+        **{name: found[id(t)] for name, t in zip(hidden_layers, targets)}},
+        name="lrp_heatmaps")
 
 
 class Explainer:

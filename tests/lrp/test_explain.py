@@ -129,3 +129,37 @@ def test_selective_isnet_at_lrp_zero_gives_finite_maps():
         images.astype("float32"))["heatmaps"])
     assert np.all(np.isfinite(heatmaps))
     assert np.abs(heatmaps).sum() > 0
+
+
+def test_heatmap_model_returns_hidden_relevance_as_gradient_times_input():
+    import keras
+    import tensorflow as tf
+
+    from isnet_keras.lrp.composites import Composite
+    from isnet_keras.lrp.explain import build_heatmap_model
+    from isnet_keras.lrp.graph import LRPGraph
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((6,))
+    hidden = keras.layers.Dense(8, activation="relu", use_bias=False,
+                                name="hidden")(inputs)
+    logits = keras.layers.Dense(3, use_bias=False, name="logits")(hidden)
+    model = keras.Model(inputs, logits)
+    x = np.random.default_rng(1).uniform(0, 1, (4, 6)).astype("float32")
+    graph = LRPGraph(model, composite=Composite(default="zero",
+                                                first_layer=None))
+    probe = build_heatmap_model(graph, hidden_layers=("hidden",))
+    found = probe(x)
+    np.testing.assert_allclose(found["heatmaps"],
+                               build_heatmap_model(graph)(x), rtol=1e-6)
+    # LRP-0 on a bias-free ReLU network is gradient x input, layer by layer.
+    features = keras.Model(inputs, hidden)(x)
+    head = model.get_layer("logits")
+    with tf.GradientTape() as tape:
+        tape.watch(features)
+        chosen = tf.reduce_max(head(features), axis=-1)
+    expected = (features * tape.gradient(chosen, features)).numpy()
+    assert found["hidden"].shape == (4, 1, 8)
+    np.testing.assert_allclose(found["hidden"][:, 0], expected, rtol=1e-4,
+                               atol=1e-6)
+    np.testing.assert_allclose(found["logits"], model(x), rtol=1e-6)
