@@ -1,0 +1,203 @@
+"""Which parts of a ViT let a shortcut hide from the ISNet's heatmaps.
+
+Trains one ISNet (every `build_isnet` default but `P`) on a bias-zoo family
+with a ViT like `backbones.vit_small`, changed by the options below, and
+reports the biased, clean and confounding test accuracies, the background
+fraction of the heatmaps on biased test images, and the confounding accuracy
+after each epoch (one line per epoch):
+
+    python training/vit_leaks.py [--family frame] [--seed 0] [--epochs 12]
+        [--pooling mean|class_token] [--mlp-activation gelu|relu]
+        [--position-relevance absorb|identity] [--bias-relevance absorb|ignore]
+        [--P 0.95] [--learning-rate 3e-3] [--out FILE]
+
+The network: `vit_small`'s patch embedding, tokens, learned position
+embedding and 4 pre-norm blocks of width 64 (4 heads), then either the mean
+of the tokens (`mean`, `vit_small`'s head) or a class token prepended before
+the position embedding and read by the head (`class_token`, as keras-hub's
+ViT does), with `gelu` (`vit_small`'s) or `relu` as the MLP activation.
+
+Two options change LRP rules for this experiment only, inside
+`experiment_rules` (restored on exit; not options of the library):
+`--position-relevance identity` gives the position embedding's relevance to
+the patch tokens instead of absorbing its share, and `--bias-relevance
+ignore` leaves every bias (and every LayerNorm shift) out of the rules'
+denominators, so that linear layers pass all of their relevance down.
+"""
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+
+
+@contextlib.contextmanager
+def experiment_rules(position_relevance="absorb", bias_relevance="absorb"):
+    """Swaps the position embedding's and the biases' rules, then restores.
+
+    Args:
+        position_relevance: `"absorb"` (the library's rule) or
+            `"identity"` (all of it to the patch tokens).
+        bias_relevance: `"absorb"` (the library's rules) or `"ignore"`
+            (biases and LayerNorm shifts left out of every `z`).
+
+    Yields:
+        None. LRP graphs built and run inside use the chosen rules.
+    """
+    from isnet_keras.lrp import rules, transformer_mirrors
+
+    saved = (transformer_mirrors.PositionEmbeddingMirror.propagate,
+             rules._stopped, transformer_mirrors.layer_norm_rule)
+    try:
+        if position_relevance == "identity":
+            transformer_mirrors.PositionEmbeddingMirror.propagate = (
+                lambda self, relevance, inputs, outputs, training=None:
+                [relevance])
+        if bias_relevance == "ignore":
+            layer_norm_rule = saved[2]
+            rules._stopped = lambda bias: None
+            transformer_mirrors.layer_norm_rule = (
+                lambda relevance, x, gain, beta=None, *args, **kwargs:
+                layer_norm_rule(relevance, x, gain, None, *args, **kwargs))
+        yield
+    finally:
+        (transformer_mirrors.PositionEmbeddingMirror.propagate,
+         rules._stopped, transformer_mirrors.layer_norm_rule) = saved
+
+
+def leak_vit(num_classes, image_size, channels, pooling="mean",
+             mlp_activation="gelu", width=64, depth=4, num_heads=4):
+    """`vit_small` with a choice of head and MLP activation.
+
+    Args:
+        num_classes: int >= 2.
+        image_size: int; patches of `backbones.vit_patch_size(image_size)`.
+        channels: Input channels.
+        pooling: `"mean"` (the token mean) or `"class_token"`.
+        mlp_activation: The first MLP layer's activation.
+        width, depth, num_heads: As in `vit_small`.
+
+    Returns:
+        A functional `keras.Model`, images in [0, 1] -> logits.
+    """
+    import keras
+
+    from isnet_keras.backbones import vit_patch_size
+    from isnet_keras.hub import ClassToken, ClassTokenPooling
+    from isnet_keras.lrp.transformer_mirrors import AddPositionEmbedding
+
+    layers = keras.layers
+    patch = vit_patch_size(image_size)
+    grid = image_size // patch
+    inputs = keras.Input((image_size, image_size, channels), name="image")
+    x = layers.Conv2D(width, patch, strides=patch,
+                      name="patch_embedding")(inputs)
+    x = layers.Reshape((grid * grid, width), name="tokens")(x)
+    if pooling == "class_token":
+        x = ClassToken(name="class_token")(x)
+    x = AddPositionEmbedding(name="position_embedding")(x)
+    for block in range(1, depth + 1):
+        y = layers.LayerNormalization(name=f"block{block}_norm1")(x)
+        y = layers.MultiHeadAttention(num_heads, width // num_heads,
+                                      name=f"block{block}_attention")(y, y)
+        x = layers.Add(name=f"block{block}_attention_add")([x, y])
+        y = layers.LayerNormalization(name=f"block{block}_norm2")(x)
+        y = layers.Dense(2 * width, activation=mlp_activation,
+                         name=f"block{block}_mlp1")(y)
+        y = layers.Dense(width, name=f"block{block}_mlp2")(y)
+        x = layers.Add(name=f"block{block}_out")([x, y])
+    x = layers.LayerNormalization(name="final_norm")(x)
+    if pooling == "class_token":
+        x = ClassTokenPooling(name="token_pool")(x)
+    else:
+        x = layers.GlobalAveragePooling1D(name="token_pool")(x)
+    logits = layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, logits, name="leak_vit")
+
+
+def run(args):
+    """Trains and tests one ISNet; returns the result dict."""
+    import keras
+    import numpy as np
+
+    from isnet_keras.data.zoo import make_zoo_benchmark
+    from isnet_keras.isnet import DEFAULT_CLIPNORM, build_isnet
+    from isnet_keras.lrp.explain import Explainer
+    from isnet_keras.metrics import background_relevance_fraction
+
+    bench = make_zoo_benchmark(args.family, source="auto", seed=args.seed,
+                               limit_per_class=args.limit_per_class,
+                               test_per_class=args.test_per_class)
+    train = bench.train
+    confounding = bench.test["confounding"]
+    keras.utils.set_random_seed(args.seed)
+    classifier = leak_vit(int(train.labels.max()) + 1, train.images.shape[1],
+                          train.images.shape[-1], args.pooling,
+                          args.mlp_activation)
+
+    def accuracy(test):
+        predicted = classifier.predict(test.images, batch_size=256,
+                                       verbose=0).argmax(-1)
+        return float(np.mean(predicted == test.labels))
+
+    curve = []
+    report = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: (
+        curve.append(accuracy(confounding)),
+        print(f"epoch {epoch + 1}: training accuracy "
+              f"{logs['accuracy']:.3f}, confounding {curve[-1]:.3f}",
+              flush=True)))
+    with experiment_rules(args.position_relevance, args.bias_relevance):
+        isnet = build_isnet(classifier, P=args.P)
+        isnet.compile(optimizer=keras.optimizers.Adam(
+            args.learning_rate, global_clipnorm=DEFAULT_CLIPNORM))
+        start = time.perf_counter()
+        history = isnet.fit(train.images, {"label": train.labels,
+                                           "mask": train.masks},
+                            epochs=args.epochs, batch_size=32, verbose=0,
+                            callbacks=[report])
+        seconds = time.perf_counter() - start
+        biased = bench.test["biased"]
+        heatmaps = Explainer(classifier)(biased.images[:300],
+                                         "predicted")[:, 0]
+    fraction = background_relevance_fraction(heatmaps, biased.masks[:300])
+    return {**vars(args), "seconds": seconds,
+            **{name: accuracy(test) for name, test in bench.test.items()},
+            "background_fraction": float(np.mean(np.asarray(fraction))),
+            "training_accuracy": float(history.history["accuracy"][-1]),
+            "confounding_per_epoch": curve}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--family", default="frame")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--pooling", choices=("mean", "class_token"),
+                        default="mean")
+    parser.add_argument("--mlp-activation", choices=("gelu", "relu"),
+                        default="gelu")
+    parser.add_argument("--position-relevance", default="absorb",
+                        choices=("absorb", "identity"))
+    parser.add_argument("--bias-relevance", default="absorb",
+                        choices=("absorb", "ignore"))
+    parser.add_argument("--P", type=float, default=0.95)
+    parser.add_argument("--learning-rate", type=float, default=3e-3)
+    parser.add_argument("--limit-per-class", type=int, default=200)
+    parser.add_argument("--test-per-class", type=int, default=200)
+    parser.add_argument("--out", default=None)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    result = run(args)
+    print(json.dumps(result))
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
