@@ -154,7 +154,9 @@ def vit_small(num_classes, image_size, channels=3, width=64, depth=4,
     `block{i}_out`. There is no class token: the head pools the tokens.
 
     Every layer has an LRP mirror (docs/algorithm.md, "Transformer
-    layers"): attention passes relevance through its value path only.
+    layers"): by default attention passes relevance through its queries,
+    keys and values (AttnLRP). An ISNet of this network does not yet
+    remove shortcuts (docs/results.md, "A ViT on the bias zoo").
 
     Args:
         num_classes: int >= 2.
