@@ -28,6 +28,7 @@ denominators, so that linear layers pass all of their relevance down.
 import argparse
 import contextlib
 import json
+import pathlib
 import sys
 import time
 
@@ -192,10 +193,10 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     result = run(args)
-    print(json.dumps(result))
+    text = json.dumps(result, indent=1)
+    print(text)
     if args.out:
-        with open(args.out, "w", encoding="utf-8") as handle:
-            json.dump(result, handle, indent=1)
+        pathlib.Path(args.out).write_text(text, encoding="utf-8")
     return 0
 
 
