@@ -36,6 +36,9 @@ def build_heatmap_model(lrp_graph, num_heatmaps=None, hidden_layers=()):
         with them, a dict of `"heatmaps"`, `"logits"` and each named
         layer's `(B, K, *layer_output_shape)` relevance.
 
+    Raises:
+        ValueError: `hidden_layers` names `"heatmaps"` or `"logits"`.
+
     Example:
 
     >>> graph = LRPGraph(classifier)
@@ -53,6 +56,10 @@ def build_heatmap_model(lrp_graph, num_heatmaps=None, hidden_layers=()):
         classes = keras.Input((num_heatmaps,), dtype="int32", name="classes")
         inputs.append(classes)
         relevance = seed(start, classes)
+    clashes = {"heatmaps", "logits"} & set(hidden_layers)
+    if clashes:
+        raise ValueError(f"hidden_layers may not name {sorted(clashes)}: "
+                         "those keys hold the heatmaps and the logits.")
     targets = [lrp_graph.tensor_of(name) for name in hidden_layers]
     found = lrp_graph.propagate(lrp_graph.logits_call.output, relevance,
                                 targets=targets)

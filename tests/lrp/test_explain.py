@@ -163,3 +163,5 @@ def test_heatmap_model_returns_hidden_relevance_as_gradient_times_input():
     np.testing.assert_allclose(found["hidden"][:, 0], expected, rtol=1e-4,
                                atol=1e-6)
     np.testing.assert_allclose(found["logits"], model(x), rtol=1e-6)
+    with pytest.raises(ValueError, match="logits"):
+        build_heatmap_model(graph, hidden_layers=("logits",))
