@@ -139,7 +139,7 @@ def vit_patch_size(image_size):
 
 
 def vit_small(num_classes, image_size, channels=3, width=64, depth=4,
-              num_heads=4):
+              num_heads=4, pooling="mean", mlp_activation="gelu"):
     """A small vision transformer, logits output.
 
     Patch embedding `Conv2D(width, patch, strides=patch)` (`patch` from
@@ -166,22 +166,32 @@ def vit_small(num_classes, image_size, channels=3, width=64, depth=4,
             to 64.
         depth: int. Encoder blocks. Defaults to 4.
         num_heads: int. Attention heads. Defaults to 4.
+        pooling: `"mean"` (the token mean, the default) or
+            `"class_token"` (a learned token prepended before the position
+            embedding, `hub.ClassToken`, and read by the head).
+        mlp_activation: Activation of each block's first MLP layer.
+            Defaults to `"gelu"`.
 
     Returns:
         A functional `keras.Model` of `(image_size, image_size, channels)`
         in [0, 1] -> logits.
 
     Raises:
-        ValueError: image smaller than one patch, fewer than 2 classes, or
-            `width` not a multiple of `num_heads`.
+        ValueError: image smaller than one patch, fewer than 2 classes,
+            `width` not a multiple of `num_heads`, or an unknown
+            `pooling`.
 
     Example:
 
     >>> vit_small(10, 32).output.shape
     (None, 10)
     """
+    from isnet_keras.hub import ClassToken, ClassTokenPooling
     from isnet_keras.lrp.transformer_mirrors import AddPositionEmbedding
 
+    if pooling not in ("mean", "class_token"):
+        raise ValueError(f"pooling must be 'mean' or 'class_token', "
+                         f"received {pooling!r}.")
     size, width = int(image_size), int(width)
     patch = vit_patch_size(size)
     if size < patch:
@@ -200,6 +210,8 @@ def vit_small(num_classes, image_size, channels=3, width=64, depth=4,
     x = layers.Conv2D(width, patch, strides=patch,
                       name="patch_embedding")(inputs)
     x = layers.Reshape((grid * grid, width), name="tokens")(x)
+    if pooling == "class_token":
+        x = ClassToken(name="class_token")(x)
     x = AddPositionEmbedding(name="position_embedding")(x)
     for block in range(1, int(depth) + 1):
         y = layers.LayerNormalization(name=f"block{block}_norm1")(x)
@@ -208,12 +220,15 @@ def vit_small(num_classes, image_size, channels=3, width=64, depth=4,
             name=f"block{block}_attention")(y, y)
         x = layers.Add(name=f"block{block}_attention_add")([x, y])
         y = layers.LayerNormalization(name=f"block{block}_norm2")(x)
-        y = layers.Dense(2 * width, activation="gelu",
+        y = layers.Dense(2 * width, activation=mlp_activation,
                          name=f"block{block}_mlp1")(y)
         y = layers.Dense(width, name=f"block{block}_mlp2")(y)
         x = layers.Add(name=f"block{block}_out")([x, y])
     x = layers.LayerNormalization(name="final_norm")(x)
-    x = layers.GlobalAveragePooling1D(name="token_pool")(x)
+    if pooling == "class_token":
+        x = ClassTokenPooling(name="token_pool")(x)
+    else:
+        x = layers.GlobalAveragePooling1D(name="token_pool")(x)
     logits = layers.Dense(int(num_classes), name="logits")(x)
     return keras.Model(inputs, logits, name=f"{VIT_SMALL}_classifier")
 

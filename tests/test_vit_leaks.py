@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from isnet_keras import backbones
 from isnet_keras.lrp import rules, transformer_mirrors
 from isnet_keras.lrp.composites import Composite
 from isnet_keras.lrp.explain import build_heatmap_model
@@ -55,8 +56,8 @@ def test_ignored_bias_passes_the_whole_logit_to_the_input():
 @pytest.mark.parametrize("pooling", ["mean", "class_token"])
 def test_identity_position_rule_hands_all_token_relevance_down(pooling):
     keras.utils.set_random_seed(0)
-    model = vit_leaks.leak_vit(3, 16, 1, pooling=pooling,
-                               mlp_activation="relu", depth=1)
+    model = backbones.vit_small(3, 16, 1, depth=1, pooling=pooling,
+                                mlp_activation="relu")
     images = np.random.default_rng(1).uniform(0, 1, (2, 16, 16, 1))
     names = ("position_embedding", "tokens" if pooling == "mean"
              else "class_token")
@@ -72,3 +73,4 @@ def test_identity_position_rule_hands_all_token_relevance_down(pooling):
         above, below = relevance()
     np.testing.assert_allclose(above, below, rtol=1e-6)
     assert model.output.shape == (None, 3)
+    assert model.get_layer("block1_mlp1").activation.__name__ == "relu"

@@ -11,11 +11,8 @@ after each epoch (one line per epoch):
         [--position-relevance absorb|identity] [--bias-relevance absorb|ignore]
         [--P 0.95] [--learning-rate 3e-3] [--out FILE]
 
-The network: `vit_small`'s patch embedding, tokens, learned position
-embedding and 4 pre-norm blocks of width 64 (4 heads), then either the mean
-of the tokens (`mean`, `vit_small`'s head) or a class token prepended before
-the position embedding and read by the head (`class_token`, as keras-hub's
-ViT does), with `gelu` (`vit_small`'s) or `relu` as the MLP activation.
+The network is `backbones.vit_small` with its `pooling` (the token mean, or a
+class token as keras-hub's ViT has) and `mlp_activation` options.
 
 Two options change LRP rules for this experiment only, inside
 `experiment_rules` (restored on exit; not options of the library):
@@ -67,61 +64,12 @@ def experiment_rules(position_relevance="absorb", bias_relevance="absorb"):
          rules._stopped, transformer_mirrors.layer_norm_rule) = saved
 
 
-def leak_vit(num_classes, image_size, channels, pooling="mean",
-             mlp_activation="gelu", width=64, depth=4, num_heads=4):
-    """`vit_small` with a choice of head and MLP activation.
-
-    Args:
-        num_classes: int >= 2.
-        image_size: int; patches of `backbones.vit_patch_size(image_size)`.
-        channels: Input channels.
-        pooling: `"mean"` (the token mean) or `"class_token"`.
-        mlp_activation: The first MLP layer's activation.
-        width, depth, num_heads: As in `vit_small`.
-
-    Returns:
-        A functional `keras.Model`, images in [0, 1] -> logits.
-    """
-    import keras
-
-    from isnet_keras.backbones import vit_patch_size
-    from isnet_keras.hub import ClassToken, ClassTokenPooling
-    from isnet_keras.lrp.transformer_mirrors import AddPositionEmbedding
-
-    layers = keras.layers
-    patch = vit_patch_size(image_size)
-    grid = image_size // patch
-    inputs = keras.Input((image_size, image_size, channels), name="image")
-    x = layers.Conv2D(width, patch, strides=patch,
-                      name="patch_embedding")(inputs)
-    x = layers.Reshape((grid * grid, width), name="tokens")(x)
-    if pooling == "class_token":
-        x = ClassToken(name="class_token")(x)
-    x = AddPositionEmbedding(name="position_embedding")(x)
-    for block in range(1, depth + 1):
-        y = layers.LayerNormalization(name=f"block{block}_norm1")(x)
-        y = layers.MultiHeadAttention(num_heads, width // num_heads,
-                                      name=f"block{block}_attention")(y, y)
-        x = layers.Add(name=f"block{block}_attention_add")([x, y])
-        y = layers.LayerNormalization(name=f"block{block}_norm2")(x)
-        y = layers.Dense(2 * width, activation=mlp_activation,
-                         name=f"block{block}_mlp1")(y)
-        y = layers.Dense(width, name=f"block{block}_mlp2")(y)
-        x = layers.Add(name=f"block{block}_out")([x, y])
-    x = layers.LayerNormalization(name="final_norm")(x)
-    if pooling == "class_token":
-        x = ClassTokenPooling(name="token_pool")(x)
-    else:
-        x = layers.GlobalAveragePooling1D(name="token_pool")(x)
-    logits = layers.Dense(num_classes, name="logits")(x)
-    return keras.Model(inputs, logits, name="leak_vit")
-
-
 def run(args):
     """Trains and tests one ISNet; returns the result dict."""
     import keras
     import numpy as np
 
+    from isnet_keras.backbones import vit_small
     from isnet_keras.data.zoo import make_zoo_benchmark
     from isnet_keras.isnet import DEFAULT_CLIPNORM, build_isnet
     from isnet_keras.lrp.explain import Explainer
@@ -133,9 +81,10 @@ def run(args):
     train = bench.train
     confounding = bench.test["confounding"]
     keras.utils.set_random_seed(args.seed)
-    classifier = leak_vit(int(train.labels.max()) + 1, train.images.shape[1],
-                          train.images.shape[-1], args.pooling,
-                          args.mlp_activation)
+    classifier = vit_small(int(train.labels.max()) + 1,
+                           train.images.shape[1], train.images.shape[-1],
+                           pooling=args.pooling,
+                           mlp_activation=args.mlp_activation)
 
     def accuracy(test):
         predicted = classifier.predict(test.images, batch_size=256,
