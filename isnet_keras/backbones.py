@@ -139,7 +139,8 @@ def vit_patch_size(image_size):
 
 
 def vit_small(num_classes, image_size, channels=3, width=64, depth=4,
-              num_heads=4, pooling="mean", mlp_activation="gelu"):
+              num_heads=4, pooling="mean", mlp_activation="gelu",
+              attention="softmax"):
     """A small vision transformer, logits output.
 
     Patch embedding `Conv2D(width, patch, strides=patch)` (`patch` from
@@ -171,6 +172,10 @@ def vit_small(num_classes, image_size, channels=3, width=64, depth=4,
             embedding, `hub.ClassToken`, and read by the head).
         mlp_activation: Activation of each block's first MLP layer.
             Defaults to `"gelu"`.
+        attention: `"softmax"` (`keras.layers.MultiHeadAttention`, the
+            default) or `"relu"` (`lrp.relu_attention.ReLUAttention`,
+            probabilities `relu(l) / T_k`, whose LRP rule conserves
+            relevance).
 
     Returns:
         A functional `keras.Model` of `(image_size, image_size, channels)`
@@ -179,7 +184,7 @@ def vit_small(num_classes, image_size, channels=3, width=64, depth=4,
     Raises:
         ValueError: image smaller than one patch, fewer than 2 classes,
             `width` not a multiple of `num_heads`, or an unknown
-            `pooling`.
+            `pooling` or `attention`.
 
     Example:
 
@@ -187,11 +192,17 @@ def vit_small(num_classes, image_size, channels=3, width=64, depth=4,
     (None, 10)
     """
     from isnet_keras.hub import ClassToken, ClassTokenPooling
+    from isnet_keras.lrp.relu_attention import ReLUAttention
     from isnet_keras.lrp.transformer_mirrors import AddPositionEmbedding
 
     if pooling not in ("mean", "class_token"):
         raise ValueError(f"pooling must be 'mean' or 'class_token', "
                          f"received {pooling!r}.")
+    attention_layers = {"softmax": keras.layers.MultiHeadAttention,
+                        "relu": ReLUAttention}
+    if attention not in attention_layers:
+        raise ValueError(f"attention must be 'softmax' or 'relu', received "
+                         f"{attention!r}.")
     size, width = int(image_size), int(width)
     patch = vit_patch_size(size)
     if size < patch:
@@ -215,7 +226,7 @@ def vit_small(num_classes, image_size, channels=3, width=64, depth=4,
     x = AddPositionEmbedding(name="position_embedding")(x)
     for block in range(1, int(depth) + 1):
         y = layers.LayerNormalization(name=f"block{block}_norm1")(x)
-        y = layers.MultiHeadAttention(
+        y = attention_layers[attention](
             int(num_heads), width // int(num_heads),
             name=f"block{block}_attention")(y, y)
         x = layers.Add(name=f"block{block}_attention_add")([x, y])

@@ -96,17 +96,21 @@ def reference_attention(attention, query, value, key, mask=None,
     """A `MultiHeadAttention`'s output in TensorFlow ops, the oracle of an
     attention rule as gradient x input: `"full"` halves the bilinear
     products `q k^T` and `A v` (`halved_einsum`), `"value"` holds the
-    attention probabilities constant. `mask`: boolean `(B or 1, 1, T_q,
-    T_k)` or None."""
+    attention probabilities constant, `"relu"` is `"full"` with
+    `ReLUAttention`'s probabilities `relu(l) / T_k` in place of the
+    softmax. `mask`: boolean `(B or 1, 1, T_q, T_k)` or None."""
     wq, bq, wk, bk, wv, bv, wo, bo = attention_weights(attention)
     q = tf.einsum("btd,dhk->bthk", query, wq) + bq
     k = tf.einsum("btd,dhk->bthk", key, wk) + bk
     v = tf.einsum("btd,dhk->bthk", value, wv) + bv
-    product = halved_einsum if rule == "full" else tf.einsum
+    product = tf.einsum if rule == "value" else halved_einsum
     logits = product("bthk,bshk->bhts", q / np.sqrt(wq.shape[-1]), k)
     if mask is not None:
         logits = tf.where(mask, logits, tf.constant(-1e9, logits.dtype))
-    probabilities = tf.nn.softmax(logits, axis=-1)
+    if rule == "relu":
+        probabilities = tf.nn.relu(logits) / logits.shape[-1]
+    else:
+        probabilities = tf.nn.softmax(logits, axis=-1)
     if rule == "value":
         probabilities = tf.stop_gradient(probabilities)
     mixed = product("bhts,bshk->bthk", probabilities, v)

@@ -8,11 +8,13 @@ after each epoch (one line per epoch):
 
     python training/vit_leaks.py [--family frame] [--seed 0] [--epochs 12]
         [--pooling mean|class_token] [--mlp-activation gelu|relu]
+        [--attention softmax|relu]
         [--position-relevance absorb|identity] [--bias-relevance absorb|ignore]
         [--P 0.95] [--learning-rate 3e-3] [--out FILE]
 
 The network is `backbones.vit_small` with its `pooling` (the token mean, or a
-class token as keras-hub's ViT has) and `mlp_activation` options.
+class token as keras-hub's ViT has), `mlp_activation` and `attention` (the
+softmax, or `ReLUAttention`'s `relu(l) / T_k`) options.
 
 Two options change LRP rules for this experiment only, inside
 `experiment_rules` (restored on exit; not options of the library):
@@ -84,7 +86,8 @@ def run(args):
     classifier = vit_small(int(train.labels.max()) + 1,
                            train.images.shape[1], train.images.shape[-1],
                            pooling=args.pooling,
-                           mlp_activation=args.mlp_activation)
+                           mlp_activation=args.mlp_activation,
+                           attention=args.attention)
 
     def accuracy(test):
         predicted = classifier.predict(test.images, batch_size=256,
@@ -127,6 +130,8 @@ def parse_args(argv=None):
                         default="mean")
     parser.add_argument("--mlp-activation", choices=("gelu", "relu"),
                         default="gelu")
+    parser.add_argument("--attention", choices=("softmax", "relu"),
+                        default="softmax")
     parser.add_argument("--position-relevance", default="absorb",
                         choices=("absorb", "identity"))
     parser.add_argument("--bias-relevance", default="absorb",

@@ -56,6 +56,10 @@ from isnet_keras.lrp.shape_mirrors import (  # noqa: F401
     ReshapeMirror,
     ZeroPadding2DMirror,
 )
+from isnet_keras.lrp.relu_attention import (  # noqa: F401
+    ReLUAttention,
+    ReLUAttentionMirror,
+)
 from isnet_keras.lrp.transformer_mirrors import (  # noqa: F401
     AddPositionEmbedding,
     GlobalAveragePooling1DMirror,
@@ -96,6 +100,7 @@ DEFAULT_MIRRORS = types.MappingProxyType({
     keras.layers.GlobalAveragePooling1D: GlobalAveragePooling1DMirror,
     AddPositionEmbedding: PositionEmbeddingMirror,
     keras.layers.MultiHeadAttention: MultiHeadAttentionMirror,
+    ReLUAttention: ReLUAttentionMirror,
 })
 """Classifier layer class -> mirror class, for the built-in layers. Exact
 classes only: a subclass may change the computation, so it must be

@@ -486,7 +486,12 @@ class MultiHeadAttentionMirror(Mirror):
         return {"value": self._step(relevance, v, mixed, combine_t,
                                     attention)}
 
-    def _softmax_rule(self, c, attention, logits, mask):
+    def _probabilities(self, q, k, mask=None):
+        """The attention probabilities `A = softmax(l)` `(B, heads, T_q,
+        T_k)` of the scaled queries `q` and the keys `k` (masked ones 0)."""
+        return tf.nn.softmax(self._logits(q, k, mask), axis=-1)
+
+    def _probability_rule(self, c, attention, logits, mask):
         """Gradient x input at the softmax's input.
 
         Args:
@@ -548,7 +553,7 @@ class MultiHeadAttentionMirror(Mirror):
         c = tf.einsum(classed(h_term, v_term, weights), s, half * v)
         # The softmax, then `l = (q / sqrt(d)) k^T`, the uniform rule again.
         logits = self._logits(q * scale, k)
-        r_logits = self._softmax_rule(c, attention, logits, mask)
+        r_logits = self._probability_rule(c, attention, logits, mask)
         s = rules._ratio(r_logits, logits, self.epsilon)
         # `R_q = q * (s k) / (2 sqrt(d))`: the relevance of the scaled
         # query, which the scaling passes on unchanged (one-to-one).
@@ -570,8 +575,7 @@ class MultiHeadAttentionMirror(Mirror):
         _, v = self._projection(layer.value_dense, value)
         scale = tf.constant(layer._inverse_sqrt_key_dim, self.lrp_dtype)
         # Live biases: the training step differentiates `A` in full.
-        attention = tf.nn.softmax(self._logits(q_live * scale, k_live, mask),
-                                  axis=-1)
+        attention = self._probabilities(q_live * scale, k_live, mask)
         mixed = tf.einsum(layer._combine_equation, attention, v)
         _, out = self._projection(layer.output_dense, mixed)
         out = self._checked_output(out, outputs[0])
