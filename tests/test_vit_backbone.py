@@ -39,6 +39,21 @@ def test_vit_small_is_a_named_backbone_without_weights(tmp_path):
         backbones.vit_small(2, 3)
 
 
+def test_vit_small_takes_relu_attention_and_refuses_unknown_options():
+    from isnet_keras.lrp.relu_attention import ReLUAttention
+
+    model = backbones.vit_small(2, 32, attention="relu", depth=2)
+    kinds = {type(model.get_layer(f"block{i}_attention")) for i in (1, 2)}
+    assert kinds == {ReLUAttention}
+    assert type(backbones.vit_small(2, 32, depth=1).get_layer(
+        "block1_attention")) is keras.layers.MultiHeadAttention
+    LRPGraph(model)
+    with pytest.raises(ValueError, match="attention must be"):
+        backbones.vit_small(2, 32, attention="sigmoid")
+    with pytest.raises(ValueError, match="pooling must be"):
+        backbones.vit_small(2, 32, pooling="max")
+
+
 def test_vit_small_gets_no_deep_supervision_by_default():
     model = backbones.vit_small(2, 32)
     assert backbones.deep_supervision_layers(model) == ()
