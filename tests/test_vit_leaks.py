@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from isnet_keras import backbones
-from isnet_keras.lrp import rules, transformer_mirrors
-from isnet_keras.lrp.composites import Composite
+from isnet_keras.lrp import transformer_mirrors
 from isnet_keras.lrp.explain import build_heatmap_model
 from isnet_keras.lrp.graph import LRPGraph
 
@@ -19,38 +18,22 @@ sys.path.insert(0, str(ROOT / "training"))
 import vit_leaks  # noqa: E402
 
 
-def _library_rules():
-    return (transformer_mirrors.PositionEmbeddingMirror.propagate,
-            rules._stopped, transformer_mirrors.layer_norm_rule)
-
-
 def test_rules_are_restored_after_the_experiment_even_on_error():
-    before = _library_rules()
+    before = transformer_mirrors.PositionEmbeddingMirror.propagate
     with pytest.raises(RuntimeError):
-        with vit_leaks.experiment_rules("identity", "ignore"):
-            assert _library_rules() != before
+        with vit_leaks.experiment_rules("identity"):
+            assert transformer_mirrors.PositionEmbeddingMirror.propagate \
+                is not before
             raise RuntimeError("stop")
-    assert _library_rules() == before
+    assert transformer_mirrors.PositionEmbeddingMirror.propagate is before
 
 
-def test_ignored_bias_passes_the_whole_logit_to_the_input():
-    inputs = keras.Input((4,))
-    logits = keras.layers.Dense(2, bias_initializer=keras.initializers
-                                .Constant(3.0), name="logits")(inputs)
-    model = keras.Model(inputs, logits)
-    x = np.random.default_rng(0).uniform(0.5, 1, (3, 4)).astype("float32")
-    lrp0 = Composite(default="zero", first_layer=None)
-    logit = model(x).numpy().max(-1)
-
-    def relevance_sum():
-        graph = LRPGraph(model, composite=lrp0)
-        return np.asarray(build_heatmap_model(graph)(x))[:, 0].sum(-1)
-
-    absorbed = relevance_sum()
-    with vit_leaks.experiment_rules(bias_relevance="ignore"):
-        passed = relevance_sum()
-    np.testing.assert_allclose(absorbed, logit - 3.0, rtol=1e-4)
-    np.testing.assert_allclose(passed, logit, rtol=1e-4)
+def test_options_reach_the_network_and_the_composite():
+    args = vit_leaks.parse_args(["--attention", "relu", "--bias-relevance",
+                                 "ignore", "--pooling", "class_token"])
+    assert (args.attention, args.bias_relevance) == ("relu", "ignore")
+    with pytest.raises(SystemExit):
+        vit_leaks.parse_args(["--attention", "sigmoid"])
 
 
 @pytest.mark.parametrize("pooling", ["mean", "class_token"])
@@ -74,3 +57,14 @@ def test_identity_position_rule_hands_all_token_relevance_down(pooling):
     np.testing.assert_allclose(above, below, rtol=1e-6)
     assert model.output.shape == (None, 3)
     assert model.get_layer("block1_mlp1").activation.__name__ == "relu"
+
+
+def test_a_tiny_run_trains_and_explains_with_relu_attention_and_ignore():
+    args = vit_leaks.parse_args([
+        "--attention", "relu", "--mlp-activation", "relu", "--pooling",
+        "class_token", "--bias-relevance", "ignore", "--epochs", "1",
+        "--limit-per-class", "3", "--test-per-class", "2"])
+    result = vit_leaks.run(args)
+    for name in ("biased", "clean", "confounding", "background_fraction"):
+        assert 0.0 <= result[name] <= 1.0, name
+    assert len(result["confounding_per_epoch"]) == 1

@@ -16,12 +16,13 @@ The network is `backbones.vit_small` with its `pooling` (the token mean, or a
 class token as keras-hub's ViT has), `mlp_activation` and `attention` (the
 softmax, or `ReLUAttention`'s `relu(l) / T_k`) options.
 
-Two options change LRP rules for this experiment only, inside
-`experiment_rules` (restored on exit; not options of the library):
-`--position-relevance identity` gives the position embedding's relevance to
-the patch tokens instead of absorbing its share, and `--bias-relevance
-ignore` leaves every bias (and every LayerNorm shift) out of the rules'
-denominators, so that linear layers pass all of their relevance down.
+`--bias-relevance ignore` trains and explains with
+`default_composite(bias_relevance="ignore")`: no bias, LayerNorm shift or
+position embedding is part of any rule's `z`, so every layer passes on all
+of the relevance it receives. `--position-relevance identity` changes one
+LRP rule for this experiment only, inside `experiment_rules` (restored on
+exit; not an option of the library): the position embedding gives all of
+its relevance to the patch tokens while the biases still absorb theirs.
 """
 
 import argparse
@@ -33,37 +34,27 @@ import time
 
 
 @contextlib.contextmanager
-def experiment_rules(position_relevance="absorb", bias_relevance="absorb"):
-    """Swaps the position embedding's and the biases' rules, then restores.
+def experiment_rules(position_relevance="absorb"):
+    """Swaps the position embedding's rule, then restores it.
 
     Args:
         position_relevance: `"absorb"` (the library's rule) or
             `"identity"` (all of it to the patch tokens).
-        bias_relevance: `"absorb"` (the library's rules) or `"ignore"`
-            (biases and LayerNorm shifts left out of every `z`).
 
     Yields:
-        None. LRP graphs built and run inside use the chosen rules.
+        None. LRP graphs built and run inside use the chosen rule.
     """
-    from isnet_keras.lrp import rules, transformer_mirrors
+    from isnet_keras.lrp import transformer_mirrors
 
-    saved = (transformer_mirrors.PositionEmbeddingMirror.propagate,
-             rules._stopped, transformer_mirrors.layer_norm_rule)
+    saved = transformer_mirrors.PositionEmbeddingMirror.propagate
     try:
         if position_relevance == "identity":
             transformer_mirrors.PositionEmbeddingMirror.propagate = (
                 lambda self, relevance, inputs, outputs, training=None:
                 [relevance])
-        if bias_relevance == "ignore":
-            layer_norm_rule = saved[2]
-            rules._stopped = lambda bias: None
-            transformer_mirrors.layer_norm_rule = (
-                lambda relevance, x, gain, beta=None, *args, **kwargs:
-                layer_norm_rule(relevance, x, gain, None, *args, **kwargs))
         yield
     finally:
-        (transformer_mirrors.PositionEmbeddingMirror.propagate,
-         rules._stopped, transformer_mirrors.layer_norm_rule) = saved
+        transformer_mirrors.PositionEmbeddingMirror.propagate = saved
 
 
 def run(args):
@@ -74,6 +65,7 @@ def run(args):
     from isnet_keras.backbones import vit_small
     from isnet_keras.data.zoo import make_zoo_benchmark
     from isnet_keras.isnet import DEFAULT_CLIPNORM, build_isnet
+    from isnet_keras.lrp.composites import default_composite
     from isnet_keras.lrp.explain import Explainer
     from isnet_keras.metrics import background_relevance_fraction
 
@@ -100,8 +92,9 @@ def run(args):
         print(f"epoch {epoch + 1}: training accuracy "
               f"{logs['accuracy']:.3f}, confounding {curve[-1]:.3f}",
               flush=True)))
-    with experiment_rules(args.position_relevance, args.bias_relevance):
-        isnet = build_isnet(classifier, P=args.P)
+    composite = default_composite(bias_relevance=args.bias_relevance)
+    with experiment_rules(args.position_relevance):
+        isnet = build_isnet(classifier, P=args.P, composite=composite)
         isnet.compile(optimizer=keras.optimizers.Adam(
             args.learning_rate, global_clipnorm=DEFAULT_CLIPNORM))
         start = time.perf_counter()
@@ -111,8 +104,8 @@ def run(args):
                             callbacks=[report])
         seconds = time.perf_counter() - start
         biased = bench.test["biased"]
-        heatmaps = Explainer(classifier)(biased.images[:300],
-                                         "predicted")[:, 0]
+        heatmaps = Explainer(classifier, composite=composite)(
+            biased.images[:300], "predicted")[:, 0]
     fraction = background_relevance_fraction(heatmaps, biased.masks[:300])
     return {**vars(args), "seconds": seconds,
             **{name: accuracy(test) for name, test in bench.test.items()},

@@ -36,6 +36,14 @@ def _check_rule(rule, what):
                          f"received {rule!r}.")
 
 
+def check_bias_relevance(value):
+    """Raises `ValueError` unless `value` is one of
+    `rules.BIAS_RELEVANCE`."""
+    if value not in rules.BIAS_RELEVANCE:
+        raise ValueError("bias_relevance must be one of "
+                         f"{rules.BIAS_RELEVANCE}, received {value!r}.")
+
+
 def check_attention_relevance(value):
     """Raises `ValueError` unless `value` is one of
     `rules.ATTENTION_RELEVANCE`."""
@@ -70,6 +78,16 @@ class Composite:
             probabilities held constant (query and key get none), the
             rule of earlier versions. Their epsilon rule is the one the
             composite gives the layer like any other.
+        bias_relevance: How the rules treat constant summands (biases,
+            batch-norm and LayerNorm shifts, a learned position
+            embedding): `"absorb"` (default), each keeps its share of the
+            relevance, as in the papers; or `"ignore"`, no rule's `z`
+            includes them, so every layer passes on all of the relevance
+            it receives (conservation from the logit to the input, up to
+            epsilon and the softmax of attention). A constant that
+            absorbs relevance is a path by which an input can change the
+            output without relevance on it; transformer ISNets need
+            `"ignore"` (docs/algorithm.md, "Constant summands").
 
     Example:
 
@@ -80,7 +98,7 @@ class Composite:
     """
 
     def __init__(self, layer_rules=None, default="epsilon", first_layer="zb",
-                 attention_relevance="full"):
+                 attention_relevance="full", bias_relevance="absorb"):
         layer_rules = dict(layer_rules or {})
         for layer_class, rule in layer_rules.items():
             if not (isinstance(layer_class, type) and
@@ -92,10 +110,12 @@ class Composite:
         if first_layer is not None:
             _check_rule(first_layer, "first_layer")
         check_attention_relevance(attention_relevance)
+        check_bias_relevance(bias_relevance)
         self.layer_rules = layer_rules
         self.default = default
         self.first_layer = first_layer
         self.attention_relevance = attention_relevance
+        self.bias_relevance = bias_relevance
 
     def rule_for(self, layer, first_layer=False, supported=None):
         """The rule name of `layer`.
@@ -141,7 +161,7 @@ class Composite:
         return (type(self), tuple(sorted(
             ((f"{c.__module__}.{c.__qualname__}", id(c), r)
              for c, r in self.layer_rules.items()))), self.default,
-            self.first_layer, self.attention_relevance)
+            self.first_layer, self.attention_relevance, self.bias_relevance)
 
     def __eq__(self, other):
         return isinstance(other, Composite) and self.key() == other.key()
@@ -153,7 +173,8 @@ class Composite:
         rules_repr = {c.__name__: r for c, r in self.layer_rules.items()}
         return (f"Composite({rules_repr}, default={self.default!r}, "
                 f"first_layer={self.first_layer!r}, "
-                f"attention_relevance={self.attention_relevance!r})")
+                f"attention_relevance={self.attention_relevance!r}, "
+                f"bias_relevance={self.bias_relevance!r})")
 
     def get_config(self):
         """Layer classes by their registered Keras names (see `from_config`)."""
@@ -164,12 +185,14 @@ class Composite:
             "default": self.default,
             "first_layer": self.first_layer,
             "attention_relevance": self.attention_relevance,
+            "bias_relevance": self.bias_relevance,
         }
 
     @classmethod
     def from_config(cls, config):
         """The inverse of `get_config`; a config saved before
-        `attention_relevance` existed gets the default, `"full"`."""
+        `attention_relevance` or `bias_relevance` existed gets its
+        default."""
         config = dict(config)
         layer_rules = {}
         for name, rule in config.pop("layer_rules", []):
@@ -183,7 +206,8 @@ class Composite:
         return cls(layer_rules, **config)
 
 
-def default_composite(first_layer_rule="zb", attention_relevance="full"):
+def default_composite(first_layer_rule="zb", attention_relevance="full",
+                      bias_relevance="absorb"):
     """The papers' composite: LRP-epsilon everywhere, Z^B at the first layers.
 
     Args:
@@ -191,6 +215,8 @@ def default_composite(first_layer_rule="zb", attention_relevance="full"):
             first linear layers (`"epsilon"`: no special first layer).
         attention_relevance: `"full"` (default, AttnLRP) or `"value"` (the
             value path alone), see `Composite`.
+        bias_relevance: `"absorb"` (default) or `"ignore"`, see
+            `Composite`.
 
     Returns:
         A `Composite`.
@@ -208,4 +234,5 @@ def default_composite(first_layer_rule="zb", attention_relevance="full"):
                          f"{first_layer_rule!r}.")
     return Composite(default="epsilon",
                      first_layer="zb" if first_layer_rule == "zb" else None,
-                     attention_relevance=attention_relevance)
+                     attention_relevance=attention_relevance,
+                     bias_relevance=bias_relevance)

@@ -30,7 +30,8 @@ class BatchNormalizationMirror(Mirror):
         gain, shift = folding.batch_norm_affine(
             layer, inputs[0], self._training(training), self.lrp_dtype
         )
-        return [rules.affine_rule(relevance, x, gain, shift, self.epsilon)]
+        return [rules.affine_rule(relevance, x, gain,
+                                  self._absorbing(shift), self.epsilon)]
 
 
 @keras.saving.register_keras_serializable(package="isnet_keras")
@@ -137,5 +138,6 @@ class RescalingMirror(Mirror):
             return [relevance]
         scale, offset = self._scale_offset(len(inputs[0].shape) - 1)
         return [rules.affine_rule(relevance, self._cast(inputs[0]),
-                                  self._cast(scale), self._cast(offset),
+                                  self._cast(scale),
+                                  self._absorbing(self._cast(offset)),
                                   self.epsilon)]

@@ -36,8 +36,11 @@ class LinearMirror(Mirror):
         `linear_output`, when given, is `L(x; kernel)` or a
         `relevance.BiasedOutput` taken from the forward pass (z reuse); the
         z+ rule does not use it. `output_at_maxima` goes to the epsilon
-        rule.
+        rule. `bias` is the one the rule's `z` includes, dropped under
+        `bias_relevance="ignore"` (a `BiasedOutput` still subtracts its
+        own, so `z` is then `L(x; W)`).
         """
+        bias = self._absorbing(bias)
         if self.rule == "zb":
             lower, upper = self._bound_tensors()
             return rules.zb_rule(relevance, x, linear, kernel, bias, lower,

@@ -28,6 +28,7 @@ import tensorflow as tf
 from isnet_keras.errors import UnsupportedLayerError
 from isnet_keras.lrp import folding
 from isnet_keras.lrp import relevance as relevance_lib
+from isnet_keras.lrp import rules
 
 
 def activation_name(layer):
@@ -100,6 +101,10 @@ class Mirror(keras.layers.Layer):
         input_names: Optional tuple of the argument name of each input
             tensor (e.g. `("query", "value", "attention_mask")`), for
             layers whose inputs play different parts.
+        bias_relevance: `"absorb"` (default) or `"ignore"`: whether the
+            layer's constant summands (bias, shift) keep a share of the
+            relevance (`Composite(bias_relevance=...)`); mirrors apply it
+            with `_absorbing`.
 
     Example:
 
@@ -114,17 +119,17 @@ class Mirror(keras.layers.Layer):
     """The relevance forms `propagate` takes (a plain tensor always)."""
     rules = ("epsilon",)
     """The rule names `propagate` implements; `()` for none to choose."""
-    composite_options = ()
+    composite_options = ("bias_relevance",)
     """Attributes of the composite that the graph builder passes to the
     constructor as keyword arguments of the same name (e.g.
-    `("attention_relevance",)`); `()` for none."""
+    `("attention_relevance", "bias_relevance")`)."""
     absorbs_batch_norm = False
     is_linear = False
 
     def __init__(self, layers, rule="epsilon", epsilon=1e-2,
                  input_bounds=None, training=None, is_logits=False,
                  lrp_dtype="float32", call_kwargs=None, input_names=None,
-                 **kwargs):
+                 bias_relevance="absorb", **kwargs):
         layers = tuple(layers)
         kwargs.setdefault("name", "lrp_" + layers[-1].name)
         super().__init__(dtype=lrp_dtype, **kwargs)
@@ -144,6 +149,11 @@ class Mirror(keras.layers.Layer):
         self.lrp_dtype = lrp_dtype
         self.call_kwargs = dict(call_kwargs or {})
         self.input_names = tuple(input_names or ())
+        if bias_relevance not in rules.BIAS_RELEVANCE:
+            raise ValueError("bias_relevance must be one of "
+                             f"{rules.BIAS_RELEVANCE}, received "
+                             f"{bias_relevance!r}.")
+        self.bias_relevance = bias_relevance
         self.check_layers()
 
     @property
@@ -201,6 +211,19 @@ class Mirror(keras.layers.Layer):
 
     def _cast(self, tensor):
         return tf.cast(tensor, self.lrp_dtype)
+
+    def _layer_input(self, tensor):
+        """`tensor` as the layer saw it (Keras casts inputs to the layer's
+        compute dtype), in the LRP dtype. Max pooling compares its input
+        with its output: a float64 input of a float32 layer, uncast, equals
+        no rounded maximum."""
+        return self._cast(tf.cast(tensor, self.source.compute_dtype))
+
+    def _absorbing(self, constant):
+        """`constant` (a bias or shift, or None) where it absorbs relevance
+        (`bias_relevance="absorb"`), else None: rules then leave it out of
+        their `z`."""
+        return constant if self.bias_relevance == "absorb" else None
 
     def _training(self, training):
         return training if self.fixed_training is None else self.fixed_training
@@ -264,6 +287,7 @@ class Mirror(keras.layers.Layer):
             "lrp_dtype": self.lrp_dtype,
             "call_kwargs": _plain(self.call_kwargs),
             "input_names": list(self.input_names),
+            "bias_relevance": self.bias_relevance,
         })
         return config
 

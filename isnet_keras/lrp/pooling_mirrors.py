@@ -36,7 +36,7 @@ class MaxPooling2DMirror(Mirror):
 
     def propagate(self, relevance, inputs, outputs, training=None):
         layer = self.source
-        x = self._cast(inputs[0])
+        x = self._layer_input(inputs[0])
         pooled = self._cast(outputs[0])
         gain, shift = self._folded_affine(outputs[0], training)
         pool_size = tuple(layer.pool_size)
@@ -66,7 +66,8 @@ class MaxPooling2DMirror(Mirror):
                 return linear_maps.max_unpool(s, argmax, input_shape)
 
         return [rules.winner_take_all_rule(
-            relevance, x, pooled, unpool, self.epsilon, gain, shift,
+            relevance, x, pooled, unpool, self.epsilon, gain,
+            self._absorbing(shift),
             winners=winners,
         )]
 
@@ -80,7 +81,7 @@ class GlobalMaxPooling2DMirror(Mirror):
 
     def propagate(self, relevance, inputs, outputs, training=None):
         keepdims = self.source.keepdims
-        x = self._cast(inputs[0])
+        x = self._layer_input(inputs[0])
         pooled = tf.reduce_max(x, axis=(1, 2), keepdims=keepdims)
         gain, shift = self._folded_affine(outputs[0], training)
 
@@ -88,5 +89,6 @@ class GlobalMaxPooling2DMirror(Mirror):
             return linear_maps.global_max_unpool(s, x, keepdims)
 
         return [rules.winner_take_all_rule(
-            relevance, x, pooled, unpool, self.epsilon, gain, shift,
+            relevance, x, pooled, unpool, self.epsilon, gain,
+            self._absorbing(shift),
         )]

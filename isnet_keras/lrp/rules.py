@@ -60,6 +60,11 @@ ATTENTION_RELEVANCE = ("full", "value")
 softmax, the query and key), or `"value"`, the value path alone with the
 attention probabilities held constant (the rule before AttnLRP's full
 treatment; see `transformer_mirrors.MultiHeadAttentionMirror`)."""
+BIAS_RELEVANCE = ("absorb", "ignore")
+"""How rules treat constant summands (biases, batch-norm and LayerNorm
+shifts, a learned position embedding): `"absorb"`, each keeps its share
+of the relevance (it is part of every `z`); `"ignore"`, no `z` includes
+them, so each layer passes on all of the relevance it receives."""
 
 
 def stabilize(z, epsilon):

@@ -118,8 +118,8 @@ class LayerNormalizationMirror(Mirror):
             gain = gain * self._cast(layer.gamma)
         center = not layer.rms_scaling
         beta = self._cast(layer.beta) if center and layer.center else None
-        return [layer_norm_rule(relevance, x, gain, beta, self.epsilon,
-                                center)]
+        return [layer_norm_rule(relevance, x, gain, self._absorbing(beta),
+                                self.epsilon, center)]
 
 
 @keras.saving.register_keras_serializable(package="isnet_keras")
@@ -204,7 +204,8 @@ class PositionEmbeddingMirror(Mirror):
     """Mirror of `AddPositionEmbedding`: `R_x = x * R / stab(x + sg(p))`.
 
     The sum rule of `Add` with the learned tensor as a constant summand:
-    its share `p * R / stab(x + p)` is absorbed, like a bias's.
+    its share `p * R / stab(x + p)` is absorbed, like a bias's. Under
+    `bias_relevance="ignore"` all of `R` goes to `x` (up to epsilon).
     """
 
     relevance_forms = (relevance_lib.TENSOR, relevance_lib.FACTORED)
@@ -212,8 +213,8 @@ class PositionEmbeddingMirror(Mirror):
     def propagate(self, relevance, inputs, outputs, training=None):
         x = self._cast(inputs[0])
         embedding = self._cast(self.source.embedding)
-        return [rules.affine_rule(relevance, x, 1.0, embedding,
-                                  self.epsilon)]
+        return [rules.affine_rule(relevance, x, 1.0,
+                                  self._absorbing(embedding), self.epsilon)]
 
 
 @keras.saving.register_keras_serializable(package="isnet_keras")
@@ -290,7 +291,8 @@ class MultiHeadAttentionMirror(Mirror):
     With `attention_relevance="full"` (the default) every step passes
     relevance, by AttnLRP's rules:
 
-    * the four projections: LRP-epsilon, each bias absorbing its share;
+    * the four projections: LRP-epsilon, each bias absorbing its share
+      (none under `bias_relevance="ignore"`);
     * the two bilinear products `h = A v` and `l = q k^T`: the uniform
       rule, each factor taking half of the relevance by LRP-epsilon:
       with `s = R_h / stab(h)`, `R_v = v * (A^T s) / 2` and
@@ -350,7 +352,7 @@ class MultiHeadAttentionMirror(Mirror):
     _MASKS = ("attention_mask", "query_mask", "value_mask", "key_mask")
 
     relevance_forms = (relevance_lib.TENSOR, relevance_lib.FACTORED)
-    composite_options = ("attention_relevance",)
+    composite_options = ("attention_relevance", "bias_relevance")
 
     def __init__(self, layers, attention_relevance="full", **kwargs):
         composites.check_attention_relevance(attention_relevance)
@@ -439,6 +441,14 @@ class MultiHeadAttentionMirror(Mirror):
             return z, z
         bias = self._cast(dense.bias)
         return z + bias, z + tf.stop_gradient(bias)
+
+    def _rule_z(self, z, dense):
+        """The `z` of a projection's LRP-epsilon step: `z` itself (its
+        bias stopped, absorbing a share), or, under
+        `bias_relevance="ignore"`, `z` without the bias."""
+        if self.bias_relevance == "absorb" or dense.bias is None:
+            return z
+        return z - tf.stop_gradient(self._cast(dense.bias))
 
     def _checked_output(self, out, layer_output):
         """The `z` of the output projection, after a run-time check that
@@ -586,7 +596,7 @@ class MultiHeadAttentionMirror(Mirror):
             layer.output_dense.equation,
             *(d.equation for d in dense.values()))
         relevance = self._step(
-            relevance, mixed, out,
+            relevance, mixed, self._rule_z(out, layer.output_dense),
             _transposed(layer.output_dense.equation, letter),
             self._cast(layer.output_dense.kernel))
         leading = tf.shape(relevance.per_class)[:2]
@@ -601,7 +611,8 @@ class MultiHeadAttentionMirror(Mirror):
         for name, part in parts.items():
             x, z = tokens[name]
             found[name] = self._step(
-                part, x, z, _transposed(dense[name].equation, letter),
+                part, x, self._rule_z(z, dense[name]),
+                _transposed(dense[name].equation, letter),
                 self._cast(dense[name].kernel))
         if "key" in found and "key" not in names:
             # The key is the value input: one relevance, the sum.

@@ -8,6 +8,7 @@ import pytest
 
 from isnet_keras.errors import UnsupportedLayerError
 from isnet_keras.lrp import mirrors
+from isnet_keras.lrp.composites import Composite
 from isnet_keras.lrp.explain import Explainer, build_heatmap_model, explain
 from isnet_keras.lrp.graph import LRPGraph
 from tests import support
@@ -125,6 +126,7 @@ def _every_layer_type():
     tokens = layers.Dense(8, activation="gelu")(
         layers.LayerNormalization()(tokens))
     tokens = layers.MultiHeadAttention(2, 4)(tokens, tokens)
+    tokens = mirrors.ReLUAttention(2, 4)(tokens, tokens)
     tokens = layers.RMSNormalization()(tokens)
     x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x),
                               layers.GlobalMaxPooling2D()(x), flat,
@@ -172,3 +174,29 @@ def test_channels_first_layers_are_refused_by_every_mirror(layer):
         2, 1), layer, keras.layers.Flatten(), keras.layers.Dense(3)])
     with pytest.raises(UnsupportedLayerError, match="channels_last"):
         LRPGraph(model)
+
+
+@pytest.mark.parametrize("pooling", [keras.layers.MaxPooling2D(2),
+                                     keras.layers.GlobalMaxPooling2D()])
+def test_float32_max_pooling_in_a_float64_model_finds_its_maxima(pooling):
+    """Keras rounds the float64 input of a float32 layer; the mirror must
+    compare the rounded input with the pooled maxima, or it finds none
+    (heatmaps of NaN)."""
+    keras.utils.set_random_seed(0)
+    with support.floatx("float64"):
+        inputs = keras.Input((4, 4, 2))
+        conv = keras.layers.Conv2D(2, 1, use_bias=False)(inputs)
+    pooled = pooling(conv)
+    with support.floatx("float64"):
+        flat = keras.layers.Flatten()(pooled)
+        model = keras.Model(inputs, keras.layers.Dense(3)(flat))
+    assert pooling.compute_dtype == "float32"
+    x = np.random.default_rng(1).uniform(0, 1, (2, 4, 4, 2))
+    lrp0 = Composite(default="zero", first_layer=None)
+    heatmaps, hidden = support.class_relevances(model, x, 1, lrp0,
+                                                [pooling.name])
+    assert np.isfinite(heatmaps).all()
+    # LRP-0 through a bias-free convolution and the pooling conserves.
+    np.testing.assert_allclose(
+        heatmaps.sum((1, 2, 3)),
+        np.asarray(hidden[pooling.name]).reshape(2, -1).sum(1), rtol=1e-6)
