@@ -63,7 +63,8 @@ def test_a_tiny_run_trains_and_explains_with_relu_attention_and_ignore():
     args = vit_leaks.parse_args([
         "--attention", "relu", "--mlp-activation", "relu", "--pooling",
         "class_token", "--bias-relevance", "ignore", "--epochs", "1",
-        "--limit-per-class", "3", "--test-per-class", "2"])
+        "--limit-per-class", "3", "--test-per-class", "2",
+        "--source", "digits"])
     result = vit_leaks.run(args)
     for name in ("biased", "clean", "confounding", "background_fraction"):
         assert 0.0 <= result[name] <= 1.0, name

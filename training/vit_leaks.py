@@ -90,7 +90,8 @@ def run(args):
     from isnet_keras.lrp.explain import Explainer
     from isnet_keras.metrics import background_relevance_fraction
 
-    bench = make_zoo_benchmark(args.family, source="auto", seed=args.seed,
+    bench = make_zoo_benchmark(args.family, source=args.source,
+                               seed=args.seed,
                                limit_per_class=args.limit_per_class,
                                test_per_class=args.test_per_class)
     train = bench.train
@@ -141,6 +142,11 @@ def run(args):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--family", default="frame")
+    parser.add_argument("--source", default="auto",
+                        choices=("auto", "digits", "keras"),
+                        help="the digits: MNIST (found beside the repository "
+                             "or in the Keras cache), scikit-learn's digits, "
+                             "or keras.datasets (downloads)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--pooling", choices=("mean", "class_token"),
