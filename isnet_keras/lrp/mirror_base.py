@@ -28,7 +28,7 @@ import tensorflow as tf
 from isnet_keras.errors import UnsupportedLayerError
 from isnet_keras.lrp import folding
 from isnet_keras.lrp import relevance as relevance_lib
-from isnet_keras.lrp import rules
+from isnet_keras.lrp import composites
 
 
 def activation_name(layer):
@@ -149,10 +149,7 @@ class Mirror(keras.layers.Layer):
         self.lrp_dtype = lrp_dtype
         self.call_kwargs = dict(call_kwargs or {})
         self.input_names = tuple(input_names or ())
-        if bias_relevance not in rules.BIAS_RELEVANCE:
-            raise ValueError("bias_relevance must be one of "
-                             f"{rules.BIAS_RELEVANCE}, received "
-                             f"{bias_relevance!r}.")
+        composites.check_bias_relevance(bias_relevance)
         self.bias_relevance = bias_relevance
         self.check_layers()
 
