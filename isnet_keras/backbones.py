@@ -139,25 +139,29 @@ def vit_patch_size(image_size):
 
 
 def vit_small(num_classes, image_size, channels=3, width=64, depth=4,
-              num_heads=4, pooling="mean", mlp_activation="gelu",
-              attention="softmax"):
+              num_heads=4, pooling="class_token", mlp_activation="relu",
+              attention="relu"):
     """A small vision transformer, logits output.
 
     Patch embedding `Conv2D(width, patch, strides=patch)` (`patch` from
     `vit_patch_size`: 4 below 64 px, 8 from 64 px on; pixels past the last
     whole patch at the right and bottom edges are not seen and get no
-    relevance), a `Reshape` to tokens, a learned position embedding
+    relevance), a `Reshape` to tokens, a learned class token
+    (`hub.ClassToken`), a learned position embedding
     (`AddPositionEmbedding`), `depth` pre-norm encoder blocks, a final
-    LayerNorm, the mean over the tokens and a Dense logits layer. Each
-    block is `x + MHA(LN(x))` (`num_heads` heads of `width // num_heads`
-    dimensions, self-attention) then `x + Dense(width)(Dense(2 * width,
-    gelu)(LN(x)))`; block `i`'s output is the `Add` layer
-    `block{i}_out`. There is no class token: the head pools the tokens.
+    LayerNorm, the class token's output (`hub.ClassTokenPooling`) and a
+    Dense logits layer. Each block is `x + MHA(LN(x))` (`num_heads` heads
+    of `width // num_heads` dimensions, self-attention) then
+    `x + Dense(width)(Dense(2 * width, relu)(LN(x)))`; block `i`'s output
+    is the `Add` layer `block{i}_out`.
 
-    Every layer has an LRP mirror (docs/algorithm.md, "Transformer
-    layers"): by default attention passes relevance through its queries,
-    keys and values (AttnLRP). An ISNet of this network does not yet
-    remove shortcuts (docs/results.md, "A ViT on the bias zoo").
+    The defaults make a ViT whose LRP rules pass on all of the relevance
+    they receive when biases are left out of them (the default composite
+    of attention networks, `composites.default_bias_relevance`):
+    attention probabilities `relu(l) / T_k` (`ReLUAttention`) instead of
+    the softmax, a ReLU MLP instead of GELU, and a class token. ISNets of
+    the softmax/GELU/token-mean ViT kept every background shortcut tried,
+    with heatmaps that hid it (docs/results.md, "A ViT on the bias zoo").
 
     Args:
         num_classes: int >= 2.
@@ -167,15 +171,15 @@ def vit_small(num_classes, image_size, channels=3, width=64, depth=4,
             to 64.
         depth: int. Encoder blocks. Defaults to 4.
         num_heads: int. Attention heads. Defaults to 4.
-        pooling: `"mean"` (the token mean, the default) or
-            `"class_token"` (a learned token prepended before the position
-            embedding, `hub.ClassToken`, and read by the head).
+        pooling: `"class_token"` (the default: a learned token prepended
+            before the position embedding and read by the head) or
+            `"mean"` (the token mean, `GlobalAveragePooling1D`).
         mlp_activation: Activation of each block's first MLP layer.
-            Defaults to `"gelu"`.
-        attention: `"softmax"` (`keras.layers.MultiHeadAttention`, the
-            default) or `"relu"` (`lrp.relu_attention.ReLUAttention`,
-            probabilities `relu(l) / T_k`, whose LRP rule conserves
-            relevance).
+            Defaults to `"relu"`.
+        attention: `"relu"` (the default,
+            `lrp.relu_attention.ReLUAttention`, probabilities
+            `relu(l) / T_k`, whose LRP rule conserves relevance) or
+            `"softmax"` (`keras.layers.MultiHeadAttention`).
 
     Returns:
         A functional `keras.Model` of `(image_size, image_size, channels)`

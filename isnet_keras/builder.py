@@ -4,15 +4,16 @@ It takes every argument of `ISNet` (with the same defaults) and forwards
 them; `isnet_keras.isnet.build_isnet` is this function.
 """
 
-from isnet_keras.isnet import DEFAULT_P, ISNet
+from isnet_keras.isnet import ISNet
 
 
 def build_isnet(classifier, variant="selective", heatmap_loss=None,
-                P=DEFAULT_P, epsilon=1e-2, first_layer_rule="zb",
+                P="auto", epsilon=1e-2, first_layer_rule="zb",
                 input_bounds=(0.0, 1.0), class_policy="lowest",
                 deep_supervision="auto", seed=None,
                 deep_supervision_decay=0.8, hidden_losses=None,
-                composite=None, foreground_band="auto", **kwargs):
+                composite=None, foreground_band="auto", patch_masks="auto",
+                **kwargs):
     """Wraps a classifier in an ISNet (train-time graph + deploy model).
 
     Args:
@@ -27,8 +28,9 @@ def build_isnet(classifier, variant="selective", heatmap_loss=None,
             every class (K LRP passes a step), was still at 0.54-0.87
             accuracy after 24 epochs at 4-6x the Stochastic's time.
         heatmap_loss: `GWRPHeatmapLoss` (default) or `VarianceHeatmapLoss`.
-        P: Weight of the heatmap loss in `(1 - P) CE + P L_H`
-            (default 0.95).
+        P: Weight of the heatmap loss in `(1 - P) CE + P L_H`, or
+            `"auto"` (default): 0.95, or 0.8 for a classifier with
+            attention layers.
         epsilon: LRP-epsilon stabiliser.
         first_layer_rule: `"zb"` or `"epsilon"`.
         input_bounds: `(lower, upper)` input range for Z^B.
@@ -45,6 +47,10 @@ def build_isnet(classifier, variant="selective", heatmap_loss=None,
             median foreground relevance, where that is higher (batch-norm
             networks start far above the default band); `"fixed"`: the
             losses' bands as given.
+        patch_masks: `"auto"` (default): for a classifier that begins
+            with a patch embedding (a ViT), the input heatmap loss scores
+            against masks widened to whole patches; an int: that patch
+            size (1: exact masks).
         **kwargs: `keras.Model` arguments of the `ISNet` (`name`).
 
     Returns:
@@ -63,4 +69,5 @@ def build_isnet(classifier, variant="selective", heatmap_loss=None,
                  deep_supervision=deep_supervision, seed=seed,
                  deep_supervision_decay=deep_supervision_decay,
                  hidden_losses=hidden_losses, composite=composite,
-                 foreground_band=foreground_band, **kwargs)
+                 foreground_band=foreground_band, patch_masks=patch_masks,
+                 **kwargs)

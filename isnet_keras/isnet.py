@@ -15,9 +15,11 @@ import tensorflow as tf
 
 from isnet_keras import foreground_bands
 from isnet_keras import losses as losses_lib
+from isnet_keras import patch_masks as patch_masks_lib
 from isnet_keras.metrics.attention import BackgroundRelevanceFraction
 from isnet_keras.lrp import graph as graph_lib
 from isnet_keras.lrp import outputs
+from isnet_keras import data_checks
 from isnet_keras.data_checks import InvalidDataError  # noqa: F401
 from isnet_keras.trainer import (LossTerms, Trainer, regularization_loss,
                                  unpack_batch)
@@ -27,6 +29,12 @@ VARIANTS = ("original", "selective", "stochastic", "dual")
 # part of several shortcuts, and 0.9 kept part of the border-frame and
 # background-shade ones, which 0.95 removed; it learns more slowly.
 DEFAULT_P = 0.95
+# The default P of networks with attention layers. ISNet ViTs at 0.95 stayed
+# near chance for 10-12 epochs on the bias zoo; at 0.8 (with the ViT
+# defaults of `backbones.vit_small`, constants left out of the rules and
+# masks widened to patches) they learned the digits and ignored the
+# shortcut (docs/results.md, "A ViT on the bias zoo").
+DEFAULT_ATTENTION_P = 0.8
 # The global gradient norm clip of `default_optimizer()` and `isnet train`.
 DEFAULT_CLIPNORM = 0.3
 
@@ -173,6 +181,41 @@ def build_train_graph(lrp_graph, variant="selective", class_policy="lowest",
     return keras.Model(model_inputs, result, name="isnet_train_graph")
 
 
+def default_heatmap_weight(classifier):
+    """The P that `build_isnet(classifier)` uses: `DEFAULT_ATTENTION_P`
+    (0.8) when the classifier has attention layers, else `DEFAULT_P`
+    (0.95).
+
+    Example:
+
+    >>> from isnet_keras.backbones import vit_small
+    >>> default_heatmap_weight(vit_small(10, 32))
+    0.8
+    """
+    from isnet_keras.lrp import keras_graph
+
+    attention = any(
+        isinstance(call.layer, keras.layers.MultiHeadAttention)
+        for call in keras_graph.trace(classifier).calls)
+    return DEFAULT_ATTENTION_P if attention else DEFAULT_P
+
+
+def resolve_heatmap_weight(P, classifier):
+    """`P` as a float in [0, 1]; `"auto"` is `default_heatmap_weight`.
+
+    Raises:
+        ValueError: another string, or a number outside [0, 1].
+    """
+    if isinstance(P, str):
+        if P != "auto":
+            raise ValueError(f"P must be 'auto' or a number in [0, 1], "
+                             f"received {P!r}.")
+        return default_heatmap_weight(classifier)
+    if not 0.0 <= float(P) <= 1.0:
+        raise ValueError(f"P must lie in [0, 1], received {P}.")
+    return float(P)
+
+
 def default_optimizer():
     """The optimizer `ISNet.compile()` uses when given none.
 
@@ -277,7 +320,9 @@ class ISNet(Trainer):
         variant: `"selective"` (default), `"original"`, `"stochastic"` or
             `"dual"`.
         heatmap_loss: A heatmap loss (defaults to `GWRPHeatmapLoss()`).
-        P: float in [0, 1]. Weight of the heatmap loss. Defaults to 0.95.
+        P: float in [0, 1], the weight of the heatmap loss, or `"auto"`
+            (default): 0.95, or 0.8 for a classifier with attention layers
+            (`default_heatmap_weight`).
         epsilon: LRP-epsilon stabiliser. Defaults to 1e-2.
         first_layer_rule: `"zb"` (default) or `"epsilon"`.
         input_bounds: `(lower, upper)` model input range for Z^B.
@@ -305,21 +350,30 @@ class ISNet(Trainer):
             batch norm start far above the default band;
             docs/algorithm.md, "The foreground band"); the value becomes
             `"fixed"`. `"fixed"`: keep the losses' bands as given.
+        patch_masks: `"auto"` (default): when the classifier begins with a
+            patch embedding (a ViT; `patch_masks.patch_embedding_size`),
+            the input heatmap loss scores against masks widened to whole
+            patches, since the embedding spreads each token's relevance
+            over its patch (docs/algorithm.md, "Masks of patch networks");
+            exact masks for any other classifier. An int: that patch size
+            (1: exact masks). Metrics and deep supervision use the exact
+            masks.
         **kwargs: `keras.Model` arguments (`name`).
     """
 
     def __init__(self, classifier, variant="selective", heatmap_loss=None,
-                 P=DEFAULT_P, epsilon=1e-2, first_layer_rule="zb",
+                 P="auto", epsilon=1e-2, first_layer_rule="zb",
                  input_bounds=(0.0, 1.0), class_policy="lowest",
                  deep_supervision="auto", deep_supervision_decay=0.8,
                  seed=None, hidden_losses=None, composite=None,
-                 foreground_band="auto", **kwargs):
+                 foreground_band="auto", patch_masks="auto", **kwargs):
         _check_classifier(classifier)
+        self.mask_patch_size = patch_masks_lib.resolve_patch_masks(
+            patch_masks, classifier)
         foreground_bands.check_foreground_band(foreground_band)
         kwargs.setdefault("name", f"isnet_{classifier.name}")
         super().__init__(classifier, **kwargs)
-        if not 0.0 <= float(P) <= 1.0:
-            raise ValueError(f"P must lie in [0, 1], received {P}.")
+        P = resolve_heatmap_weight(P, classifier)
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, received "
                              f"{variant!r}.")
@@ -352,6 +406,7 @@ class ISNet(Trainer):
             default_hidden_loss() for _ in self.deep_supervision))
         self.composite = composite
         self.foreground_band = foreground_band
+        self.patch_masks = patch_masks
         lrp_graph = graph_lib.LRPGraph(
             classifier, epsilon=epsilon, first_layer_rule=first_layer_rule,
             input_bounds=input_bounds, composite=composite)
@@ -433,7 +488,8 @@ class ISNet(Trainer):
             keras.losses.sparse_categorical_crossentropy(
                 labels, logits, from_logits=True))
         heatmaps = out["heatmaps"]
-        heatmap = self.heatmap_loss(masks, heatmaps)
+        heatmap = self.heatmap_loss(self._input_heatmap_masks(masks),
+                                    heatmaps)
         if self.deep_supervision:
             layer_losses = [heatmap] + [
                 loss(masks, h)
@@ -447,6 +503,17 @@ class ISNet(Trainer):
         return LossTerms(total=total, classification=classification,
                          logits=logits, labels=labels, heatmap=heatmap,
                          heatmaps=heatmaps, masks=masks)
+
+    def _input_heatmap_masks(self, masks):
+        """The masks the input heatmap loss scores against: widened to
+        whole patches for a patch-embedding classifier."""
+        if self.mask_patch_size == 1:
+            return masks
+        masks = data_checks.mask_batch(masks)
+        # Checked before widening, which could hide a mixed mask.
+        with tf.control_dependencies(data_checks.partial_mask_checks(masks)):
+            return patch_masks_lib.widen_masks_to_patches(
+                tf.identity(masks), self.mask_patch_size)
 
     def _update_metrics(self, terms):
         super()._update_metrics(terms)
@@ -513,6 +580,7 @@ class ISNet(Trainer):
                               for loss in self.hidden_losses],
             "composite": keras.saving.serialize_keras_object(self.composite),
             "foreground_band": self.foreground_band,
+            "patch_masks": self.patch_masks,
         }
 
     @classmethod

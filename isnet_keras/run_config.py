@@ -38,7 +38,8 @@ DEFAULTS = {
     "backbone": "mobilenetv2",
     "weights": None,
     "variant": "selective",
-    "P": 0.95,
+    # "auto": 0.95, or 0.8 for a classifier with attention layers.
+    "P": "auto",
     # None, or {epoch: P}: P from each listed epoch on (earlier epochs: P).
     "P_schedule": None,
     # "auto": the backbone's stage outputs (any classifier: the last
@@ -200,7 +201,8 @@ def check_config(config):
     _number(config, "heatmap_images", int, 0)
     _number(config, "max_heatmaps", int, 2)
     _number(config, "verbose", int, 0, 2)
-    _number(config, "P", float, 0.0, 1.0)
+    if config["P"] != "auto":
+        _number(config, "P", float, 0.0, 1.0)
     _number(config, "val_split", float, 0.0, 1.0, low_open=True)
     if config["val_split"] >= 1.0:
         raise ConfigError(f"val_split must be < 1; received "

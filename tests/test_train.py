@@ -183,10 +183,11 @@ def test_momentum_without_sgd_is_refused(tmp_path, capsys):
 
 
 def test_train_defaults_are_the_library_defaults():
-    from isnet_keras.isnet import DEFAULT_P, build_isnet, default_optimizer
+    from isnet_keras.isnet import build_isnet, default_optimizer
 
     defaults = run_config.DEFAULTS
-    assert defaults["P"] == DEFAULT_P
+    assert defaults["P"] == "auto" == inspect.signature(
+        build_isnet).parameters["P"].default
     assert defaults["deep_supervision"] == "auto" == inspect.signature(
         build_isnet).parameters["deep_supervision"].default
     optimizer = default_optimizer()

@@ -39,14 +39,27 @@ def test_vit_small_is_a_named_backbone_without_weights(tmp_path):
         backbones.vit_small(2, 3)
 
 
-def test_vit_small_takes_relu_attention_and_refuses_unknown_options():
+def test_vit_small_defaults_to_relu_attention_relu_mlp_and_class_token():
+    from isnet_keras.hub import ClassToken
     from isnet_keras.lrp.relu_attention import ReLUAttention
 
-    model = backbones.vit_small(2, 32, attention="relu", depth=2)
+    model = backbones.vit_small(2, 32, depth=2)
     kinds = {type(model.get_layer(f"block{i}_attention")) for i in (1, 2)}
     assert kinds == {ReLUAttention}
-    assert type(backbones.vit_small(2, 32, depth=1).get_layer(
-        "block1_attention")) is keras.layers.MultiHeadAttention
+    assert model.get_layer("block1_mlp1").activation is \
+        keras.activations.relu
+    assert isinstance(model.get_layer("class_token"), ClassToken)
+    # Every constant summand is left out of the default rules.
+    assert LRPGraph(model).composite.bias_relevance == "ignore"
+
+
+def test_vit_small_takes_softmax_attention_and_refuses_unknown_options():
+    model = backbones.vit_small(2, 32, depth=1, attention="softmax",
+                                pooling="mean", mlp_activation="gelu")
+    assert type(model.get_layer("block1_attention")) is \
+        keras.layers.MultiHeadAttention
+    assert model.get_layer("token_pool").__class__ is \
+        keras.layers.GlobalAveragePooling1D
     LRPGraph(model)
     with pytest.raises(ValueError, match="attention must be"):
         backbones.vit_small(2, 32, attention="sigmoid")

@@ -64,20 +64,8 @@ def test_a_tiny_run_trains_and_explains_with_relu_attention_and_ignore():
         "--attention", "relu", "--mlp-activation", "relu", "--pooling",
         "class_token", "--bias-relevance", "ignore", "--epochs", "1",
         "--limit-per-class", "3", "--test-per-class", "2",
-        "--source", "digits"])
+        "--source", "digits", "--patch-masks"])
     result = vit_leaks.run(args)
     for name in ("biased", "clean", "confounding", "background_fraction"):
         assert 0.0 <= result[name] <= 1.0, name
     assert len(result["confounding_per_epoch"]) == 1
-
-
-def test_patch_masks_widen_each_patch_holding_foreground():
-    masks = np.zeros((1, 9, 9, 1), "float32")
-    masks[0, 5, 2] = 1.0  # in the patch of rows 4-7, columns 0-3
-    masks[0, 8, 8] = 1.0  # past the last whole patch: kept as it is
-    widened = vit_leaks.patch_masks(masks, 4)
-    expected = np.zeros_like(masks)
-    expected[0, 4:8, 0:4] = 1.0
-    expected[0, 8, 8] = 1.0
-    np.testing.assert_array_equal(widened, expected)
-    assert masks.sum() == 2.0  # the input is not changed

@@ -17,7 +17,7 @@ import vit_relevance_layers  # noqa: E402
 
 def test_pixel_share_matches_explain_and_a_full_mask_leaves_no_background():
     keras.utils.set_random_seed(0)
-    model = backbones.vit_small(3, 16, channels=1, depth=1)
+    model = backbones.vit_small(3, 16, channels=1, depth=1, pooling="mean")
     images = np.random.default_rng(0).uniform(0, 1, (4, 16, 16, 1))
     images = images.astype("float32")
     masks = np.zeros((4, 16, 16, 1), "float32")

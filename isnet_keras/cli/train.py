@@ -85,7 +85,8 @@ def register(subparsers):
     _flag(model, "--variant", "ISNet variant (default "
           f"{defaults['variant']})", choices=rc.VARIANTS)
     _flag(model, "--P", "weight of the heatmap loss in (1-P) CE + P L_H "
-          f"(default {defaults['P']})", type=float, dest="P")
+          "(default: 0.95, or 0.8 for a backbone with attention layers "
+          "such as vit_small)", type=float, dest="P")
     _flag(model, "--P-schedule", "P from given epochs on, e.g. 0=0 3=0.7 "
           "(cross-entropy alone for epochs 0-2); earlier epochs use --P",
           nargs="+", dest="P_schedule", metavar="EPOCH=P")

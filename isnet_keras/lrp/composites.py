@@ -44,6 +44,36 @@ def check_bias_relevance(value):
                          f"{rules.BIAS_RELEVANCE}, received {value!r}.")
 
 
+def default_bias_relevance(layers):
+    """How a network's default composite treats constant summands.
+
+    `"ignore"` when the network has attention layers, else `"absorb"` (the
+    papers' rules). An ISNet ViT trained with the absorbing rules learned
+    background shortcuts while its input heatmaps put about 1 % of their
+    relevance on the background: the biases, LayerNorm shifts and learned
+    position embedding took the cue's relevance. Leaving them out of the
+    rules makes the heatmaps account for the whole decision
+    (docs/results.md, "A ViT on the bias zoo"). On the CNNs of the bias
+    zoo the absorbing rules remove the shortcuts.
+
+    Args:
+        layers: Iterable of the network's layers.
+
+    Returns:
+        `"ignore"` or `"absorb"`.
+
+    Example:
+
+    >>> default_bias_relevance([keras.layers.Dense(4)])
+    'absorb'
+    >>> default_bias_relevance([keras.layers.MultiHeadAttention(2, 8)])
+    'ignore'
+    """
+    attention = any(isinstance(layer, keras.layers.MultiHeadAttention)
+                    for layer in layers)
+    return "ignore" if attention else "absorb"
+
+
 def check_attention_relevance(value):
     """Raises `ValueError` unless `value` is one of
     `rules.ATTENTION_RELEVANCE`."""

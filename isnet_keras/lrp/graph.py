@@ -87,7 +87,9 @@ class LRPGraph:
             per channel, mapped through `Rescaling`/`Normalization`.
         mirrors: Optional mapping of extra layer classes to mirror classes.
         composite: Optional `composites.Composite`, the rule of each layer;
-            defaults to the papers' (`default_composite`).
+            defaults to the papers' (`default_composite`), with constant
+            summands left out of the rules in networks with attention
+            layers (`composites.default_bias_relevance`).
 
     Raises:
         UnsupportedLayerError: at construction, naming the first layer
@@ -110,17 +112,21 @@ class LRPGraph:
             )
         if epsilon < 0:
             raise ValueError(f"epsilon must be >= 0, received {epsilon}.")
-        if composite is None:
-            composite = composites_lib.default_composite(first_layer_rule)
-        elif not isinstance(composite, composites_lib.Composite):
+        if composite is not None and not isinstance(
+                composite, composites_lib.Composite):
             raise ValueError("composite must be a `Composite`, received "
                              f"{composite!r}.")
         self.classifier = classifier
         self.epsilon = float(epsilon)
         self.first_layer_rule = first_layer_rule
-        self.composite = composite
         self.mirrors = dict(mirrors or {})
         self.traced = keras_graph.trace(classifier)
+        if composite is None:
+            composite = composites_lib.default_composite(
+                first_layer_rule,
+                bias_relevance=composites_lib.default_bias_relevance(
+                    call.layer for call in self.traced.calls))
+        self.composite = composite
         self.input = self.traced.input
         self.logits_call = self._find_logits_call()
         variable_dtypes = {v.dtype for v in classifier.weights}

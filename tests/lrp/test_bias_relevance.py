@@ -67,7 +67,8 @@ def _vit():
     keras.utils.set_random_seed(5)
     with support.floatx("float64"):
         model = vit_small(3, 16, 1, width=8, depth=2, num_heads=2,
-                          mlp_activation="relu", attention="relu")
+                          pooling="mean", mlp_activation="relu",
+                          attention="relu")
     return _with_random_constants(model, 105)
 
 
@@ -134,8 +135,12 @@ def test_the_option_reaches_every_mirror_round_trips_and_is_checked():
     mirrors = [step.mirror for step in graph._plan("epsilon", ())]
     assert mirrors and all(m.bias_relevance == "ignore" for m in mirrors)
     assert all(m.bias_relevance == "absorb"
-               for m in [s.mirror for s in LRPGraph(model)._plan(
-                   "epsilon", ())])
+               for m in [s.mirror for s in LRPGraph(
+                   model, composite=ABSORB)._plan("epsilon", ())])
+    # Without a composite, attention networks leave constants out and
+    # CNNs keep the papers' absorbing rules.
+    assert LRPGraph(model).composite.bias_relevance == "ignore"
+    assert LRPGraph(_cnn()).composite.bias_relevance == "absorb"
     config = mirrors[-1].get_config()
     assert config["bias_relevance"] == "ignore"
     restored = type(mirrors[-1]).from_config(config, classifier=model)
