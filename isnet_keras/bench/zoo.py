@@ -106,7 +106,8 @@ def default_recipe():
 
     parameters = inspect.signature(build_isnet).parameters
     recipe = {name: parameter.default for name, parameter in
-              parameters.items() if name != "classifier"}
+              parameters.items() if name != "classifier"
+              and parameter.kind is not parameter.VAR_KEYWORD}
     optimizer = default_optimizer()
     recipe["optimizer"] = {
         "class": type(optimizer).__name__,

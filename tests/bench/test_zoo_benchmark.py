@@ -182,3 +182,17 @@ def test_unknown_lr_schedule_is_named(tmp_path):
     with pytest.raises(ValueError, match="linear.*constant, cosine"):
         zoo.run_zoo_benchmark(zoo.ZooBenchConfig(
             fast=True, lr_schedule="linear", out=str(tmp_path)))
+
+
+def test_default_recipe_lists_build_isnet_defaults_and_the_optimizer():
+    import inspect
+
+    from isnet_keras.isnet import build_isnet
+
+    recipe = zoo.default_recipe()
+    parameters = inspect.signature(build_isnet).parameters
+    assert recipe["P"] == parameters["P"].default == "auto"
+    assert recipe["patch_masks"] == "auto"
+    assert "kwargs" not in recipe and "classifier" not in recipe
+    assert recipe["optimizer"]["class"] == "Adam"
+    assert recipe["optimizer"]["learning_rate"] == pytest.approx(3e-3)
