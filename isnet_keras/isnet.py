@@ -17,6 +17,7 @@ from isnet_keras import foreground_bands
 from isnet_keras import losses as losses_lib
 from isnet_keras import patch_masks as patch_masks_lib
 from isnet_keras.metrics.attention import BackgroundRelevanceFraction
+from isnet_keras.lrp import composites as composites_lib
 from isnet_keras.lrp import graph as graph_lib
 from isnet_keras.lrp import outputs
 from isnet_keras import data_checks
@@ -181,27 +182,24 @@ def build_train_graph(lrp_graph, variant="selective", class_policy="lowest",
     return keras.Model(model_inputs, result, name="isnet_train_graph")
 
 
-def default_heatmap_weight(classifier):
-    """The P that `build_isnet(classifier)` uses: `DEFAULT_ATTENTION_P`
-    (0.8) when the classifier has attention layers, else `DEFAULT_P`
-    (0.95).
+def default_heatmap_weight(layers):
+    """The P that `build_isnet` uses for a classifier of `layers`:
+    `DEFAULT_ATTENTION_P` (0.8) when it has attention layers, else
+    `DEFAULT_P` (0.95).
 
     Example:
 
     >>> from isnet_keras.backbones import vit_small
-    >>> default_heatmap_weight(vit_small(10, 32))
+    >>> default_heatmap_weight(vit_small(10, 32).layers)
     0.8
     """
-    from isnet_keras.lrp import keras_graph
-
-    attention = any(
-        isinstance(call.layer, keras.layers.MultiHeadAttention)
-        for call in keras_graph.trace(classifier).calls)
-    return DEFAULT_ATTENTION_P if attention else DEFAULT_P
+    return DEFAULT_ATTENTION_P if composites_lib.has_attention(layers) \
+        else DEFAULT_P
 
 
-def resolve_heatmap_weight(P, classifier):
-    """`P` as a float in [0, 1]; `"auto"` is `default_heatmap_weight`.
+def resolve_heatmap_weight(P, layers):
+    """`P` as a float in [0, 1]; `"auto"` is `default_heatmap_weight` of
+    the classifier's `layers`.
 
     Raises:
         ValueError: another string, or a number outside [0, 1].
@@ -210,7 +208,7 @@ def resolve_heatmap_weight(P, classifier):
         if P != "auto":
             raise ValueError(f"P must be 'auto' or a number in [0, 1], "
                              f"received {P!r}.")
-        return default_heatmap_weight(classifier)
+        return default_heatmap_weight(layers)
     if not 0.0 <= float(P) <= 1.0:
         raise ValueError(f"P must lie in [0, 1], received {P}.")
     return float(P)
@@ -368,12 +366,9 @@ class ISNet(Trainer):
                  seed=None, hidden_losses=None, composite=None,
                  foreground_band="auto", patch_masks="auto", **kwargs):
         _check_classifier(classifier)
-        self.mask_patch_size = patch_masks_lib.resolve_patch_masks(
-            patch_masks, classifier)
         foreground_bands.check_foreground_band(foreground_band)
         kwargs.setdefault("name", f"isnet_{classifier.name}")
         super().__init__(classifier, **kwargs)
-        P = resolve_heatmap_weight(P, classifier)
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, received "
                              f"{variant!r}.")
@@ -410,6 +405,12 @@ class ISNet(Trainer):
         lrp_graph = graph_lib.LRPGraph(
             classifier, epsilon=epsilon, first_layer_rule=first_layer_rule,
             input_bounds=input_bounds, composite=composite)
+        # Defaults that depend on the classifier's layers, read off the
+        # graph's trace (leaf layers of nested models included).
+        P = resolve_heatmap_weight(
+            P, [call.layer for call in lrp_graph.traced.calls])
+        self.mask_patch_size = patch_masks_lib.resolve_patch_masks(
+            patch_masks, lrp_graph.traced)
         self.num_classes = lrp_graph.num_classes
         self.train_graph = build_train_graph(
             lrp_graph, variant, class_policy, self.deep_supervision, seed)

@@ -53,7 +53,12 @@ def patch_embedding_size(classifier):
     >>> patch_embedding_size(vit_small(10, 32))
     4
     """
-    traced = keras_graph.trace(classifier)
+    return traced_patch_size(keras_graph.trace(classifier))
+
+
+def traced_patch_size(traced):
+    """`patch_embedding_size` of a classifier already re-traced
+    (`keras_graph.trace`)."""
     tensor = traced.input
     while True:
         consumers = traced.consumers(tensor)
@@ -67,13 +72,13 @@ def patch_embedding_size(classifier):
         call.layer) else 1
 
 
-def resolve_patch_masks(patch_masks, classifier):
+def resolve_patch_masks(patch_masks, traced):
     """The patch size an ISNet widens its masks to.
 
     Args:
         patch_masks: `"auto"` (the classifier's `patch_embedding_size`) or
             an int >= 1 (1: exact masks).
-        classifier: The ISNet's classifier.
+        traced: The ISNet's classifier, re-traced (`keras_graph.trace`).
 
     Returns:
         int >= 1.
@@ -82,7 +87,7 @@ def resolve_patch_masks(patch_masks, classifier):
         ValueError: another value.
     """
     if patch_masks == "auto":
-        return patch_embedding_size(classifier)
+        return traced_patch_size(traced)
     if isinstance(patch_masks, bool) or not isinstance(patch_masks, int) \
             or patch_masks < 1:
         raise ValueError("patch_masks must be 'auto' or an int >= 1 (1: "

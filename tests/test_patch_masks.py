@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from isnet_keras import backbones, patch_masks
 from isnet_keras.isnet import build_isnet
+from isnet_keras.lrp import keras_graph
 
 
 def _reference_widening(masks, patch):
@@ -60,11 +61,12 @@ def test_patch_embedding_size_finds_vit_patches_and_not_cnn_strides():
 
 
 def test_resolve_patch_masks_refuses_bad_values():
-    model = backbones.vit_small(2, 32, depth=1)
-    assert patch_masks.resolve_patch_masks(1, model) == 1
+    traced = keras_graph.trace(backbones.vit_small(2, 32, depth=1))
+    assert patch_masks.resolve_patch_masks(1, traced) == 1
+    assert patch_masks.resolve_patch_masks("auto", traced) == 4
     for bad in (0, 2.5, "exact", True):
         with pytest.raises(ValueError, match="patch_masks must be"):
-            patch_masks.resolve_patch_masks(bad, model)
+            patch_masks.resolve_patch_masks(bad, traced)
 
 
 def test_isnet_of_a_vit_scores_the_input_heatmap_on_widened_masks():

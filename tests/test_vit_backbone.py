@@ -67,6 +67,20 @@ def test_vit_small_takes_softmax_attention_and_refuses_unknown_options():
         backbones.vit_small(2, 32, pooling="max")
 
 
+def test_default_P_is_lower_for_attention_networks_and_checked():
+    vit = backbones.vit_small(2, 16, 1, width=8, depth=1, num_heads=2)
+    cnn = keras.Sequential([keras.Input((8, 8, 1)),
+                            keras.layers.Conv2D(2, 3), keras.layers.Flatten(),
+                            keras.layers.Dense(2)])
+    assert build_isnet(vit).P == pytest.approx(0.8)
+    assert build_isnet(cnn).P == pytest.approx(0.95)
+    assert build_isnet(vit, P=0.5).P == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="P must be 'auto'"):
+        build_isnet(cnn, P="high")
+    with pytest.raises(ValueError, match="P must lie in"):
+        build_isnet(cnn, P=1.5)
+
+
 def test_vit_small_gets_no_deep_supervision_by_default():
     model = backbones.vit_small(2, 32)
     assert backbones.deep_supervision_layers(model) == ()

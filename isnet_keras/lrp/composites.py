@@ -69,9 +69,15 @@ def default_bias_relevance(layers):
     >>> default_bias_relevance([keras.layers.MultiHeadAttention(2, 8)])
     'ignore'
     """
-    attention = any(isinstance(layer, keras.layers.MultiHeadAttention)
-                    for layer in layers)
-    return "ignore" if attention else "absorb"
+    return "ignore" if has_attention(layers) else "absorb"
+
+
+def has_attention(layers):
+    """Whether any of `layers` is a `MultiHeadAttention` (or a subclass,
+    such as `ReLUAttention`): the test behind the defaults that differ for
+    attention networks."""
+    return any(isinstance(layer, keras.layers.MultiHeadAttention)
+               for layer in layers)
 
 
 def check_attention_relevance(value):
