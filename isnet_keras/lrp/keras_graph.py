@@ -11,7 +11,9 @@ every intermediate tensor (including those inside nested backbones such as a
 `keras.applications` model inside a Sequential head) becomes reachable from a
 single input. A nested Functional or Sequential model is inlined. A `Conv2D`
 or `Dense` layer with a fused ReLU is called as its pre-activation plus a
-separate ReLU (see `pre_activation.py`), so the LRP block can reuse `z`.
+separate ReLU (see `pre_activation.py`), and a `MultiHeadAttention` as its
+parts and its output projection (see `attention_parts.py`), so the LRP block
+can reuse `z`.
 """
 
 import dataclasses
@@ -20,6 +22,7 @@ import inspect
 import keras
 
 from isnet_keras.errors import UnsupportedLayerError
+from isnet_keras.lrp import attention_parts as attention_parts_lib
 from isnet_keras.lrp import pre_activation as pre_activation_lib
 
 
@@ -33,8 +36,10 @@ class LayerCall:
         output: The symbolic output tensor.
         kwargs: Non-tensor keyword arguments of the call (e.g. `training`,
             `use_causal_mask`, a constant `attention_mask` array).
-        pre_activation: The symbolic pre-activation `L(x; W) + b` of a layer
-            whose fused ReLU was split off, else None.
+        pre_activation: Forward tensors of the layer that its mirror can
+            reuse: the symbolic pre-activation `L(x; W) + b` of a layer
+            whose fused ReLU was split off, the dict of an attention
+            layer's `AttentionParts`, else None.
         input_names: The argument name each of `inputs` was passed as
             (e.g. `("query", "value", "attention_mask")`), or `()` when
             they cannot be matched up.
@@ -165,6 +170,30 @@ def _input_names(layer, args, kwargs, count):
     return tuple(names) if len(names) == count else ()
 
 
+def _arguments_by_name(layer, args, kwargs):
+    """The call's arguments by parameter name, or None when they do not
+    bind to `layer.call`'s signature."""
+    try:
+        bound = inspect.signature(layer.call).bind(*args, **kwargs)
+    except (TypeError, ValueError):
+        return None
+    return dict(bound.arguments)
+
+
+def _split_attention(layer, args, kwargs):
+    """`(parts, output)` of an attention layer called as `AttentionParts`
+    and `AttentionOutput`, or None when it is not split."""
+    arguments = _arguments_by_name(layer, args, kwargs)
+    if arguments is None or not attention_parts_lib.splits_attention(
+            layer, arguments):
+        return None
+    query = arguments.pop("query")
+    for name in ("query_mask", "return_attention_scores"):
+        arguments.pop(name, None)  # none and False: `splits_attention`
+    parts = attention_parts_lib.AttentionParts(layer)(query, **arguments)
+    return parts, attention_parts_lib.AttentionOutput(layer)(parts["mixed"])
+
+
 def _trace_layer(layer, inputs, static_kwargs, calls, args=None, kwargs=None):
     if isinstance(layer, keras.layers.InputLayer):
         return inputs[0]
@@ -176,7 +205,10 @@ def _trace_layer(layer, inputs, static_kwargs, calls, args=None, kwargs=None):
     if args is None:
         args, kwargs = inputs, {}
     pre_activation = None
-    if pre_activation_lib.splits_activation(layer) and len(inputs) == 1:
+    split = _split_attention(layer, args, kwargs)
+    if split is not None:
+        pre_activation, output = split
+    elif pre_activation_lib.splits_activation(layer) and len(inputs) == 1:
         pre_activation = pre_activation_lib.PreActivation(layer)(inputs[0])
         output = keras.layers.Activation(
             layer.activation, dtype=layer.dtype_policy,

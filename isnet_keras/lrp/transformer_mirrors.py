@@ -240,6 +240,49 @@ class GlobalAveragePooling1DMirror(Mirror):
         return [relevance_lib.Factored(x, tf.broadcast_to(s / tokens, shape))]
 
 
+def attention_mask(layer, arguments, use_causal_mask=False):
+    """The boolean `(B or 1, 1, T_q, T_k)` mask of an attention call (a
+    heads axis added), or None when the call has none.
+
+    Args:
+        layer: The `MultiHeadAttention` layer.
+        arguments: Dict of the call's tensors by argument name: `"query"`,
+            `"value"` and any of the masks (`"attention_mask"`,
+            `"query_mask"`, `"value_mask"`, `"key_mask"`).
+        use_causal_mask: The call's flag.
+
+    Returns:
+        A boolean tensor, or None.
+    """
+    names = ("attention_mask", "query_mask", "value_mask", "key_mask")
+    masks = {name: arguments.get(name) for name in names}
+    if not use_causal_mask and all(m is None for m in masks.values()):
+        return None
+    # The layer's own logic, so that the mask is exactly the layer's.
+    mask = tf.cast(layer._compute_attention_mask(
+        arguments["query"], arguments["value"],
+        use_causal_mask=use_causal_mask, **masks), tf.bool)
+    for _ in range(4 - len(mask.shape)):
+        mask = tf.expand_dims(mask, -3)  # the heads axis
+    return mask
+
+
+def softmax_probabilities(logits, mask=None):
+    """`softmax(l)` over the keys, masked logits set to -1e9 first, as in
+    Keras's masked softmax (exactly 0 after it, also in float64).
+
+    Args:
+        logits: `(B, heads, T_q, T_k)` scaled logits.
+        mask: None, or a boolean mask broadcastable to `logits`.
+
+    Returns:
+        Tensor like `logits`.
+    """
+    if mask is not None:
+        logits = tf.where(mask, logits, tf.constant(-1e9, logits.dtype))
+    return tf.nn.softmax(logits, axis=-1)
+
+
 def _unused_letter(*equations):
     """A letter that no einsum equation of `equations` uses."""
     used = set("".join(equations))
@@ -411,27 +454,14 @@ class MultiHeadAttentionMirror(Mirror):
     def _mask(self, arguments):
         """The boolean `(B or 1, 1, T_q, T_k)` mask of the call (a heads
         axis added), or None."""
-        layer = self.source
-        masks = {k: arguments.get(k) for k in self._MASKS}
-        causal = bool(self.call_kwargs.get("use_causal_mask", False))
-        if not causal and all(m is None for m in masks.values()):
-            return None
-        # The layer's own logic, so that the mask is exactly the layer's.
-        mask = tf.cast(layer._compute_attention_mask(
-            arguments["query"], arguments["value"],
-            use_causal_mask=causal, **masks), tf.bool)
-        for _ in range(4 - len(mask.shape)):
-            mask = tf.expand_dims(mask, -3)  # the heads axis
-        return mask
+        return attention_mask(
+            self.source, arguments,
+            bool(self.call_kwargs.get("use_causal_mask", False)))
 
-    def _logits(self, q, k, mask=None):
+    def _logits(self, q, k):
         """The logits `(B, heads, T_q, T_k)` of the scaled queries `q` and
-        the keys `k`; masked ones (if `mask` is given) set to -1e9, as in
-        Keras's masked softmax (exactly 0 after it, also in float64)."""
-        logits = tf.einsum(self.source._dot_product_equation, k, q)
-        if mask is None:
-            return logits
-        return tf.where(mask, logits, tf.constant(-1e9, logits.dtype))
+        the keys `k`, unmasked."""
+        return tf.einsum(self.source._dot_product_equation, k, q)
 
     def _projection(self, dense, x):
         """`(z, z_stopped)`: an `EinsumDense` sublayer's output in the LRP
@@ -449,6 +479,65 @@ class MultiHeadAttentionMirror(Mirror):
         if self.bias_relevance == "absorb" or dense.bias is None:
             return z
         return z - tf.stop_gradient(self._cast(dense.bias))
+
+    def _bias_stopper(self, dense):
+        """`stop_gradient(b) - b` of a projection's bias `b` (0, with the
+        gradient -1 with respect to `b`), or None without a bias: added to
+        a forward tensor of the layer, it stops the bias's gradient there
+        as `_projection`'s `z_stopped` does, leaving the value unchanged."""
+        if dense.bias is None:
+            return None
+        bias = self._cast(dense.bias)
+        return tf.stop_gradient(bias) - bias
+
+    def forward_z(self, outputs, split_pre_activation):
+        """The layer's `AttentionParts` (see `attention_parts.py`), when the
+        re-trace split the layer and they are in the LRP dtype."""
+        if (isinstance(split_pre_activation, dict) and
+                self.source.compute_dtype == self.lrp_dtype):
+            return split_pre_activation
+        return None
+
+    def _reused_parts(self, parts):
+        """`(q, k, v, logits, attention, mixed)` of the rules from the
+        layer's own forward tensors (`AttentionParts`), the values those
+        of the recomputation, the biases of `q`, `k`, `v` gradient-stopped
+        in `q`, `k`, `v`, in the logits `(q / sqrt(d)) k^T` and in
+        `h = A v`, as there (`A` stays live)."""
+        layer = self.source
+        q, k, v = parts["query"], parts["key"], parts["value"]
+        logits, attention = parts["logits"], parts["attention"]
+        mixed = parts["mixed"]
+        q_stop = self._bias_stopper(layer.query_dense)
+        k_stop = self._bias_stopper(layer.key_dense)
+        v_stop = self._bias_stopper(layer.value_dense)
+        scale = tf.constant(layer._inverse_sqrt_key_dim, self.lrp_dtype)
+        # Equations of `(B, T, heads, d)` projections and `(B, heads, T_q,
+        # T_k)` logits, the only layout `splits_attention` accepts:
+        # `(q + dq)(k + dk)^T = q k^T + q dk^T + dq k^T` (`dq dk^T` has
+        # value and gradient 0).
+        if k_stop is not None:
+            logits += scale * tf.einsum("abcd,cd->acb", q, k_stop)[..., None]
+        if q_stop is not None:
+            logits += scale * tf.einsum("aecd,cd->ace", k,
+                                        q_stop)[:, :, None, :]
+            q = q + q_stop
+        if k_stop is not None:
+            k = k + k_stop
+        if v_stop is not None:
+            mixed += tf.einsum("acbe,cd->abcd", attention, v_stop)
+            v = v + v_stop
+        return q, k, v, logits, attention, mixed
+
+    def _output_z(self, layer_output):
+        """The output projection's `z`: the layer's output, its bias
+        gradient-stopped."""
+        out = self._cast(layer_output)
+        bias = self.source.output_dense.bias
+        if bias is None:
+            return out
+        bias = self._cast(bias)
+        return out - bias + tf.stop_gradient(bias)
 
     def _checked_output(self, out, layer_output):
         """The `z` of the output projection, after a run-time check that
@@ -472,11 +561,7 @@ class MultiHeadAttentionMirror(Mirror):
             # The relevance arriving is the layer's output times a factor:
             # divided by that output (its bias stopped), not by the
             # recomputation, which Keras's fused kernel rounds otherwise.
-            out = layer_output
-            bias = self.source.output_dense.bias
-            if bias is not None:
-                bias = self._cast(bias)
-                out = out - bias + tf.stop_gradient(bias)
+            out = self._output_z(layer_output)
         with tf.control_dependencies([check]):
             return tf.identity(out)
 
@@ -499,7 +584,7 @@ class MultiHeadAttentionMirror(Mirror):
     def _probabilities(self, q, k, mask=None):
         """The attention probabilities `A = softmax(l)` `(B, heads, T_q,
         T_k)` of the scaled queries `q` and the keys `k` (masked ones 0)."""
-        return tf.nn.softmax(self._logits(q, k, mask), axis=-1)
+        return softmax_probabilities(self._logits(q, k), mask)
 
     def _probability_rule(self, c, attention, logits, mask):
         """Gradient x input at the softmax's input.
@@ -524,71 +609,86 @@ class MultiHeadAttentionMirror(Mirror):
         return relevance_lib.Factored(per_image, centred)
 
     def _query_key_value(self, relevance, q, k, v, mixed, attention, mask,
-                         letter):
+                         logits=None):
         """AttnLRP from the relevance of `h = A v` to `q`, `k` and `v`
         (`attention_relevance="full"`).
+
+        The products of the two bilinear steps run as batched matrix
+        products with the heads first, `(B, K, heads, T, d)`: `einsum` on
+        the tokens-first layout transposes inside every call, which costs
+        more than the product at ViT sizes on CPUs.
 
         Args:
             relevance: `(B, K, T_q, heads, d_v)` relevance of `h`.
             q, k, v: `(B, T, heads, d)` projections, biases stopped; `q`
                 not yet scaled by `1 / sqrt(d)`.
             mixed: `h`, the `z` of the attention-weighted sum.
-            attention: The probabilities `A`.
+            attention: The probabilities `A`, `(B, heads, T_q, T_k)`.
             mask: The boolean mask (broadcastable), or None.
-            letter: An einsum letter free for the class axis.
+            logits: The scaled logits `(q / sqrt(d)) k^T`, unmasked, biases
+                stopped, or None to compute them.
 
         Returns:
             `{"query": R_q, "key": R_k, "value": R_v}`, each `Factored` on
             its projection.
         """
         layer = self.source
-        weights, v_term, h_term = _terms(layer._combine_equation)
-        k_term, q_term, l_term = _terms(layer._dot_product_equation)
-
-        def classed(relevance_term, operand_term, target):
-            """`s,operand->target`, `s` and the target with the class axis
-            (the VJP of a bilinear product for one factor)."""
-            return (f"{_with_class(relevance_term, letter)},{operand_term}"
-                    f"->{_with_class(target, letter)}")
-
         half = tf.constant(0.5, self.lrp_dtype)
         scale = tf.constant(layer._inverse_sqrt_key_dim, self.lrp_dtype)
+
+        def heads_first(tensor):
+            """`(B, T, heads, d)` -> `(B, 1, heads, T, d)`."""
+            return tf.transpose(tensor, [0, 2, 1, 3])[:, None]
+
+        def tokens_first(tensor):
+            """`(B, K, heads, T, d)` -> `(B, K, T, heads, d)`."""
+            return tf.transpose(tensor, [0, 1, 3, 2, 4])
+
         # `h = A v`, the uniform rule: half of `s = R_h / stab(h)` to each
-        # factor. The halves go into the (per-image) operands.
+        # factor, `R_v = v * (A^T s) / 2` and `R_A = A * (s v^T) / 2`. The
+        # halves go into the (per-image) operands.
         s = rules._ratio(relevance_lib.as_factored(relevance), mixed,
                          self.epsilon)
-        r_v = relevance_lib.Factored(
-            v, tf.einsum(classed(h_term, weights, v_term), s,
-                         half * attention))
-        c = tf.einsum(classed(h_term, v_term, weights), s, half * v)
-        # The softmax, then `l = (q / sqrt(d)) k^T`, the uniform rule again.
-        logits = self._logits(q * scale, k)
+        s = tf.transpose(s, [0, 1, 3, 2, 4])  # heads first
+        r_v = relevance_lib.Factored(v, tokens_first(tf.matmul(
+            (half * attention)[:, None], s, transpose_a=True)))
+        c = tf.matmul(s, heads_first(half * v), transpose_b=True)
+        # The probabilities' rule, then `l = (q / sqrt(d)) k^T`, the
+        # uniform rule again: `R_q = q * (s k) / (2 sqrt(d))`, the
+        # relevance of the scaled query, which the scaling passes on
+        # unchanged (one-to-one), and `R_k = k * (s^T q) / (2 sqrt(d))`.
+        if logits is None:
+            logits = self._logits(q * scale, k)
         r_logits = self._probability_rule(c, attention, logits, mask)
         s = rules._ratio(r_logits, logits, self.epsilon)
-        # `R_q = q * (s k) / (2 sqrt(d))`: the relevance of the scaled
-        # query, which the scaling passes on unchanged (one-to-one).
-        r_q = relevance_lib.Factored(
-            q, tf.einsum(classed(l_term, k_term, q_term), s,
-                         (half * scale) * k))
-        r_k = relevance_lib.Factored(
-            k, tf.einsum(classed(l_term, q_term, k_term), s,
-                         (half * scale) * q))
+        r_q = relevance_lib.Factored(q, tokens_first(tf.matmul(
+            s, heads_first((half * scale) * k))))
+        r_k = relevance_lib.Factored(k, tokens_first(tf.matmul(
+            s, heads_first((half * scale) * q), transpose_a=True)))
         return {"query": r_q, "key": r_k, "value": r_v}
 
-    def propagate(self, relevance, inputs, outputs, training=None):
+    def propagate(self, relevance, inputs, outputs, training=None,
+                  pre_activation=None):
         layer = self.source
         names, arguments = self._arguments(inputs)
         query, value, key = self._token_inputs(arguments)
         mask = self._mask(arguments)
-        q_live, q = self._projection(layer.query_dense, query)
-        k_live, k = self._projection(layer.key_dense, key)
-        _, v = self._projection(layer.value_dense, value)
-        scale = tf.constant(layer._inverse_sqrt_key_dim, self.lrp_dtype)
-        # Live biases: the training step differentiates `A` in full.
-        attention = self._probabilities(q_live * scale, k_live, mask)
-        mixed = tf.einsum(layer._combine_equation, attention, v)
-        _, out = self._projection(layer.output_dense, mixed)
-        out = self._checked_output(out, outputs[0])
+        if pre_activation is not None:
+            # The layer's own forward tensors (`forward_z`): no recompute.
+            q, k, v, logits, attention, mixed = self._reused_parts(
+                pre_activation)
+            out = self._output_z(outputs[0])
+        else:
+            q_live, q = self._projection(layer.query_dense, query)
+            k_live, k = self._projection(layer.key_dense, key)
+            _, v = self._projection(layer.value_dense, value)
+            scale = tf.constant(layer._inverse_sqrt_key_dim, self.lrp_dtype)
+            # Live biases: the training step differentiates `A` in full.
+            attention = self._probabilities(q_live * scale, k_live, mask)
+            mixed = tf.einsum(layer._combine_equation, attention, v)
+            _, out = self._projection(layer.output_dense, mixed)
+            out = self._checked_output(out, outputs[0])
+            logits = None
         dense = {"query": layer.query_dense, "key": layer.key_dense,
                  "value": layer.value_dense}
         letter = _unused_letter(
@@ -604,7 +704,7 @@ class MultiHeadAttentionMirror(Mirror):
             parts = self._value_only(relevance, v, mixed, attention, letter)
         else:
             parts = self._query_key_value(relevance, q, k, v, mixed,
-                                          attention, mask, letter)
+                                          attention, mask, logits)
         # Through the projections to the inputs.
         tokens = {"query": (query, q), "key": (key, k), "value": (value, v)}
         found = {}
