@@ -137,6 +137,24 @@ def check_one_isnet_step(isnet, size, num_classes=3):
     return images
 
 
+def heatmap_loss_gradients(block, images, masks, variables, training=None):
+    """`block`'s heatmaps of `images` and the gradients of the GWRP heatmap
+    loss on `masks` with respect to `variables` (a bias that only enters
+    gradient-stopped has none: a zero one).
+
+    Returns:
+        `(heatmaps as an array, list of gradient tensors)`.
+    """
+    from isnet_keras.losses import GWRPHeatmapLoss
+
+    with tf.GradientTape() as tape:
+        heatmaps = block(images, training=training)
+        loss = GWRPHeatmapLoss()(masks, heatmaps)
+    gradients = tape.gradient(loss, variables)
+    return heatmaps.numpy(), [tf.zeros_like(v) if g is None else g
+                              for v, g in zip(variables, gradients)]
+
+
 def relative_l1(actual, expected):
     return float(np.abs(actual - expected).sum() / np.abs(expected).sum())
 

@@ -25,9 +25,10 @@ attention, differs from it by rounding only.
 import keras
 import tensorflow as tf
 
+from isnet_keras.lrp import transformer_mirrors
+from isnet_keras.lrp.pre_activation import ClassifierLayerPart
 from isnet_keras.lrp.relu_attention import ReLUAttention
 from isnet_keras.lrp.relu_attention import relu_probabilities
-from isnet_keras.lrp import transformer_mirrors
 
 PARTS = ("query", "key", "value", "logits", "attention", "mixed")
 """The names of the tensors `AttentionParts` returns, in a dict."""
@@ -85,35 +86,8 @@ def attention_probabilities(layer, logits, mask=None):
     return transformer_mirrors.softmax_probabilities(logits, mask)
 
 
-class _AttentionLayerPart(keras.layers.Layer):
-    """A layer that computes part of a classifier's attention layer with
-    that layer's own weights; it creates none."""
-
-    def __init__(self, layer, **kwargs):
-        super().__init__(dtype=layer.dtype_policy, **kwargs)
-        # Tracked: the re-traced graph calls this instead of the layer and
-        # must still list its weights, the classifier's own variables.
-        self._layer = layer
-
-    @property
-    def layer(self):
-        """The classifier's attention layer."""
-        return self._layer
-
-    def get_config(self):
-        config = super().get_config()
-        config["layer"] = self._layer.name
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        raise NotImplementedError(
-            f"{cls.__name__} refers to a classifier layer and is rebuilt "
-            "when the classifier is re-traced; save the classifier instead.")
-
-
 @keras.saving.register_keras_serializable(package="isnet_keras")
-class AttentionParts(_AttentionLayerPart):
+class AttentionParts(ClassifierLayerPart):
     """The projections, logits, probabilities and mixed values of an
     attention layer, by its own sublayers and equations.
 
@@ -174,7 +148,7 @@ class AttentionParts(_AttentionLayerPart):
 
 
 @keras.saving.register_keras_serializable(package="isnet_keras")
-class AttentionOutput(_AttentionLayerPart):
+class AttentionOutput(ClassifierLayerPart):
     """The output projection of an attention layer on its mixed values.
 
     Args:

@@ -43,8 +43,43 @@ def splits_activation(layer):
     return not getattr(layer, "lora_enabled", False)
 
 
+class ClassifierLayerPart(keras.layers.Layer):
+    """A layer that computes part of a classifier layer with that layer's
+    own weights, for the re-trace; it creates none.
+
+    The classifier layer is tracked (unlike a mirror's reference): the
+    re-traced graph calls the part instead of the layer and must still
+    list the layer's weights, which stay the classifier's own variables.
+
+    Args:
+        layer: The classifier layer.
+        **kwargs: `keras.layers.Layer` arguments; the dtype policy is the
+            layer's.
+    """
+
+    def __init__(self, layer, **kwargs):
+        super().__init__(dtype=layer.dtype_policy, **kwargs)
+        self._layer = layer
+
+    @property
+    def layer(self):
+        """The classifier layer this computes part of."""
+        return self._layer
+
+    def get_config(self):
+        config = super().get_config()
+        config["layer"] = self._layer.name
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        raise NotImplementedError(
+            f"{cls.__name__} refers to a classifier layer and is rebuilt "
+            "when the classifier is re-traced; save the classifier instead.")
+
+
 @keras.saving.register_keras_serializable(package="isnet_keras")
-class PreActivation(keras.layers.Layer):
+class PreActivation(ClassifierLayerPart):
     """`L(x; W) + b` of a `Conv2D` or `Dense` layer, without its activation.
 
     Holds the layer itself, so the weights are the layer's own and this
@@ -64,16 +99,7 @@ class PreActivation(keras.layers.Layer):
             raise ValueError(f"{layer.name} ({type(layer).__name__}) has no "
                              "fused ReLU that PreActivation can split off.")
         kwargs.setdefault("name", f"{layer.name}_pre_activation")
-        super().__init__(dtype=layer.dtype_policy, **kwargs)
-        # Tracked (unlike a mirror's reference): the re-traced graph calls
-        # this instead of the layer, and must still list the layer's
-        # weights, which stay the classifier's own variables.
-        self._layer = layer
-
-    @property
-    def layer(self):
-        """The classifier layer whose pre-activation this computes."""
-        return self._layer
+        super().__init__(layer, **kwargs)
 
     def call(self, inputs):
         # The layers' own `call` minus the activation (Keras 3 BaseConv and
@@ -91,14 +117,3 @@ class PreActivation(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return self._layer.compute_output_shape(input_shape)
-
-    def get_config(self):
-        config = super().get_config()
-        config["layer"] = self._layer.name
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        raise NotImplementedError(
-            "PreActivation refers to a classifier layer and is rebuilt when "
-            "the classifier is re-traced; save the classifier instead.")

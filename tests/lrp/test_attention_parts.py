@@ -10,10 +10,8 @@ rules' factors as in the recomputation.
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from isnet_keras.backbones import vit_small
-from isnet_keras.losses import GWRPHeatmapLoss
 from isnet_keras.lrp import attention_parts
 from isnet_keras.lrp import keras_graph
 from isnet_keras.lrp import outputs
@@ -82,13 +80,8 @@ def _heatmaps_and_gradients(model, images, composite, reuse, monkeypatch):
     block = keras.Model(graph.input, found[id(graph.input)])
     masks = np.zeros((*images.shape[:3], 1))
     masks[:, :, : images.shape[2] // 2] = 1
-    with tf.GradientTape() as tape:
-        heatmaps = block(images)
-        loss = GWRPHeatmapLoss()(masks, heatmaps)
-    gradients = tape.gradient(loss, model.trainable_variables)
-    gradients = [tf.zeros_like(v) if g is None else g
-                 for v, g in zip(model.trainable_variables, gradients)]
-    return heatmaps.numpy(), gradients
+    return support.heatmap_loss_gradients(block, images, masks,
+                                          model.trainable_variables)
 
 
 @pytest.mark.parametrize("model_name", sorted(MODELS))

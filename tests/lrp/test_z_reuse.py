@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from isnet_keras.losses import GWRPHeatmapLoss
 from isnet_keras.lrp import keras_graph
 from isnet_keras.lrp import linear_maps
 from isnet_keras.lrp import mirrors
@@ -84,14 +83,8 @@ def _heatmaps_and_gradients(model, images, masks, training, reuse, spy,
                                 seed(outputs.start_of_logits(graph)))
     block = keras.Model(graph.input, found[id(graph.input)])
     spy.reused = spy.recomputed = 0
-    with tf.GradientTape() as tape:
-        heatmaps = block(images, training=training)
-        loss = GWRPHeatmapLoss()(masks, heatmaps)
-    gradients = tape.gradient(loss, model.trainable_variables)
-    # A bias that only enters stopped has no gradient, or a zero one.
-    gradients = [tf.zeros_like(v) if g is None else g
-                 for v, g in zip(model.trainable_variables, gradients)]
-    return heatmaps.numpy(), gradients
+    return support.heatmap_loss_gradients(block, images, masks,
+                                          model.trainable_variables, training)
 
 
 def _assert_same_gradients(model, actual, expected):
