@@ -137,6 +137,28 @@ def check_one_isnet_step(isnet, size, num_classes=3):
     return images
 
 
+def all_class_block(graph):
+    """The LRP block of an `LRPGraph` for every class's logit, as a
+    `keras.Model` from images to `(B, N, H, W, C)` heatmaps."""
+    from isnet_keras.lrp import outputs
+
+    seed = outputs.ClassLogitRelevance(graph.logits_layer, all_classes=True,
+                                       lrp_dtype=graph.lrp_dtype)
+    found = graph.propagate(graph.logits_call.output,
+                            seed(outputs.start_of_logits(graph)))
+    return keras.Model(graph.input, found[id(graph.input)])
+
+
+def assert_same_gradients(variables, actual, expected, atol=1e-10):
+    """Gradients equal to `atol` relative to the largest expected one (one
+    scale for all: some true gradients are zero and computed ones of
+    rounding size)."""
+    scale = max(np.abs(g.numpy()).max() for g in expected)
+    for variable, got, want in zip(variables, actual, expected):
+        np.testing.assert_allclose(got.numpy() / scale, want.numpy() / scale,
+                                   rtol=0, atol=atol, err_msg=variable.path)
+
+
 def heatmap_loss_gradients(block, images, masks, variables, training=None):
     """`block`'s heatmaps of `images` and the gradients of the GWRP heatmap
     loss on `masks` with respect to `variables` (a bias that only enters

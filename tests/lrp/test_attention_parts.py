@@ -14,7 +14,6 @@ import pytest
 from isnet_keras.backbones import vit_small
 from isnet_keras.lrp import attention_parts
 from isnet_keras.lrp import keras_graph
-from isnet_keras.lrp import outputs
 from isnet_keras.lrp.composites import Composite
 from isnet_keras.lrp.graph import LRPGraph
 from isnet_keras.lrp.relu_attention import ReLUAttention
@@ -70,14 +69,9 @@ def _heatmaps_and_gradients(model, images, composite, reuse, monkeypatch):
         if not reuse:
             patch.setattr(MultiHeadAttentionMirror, "forward_z",
                           lambda self, outputs, split: None)
-        graph = LRPGraph(model, composite=composite,
-                         mirrors={PatternMask: NoRelevanceMirror})
-        seed = outputs.ClassLogitRelevance(graph.logits_layer,
-                                           all_classes=True,
-                                           lrp_dtype=graph.lrp_dtype)
-        found = graph.propagate(graph.logits_call.output,
-                                seed(outputs.start_of_logits(graph)))
-    block = keras.Model(graph.input, found[id(graph.input)])
+        block = support.all_class_block(LRPGraph(
+            model, composite=composite,
+            mirrors={PatternMask: NoRelevanceMirror}))
     masks = np.zeros((*images.shape[:3], 1))
     masks[:, :, : images.shape[2] // 2] = 1
     return support.heatmap_loss_gradients(block, images, masks,
@@ -109,12 +103,8 @@ def test_reused_attention_parts_give_recomputed_heatmaps_and_gradients(
     assert np.abs(maps).max() > 0
     np.testing.assert_allclose(reused_maps, maps, rtol=1e-9,
                                atol=1e-12 * np.abs(maps).max())
-    scale = max(np.abs(g.numpy()).max() for g in grads)
-    for variable, reused, recomputed in zip(model.trainable_variables,
-                                            reused_grads, grads):
-        np.testing.assert_allclose(reused.numpy() / scale,
-                                   recomputed.numpy() / scale, rtol=0,
-                                   atol=1e-10, err_msg=variable.path)
+    support.assert_same_gradients(model.trainable_variables, reused_grads,
+                                  grads)
     attention_grads = [g for v, g in zip(model.trainable_variables, grads)
                        if "attention" in v.path and "kernel" in v.path]
     assert attention_grads and all(np.abs(g.numpy()).max() > 0

@@ -75,27 +75,11 @@ def _heatmaps_and_gradients(model, images, masks, training, reuse, spy,
                           lambda self, outputs, split: None)
             patch.setattr(mirrors._WeightedMirror, "forward_z",
                           lambda self, outputs, split: None)
-        graph = LRPGraph(model, first_layer_rule=first_layer_rule)
-        seed = outputs.ClassLogitRelevance(graph.logits_layer,
-                                           all_classes=True,
-                                           lrp_dtype=graph.lrp_dtype)
-        found = graph.propagate(graph.logits_call.output,
-                                seed(outputs.start_of_logits(graph)))
-    block = keras.Model(graph.input, found[id(graph.input)])
+        block = support.all_class_block(
+            LRPGraph(model, first_layer_rule=first_layer_rule))
     spy.reused = spy.recomputed = 0
     return support.heatmap_loss_gradients(block, images, masks,
                                           model.trainable_variables, training)
-
-
-def _assert_same_gradients(model, actual, expected):
-    # One scale for all: a conv bias before a batch norm in training mode
-    # has a true gradient of zero and computed ones of rounding size.
-    scale = max(np.abs(g.numpy()).max() for g in expected)
-    for variable, reused, recomputed in zip(model.trainable_variables,
-                                            actual, expected):
-        np.testing.assert_allclose(reused.numpy() / scale,
-                                   recomputed.numpy() / scale, rtol=0,
-                                   atol=1e-10, err_msg=variable.path)
 
 
 def _images_and_masks(shape, seed=0):
@@ -152,7 +136,8 @@ def test_z_reuse_gives_recomputed_heatmaps_and_gradients(
         first_layer_rule)
     assert (spy.reused, spy.recomputed) == (0, 5)
     np.testing.assert_allclose(reused_maps, maps, rtol=1e-10, atol=1e-13)
-    _assert_same_gradients(model, reused_grads, grads)
+    support.assert_same_gradients(model.trainable_variables, reused_grads,
+                                  grads)
     for name in ("kernel", "gamma"):
         live = [g for v, g in zip(model.trainable_variables, grads)
                 if name in v.path]
@@ -379,4 +364,5 @@ def test_division_at_the_window_maxima_gives_full_size_results(
             first_layer_rule)
     assert np.abs(maps).max() > 0
     np.testing.assert_allclose(fast_maps, maps, rtol=1e-10, atol=1e-13)
-    _assert_same_gradients(model, fast_grads, grads)
+    support.assert_same_gradients(model.trainable_variables, fast_grads,
+                                  grads)
