@@ -117,6 +117,22 @@ def test_masks_are_resized_by_the_any_foreground_rule():
     np.testing.assert_array_equal(resized, [[1, 1, 0], [1, 1, 1]])
 
 
+@pytest.mark.parametrize("size, target", [((64, 64), (16, 16)),
+                                          ((12, 8), (3, 8)),
+                                          ((6, 6), (6, 2))])
+def test_whole_block_resizing_equals_the_bin_rule(size, target):
+    # Sizes divisible by the target's take the blocks' maxima; the
+    # reference is the bin matrices' any-foreground rule, by hand.
+    rng = np.random.default_rng(0)
+    masks = (rng.uniform(size=(3, *size, 2)) > 0.93).astype(np.float32)
+    resized = losses.resize_masks(tf.constant(masks), *target).numpy()
+    rows = losses._bin_matrix(size[0], target[0], "float32").numpy()
+    cols = losses._bin_matrix(size[1], target[1], "float32").numpy()
+    expected = (np.einsum("ih,bhwc,jw->bijc", rows, masks, cols) > 0)
+    assert resized.shape == (3, *target, 2) and expected.any()
+    np.testing.assert_array_equal(resized, expected.astype(np.float32))
+
+
 def test_empty_foreground_images_are_excluded(maps_and_masks):
     maps, masks = maps_and_masks
     with_empty = masks.copy()
