@@ -240,6 +240,9 @@ class GlobalAveragePooling1DMirror(Mirror):
         return [relevance_lib.Factored(x, tf.broadcast_to(s / tokens, shape))]
 
 
+_MASK_ARGUMENTS = ("attention_mask", "query_mask", "value_mask", "key_mask")
+
+
 def attention_mask(layer, arguments, use_causal_mask=False):
     """The boolean `(B or 1, 1, T_q, T_k)` mask of an attention call (a
     heads axis added), or None when the call has none.
@@ -254,8 +257,7 @@ def attention_mask(layer, arguments, use_causal_mask=False):
     Returns:
         A boolean tensor, or None.
     """
-    names = ("attention_mask", "query_mask", "value_mask", "key_mask")
-    masks = {name: arguments.get(name) for name in names}
+    masks = {name: arguments.get(name) for name in _MASK_ARGUMENTS}
     if not use_causal_mask and all(m is None for m in masks.values()):
         return None
     # The layer's own logic, so that the mask is exactly the layer's.
@@ -392,7 +394,7 @@ class MultiHeadAttentionMirror(Mirror):
     """
 
     _TOKEN_INPUTS = ("query", "value", "key")
-    _MASKS = ("attention_mask", "query_mask", "value_mask", "key_mask")
+    _MASKS = _MASK_ARGUMENTS
 
     relevance_forms = (relevance_lib.TENSOR, relevance_lib.FACTORED)
     composite_options = ("attention_relevance", "bias_relevance")
